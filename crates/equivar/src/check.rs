@@ -1,0 +1,176 @@
+//! Measuring equivariance: apply every group element to the input, run the model, and compare
+//! each layer's output with the transformed output of the untransformed input. The error at
+//! layer `d` is that of the network up to `d` (the paper's `Phi_d`).
+
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use crate::error::Result;
+use crate::group::{Element, Group};
+use crate::nn::Net;
+
+/// Error of the network up to one layer, over all group elements.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LayerError {
+    pub name: String,
+    pub kind: String,
+    pub out_size: usize,
+    pub exact_by_plan: bool,
+    /// `max_g max |g.Phi(x) - Phi(g.x)|`.
+    pub max_abs_error: f64,
+    /// `max_g max |g.Phi(x) - Phi(g.x)| / max |Phi(x)|`.
+    pub rel_error: f64,
+}
+
+/// End-to-end error under one group element.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ElementError {
+    pub element: String,
+    pub max_abs_error: f64,
+    pub rel_error: f64,
+}
+
+/// The equivariance report of a model on one input.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EquivarianceReport {
+    pub model: String,
+    pub group: String,
+    pub input_size: usize,
+    pub exact_by_plan: bool,
+    /// End to end, over all group elements.
+    pub max_abs_error: f64,
+    pub max_rel_error: f64,
+    pub elements: Vec<ElementError>,
+    pub layers: Vec<LayerError>,
+}
+
+/// `(max |a - b|, max |a - b| / max(|a|, |b|))`, with `0 / 0 = 0`.
+pub fn max_errors(a: &Tensor<4>, b: &Tensor<4>) -> (f64, f64) {
+    let abs = (a.clone() - b.clone()).abs().max().into_scalar::<f64>();
+    let scale = a
+        .clone()
+        .abs()
+        .max()
+        .into_scalar::<f64>()
+        .max(b.clone().abs().max().into_scalar::<f64>());
+    let rel = if abs == 0.0 { 0.0 } else { abs / scale };
+    (abs, rel)
+}
+
+/// A readable name of a group element: `e`, `r1` (one rotation by 360/N degrees), `m` (the
+/// mirror), `r1m` (mirror, then rotation).
+pub fn element_name(e: Element) -> String {
+    match (e.rotation, e.reflected) {
+        (0, false) => "e".to_string(),
+        (0, true) => "m".to_string(),
+        (a, false) => format!("r{a}"),
+        (a, true) => format!("r{a}m"),
+    }
+}
+
+/// Measures the equivariance of `net` on input `x` under every element of its group.
+pub fn equivariance_report(net: &Net, x: Tensor<4>) -> Result<EquivarianceReport> {
+    let plan = &net.plan;
+    let group: Group = net.spec.group();
+    let reference = net.forward_layers(x.clone())?;
+    let mut layers: Vec<LayerError> = plan
+        .layers
+        .iter()
+        .map(|l| LayerError {
+            name: l.name.clone(),
+            kind: l.kind.clone(),
+            out_size: l.out_size,
+            exact_by_plan: l.exact,
+            max_abs_error: 0.0,
+            rel_error: 0.0,
+        })
+        .collect();
+    let mut elements = Vec::new();
+    for g in group.elements().filter(|&g| g != group.identity()) {
+        let moved = net.forward_layers(plan.input_type.act(g, x.clone())?)?;
+        let mut last = (0.0, 0.0);
+        for ((layer, out), (plan_layer, moved_out)) in layers
+            .iter_mut()
+            .zip(&reference)
+            .zip(plan.layers.iter().zip(&moved))
+        {
+            let expected = plan_layer.out_type.act(g, out.clone())?;
+            last = max_errors(&expected, moved_out);
+            layer.max_abs_error = layer.max_abs_error.max(last.0);
+            layer.rel_error = layer.rel_error.max(last.1);
+        }
+        elements.push(ElementError {
+            element: element_name(g),
+            max_abs_error: last.0,
+            rel_error: last.1,
+        });
+    }
+    Ok(EquivarianceReport {
+        model: plan.model.clone(),
+        group: group.to_string(),
+        input_size: plan.input_size,
+        exact_by_plan: plan.exact,
+        max_abs_error: elements.iter().map(|e| e.max_abs_error).fold(0.0, f64::max),
+        max_rel_error: elements.iter().map(|e| e.rel_error).fold(0.0, f64::max),
+        elements,
+        layers,
+    })
+}
+
+/// Asserts that `net` is equivariant on `x` to relative error `tol`, at every layer and
+/// under every group element; the panic message shows the report.
+pub fn assert_equivariant(net: &Net, x: Tensor<4>, tol: f64) {
+    let report = equivariance_report(net, x).unwrap_or_else(|e| panic!("{e}"));
+    let worst = report
+        .layers
+        .iter()
+        .map(|l| l.rel_error)
+        .fold(0.0, f64::max);
+    assert!(
+        worst <= tol,
+        "model `{}` is not equivariant to relative error {tol:e}:\n{report}",
+        report.model
+    );
+}
+
+impl fmt::Display for EquivarianceReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "equivariance of `{}` under {} at {}x{} (exact by plan: {})",
+            self.model,
+            self.group,
+            self.input_size,
+            self.input_size,
+            if self.exact_by_plan { "yes" } else { "no" }
+        )?;
+        writeln!(
+            f,
+            "  {:<18} {:<16} {:>5} {:>6} {:>12} {:>12}",
+            "layer", "kind", "size", "exact", "max abs err", "rel err"
+        )?;
+        for l in &self.layers {
+            writeln!(
+                f,
+                "  {:<18} {:<16} {:>5} {:>6} {:>12.3e} {:>12.3e}",
+                l.name,
+                l.kind,
+                l.out_size,
+                if l.exact_by_plan { "yes" } else { "NO" },
+                l.max_abs_error,
+                l.rel_error
+            )?;
+        }
+        write!(f, "  end to end, per element:")?;
+        for e in &self.elements {
+            write!(f, " {}={:.2e}", e.element, e.rel_error)?;
+        }
+        writeln!(f)?;
+        write!(
+            f,
+            "  end to end: max abs error {:.3e}, max rel error {:.3e}",
+            self.max_abs_error, self.max_rel_error
+        )
+    }
+}

@@ -1,0 +1,79 @@
+//! One error type for the library: every variant names the problem and how to fix it.
+
+use thiserror::Error;
+
+/// Errors from building, planning, checking or running equivar models.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum EquivarError {
+    #[error("unknown group `{0}`: use C<N> or D<N> (N >= 1), or the G-CNN names z2, p4, p4m")]
+    UnknownGroup(String),
+
+    #[error(
+        "group {group} does not act exactly on the square pixel grid: its rotations are by \
+         360/{n} degrees, and only multiples of 90 degrees map pixels to pixels; use C1, C2, C4, \
+         D1, D2 or D4"
+    )]
+    GroupNotOnGrid { group: String, n: usize },
+
+    #[error(
+        "layer `{layer}` expects {expected} input, but the previous layer gives {found}; {fix}"
+    )]
+    FieldTypeMismatch {
+        layer: String,
+        expected: String,
+        found: String,
+        fix: String,
+    },
+
+    #[error("invalid layer `{layer}`: {reason}")]
+    InvalidLayer { layer: String, reason: String },
+
+    #[error(
+        "input size {input_size} is too small: layer `{layer}` sees {in_size}x{in_size} pixels, \
+         but its window (kernel {kernel}, dilation {dilation}, padding {padding}) spans \
+         {span} pixels; use an input of at least {min_input} pixels"
+    )]
+    InputTooSmall {
+        input_size: usize,
+        layer: String,
+        in_size: usize,
+        kernel: usize,
+        dilation: usize,
+        padding: usize,
+        span: usize,
+        min_input: usize,
+    },
+
+    #[error(
+        "layer `{layer}` is not exactly equivariant at input size {input_size}: it sees \
+         {in_size}x{in_size} pixels and (n + 2p - d(k-1) - 1) mod s = ({in_size} + 2*{padding} - \
+         {dilation}*({kernel}-1) - 1) mod {stride} = {remainder}, not 0, so its sampling grid is \
+         not symmetric about the image centre. Nearest exactly equivariant input sizes: {nearest}. \
+         To build it anyway (e.g. to study approximate equivariance), allow approximate models."
+    )]
+    NotExact {
+        input_size: usize,
+        layer: String,
+        in_size: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+        remainder: usize,
+        nearest: String,
+    },
+
+    #[error("{context}: expected input of shape {expected}, got {found:?}; {fix}")]
+    InputShape {
+        context: String,
+        expected: String,
+        found: Vec<usize>,
+        fix: String,
+    },
+
+    #[error("unknown model `{name}`; known models: {known}")]
+    UnknownModel { name: String, known: String },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = EquivarError> = std::result::Result<T, E>;

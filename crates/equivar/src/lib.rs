@@ -1,0 +1,34 @@
+//! # equivar: equivariance you can see, prove and measure
+//!
+//! Group-equivariant CNNs on burn. Layers are equivariant by construction; a static
+//! [`plan::Plan`] says, before any tensor exists, whether a model is *exactly* equivariant
+//! at a given input size (a stride-2 layer whose sampling grid is off centre silently breaks
+//! it); [`check`] measures the error per layer; [`Net::export`](nn::Net::export) gives plain
+//! burn layers with identical outputs.
+//!
+//! Layers, lowest first: [`group`] (C_N, D_N) -> [`space`] (pixel grid actions, windows) ->
+//! [`kernels`] (filter expansion maps) -> [`field`] (feature types) -> [`spec`] / [`plan`]
+//! (model descriptions and their static plan) -> [`nn`] (burn modules) -> [`check`],
+//! [`export`], [`models`].
+//!
+//! ```no_run
+//! use equivar::{models, plan::Exactness};
+//! let device = burn::tensor::Device::flex();
+//! let spec = models::spec("abusing-p4").unwrap();
+//! assert!(spec.init(27, Exactness::Require, &device).is_err()); // names the pool, suggests 26/28
+//! let net = spec.init(28, Exactness::Require, &device).unwrap();
+//! ```
+
+pub mod check;
+pub mod error;
+pub mod export;
+pub mod field;
+pub mod group;
+pub mod kernels;
+pub mod models;
+pub mod nn;
+pub mod plan;
+pub mod space;
+pub mod spec;
+
+pub use error::{EquivarError, Result};

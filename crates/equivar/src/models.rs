@@ -1,0 +1,110 @@
+//! Reference architectures from the papers, by name.
+
+use crate::error::{EquivarError, Result};
+use crate::field::FieldType;
+use crate::group::Group;
+use crate::space::Window;
+use crate::spec::{NetSpec, Reduce};
+
+/// A named reference model.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    build: fn() -> NetSpec,
+}
+
+impl ModelInfo {
+    pub fn spec(&self) -> NetSpec {
+        (self.build)()
+    }
+}
+
+/// Every reference model.
+pub const MODELS: &[ModelInfo] = &[
+    ModelInfo {
+        name: "abusing-p4",
+        summary: "MNIST P4 G-CNN of Using and Abusing Equivariance (Edixhoven et al. 2023): \
+                  10 regular C4 fields, exact at 28, approximate at 27 and 29",
+        build: || abusing("abusing-p4", Group::cyclic(4), 10),
+    },
+    ModelInfo {
+        name: "abusing-p4m",
+        summary: "the same network over D4 (rotations and mirrors), 10 regular fields",
+        build: || abusing("abusing-p4m", Group::dihedral(4), 10),
+    },
+    ModelInfo {
+        name: "abusing-z2",
+        summary: "its Z2 baseline: the same network with plain convolutions (group C1), \
+                  20 channels to match the P4 parameter count",
+        build: || abusing("abusing-z2", Group::trivial(), 20),
+    },
+    ModelInfo {
+        name: "cohen-p4cnn",
+        summary: "P4CNN of Cohen & Welling 2016 for MNIST-rot: 7 p4 layers of 10 fields, no \
+                  padding, 2x2 max pool after layer 2, 4x4 top layer, rotation max pool",
+        build: || cohen("cohen-p4cnn", Group::cyclic(4), 10),
+    },
+    ModelInfo {
+        name: "cohen-z2cnn",
+        summary: "Z2CNN of Cohen & Welling 2016: the same network with plain convolutions and \
+                  20 channels",
+        build: || cohen("cohen-z2cnn", Group::trivial(), 20),
+    },
+];
+
+/// The spec of the reference model `name`.
+pub fn spec(name: &str) -> Result<NetSpec> {
+    MODELS
+        .iter()
+        .find(|m| m.name == name)
+        .map(ModelInfo::spec)
+        .ok_or_else(|| EquivarError::UnknownModel {
+            name: name.to_string(),
+            known: MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+        })
+}
+
+/// The MNIST network of "Using and Abusing Equivariance" (DESIGN.md 2.1): lifting conv and
+/// group conv (3x3, p1) + BN + ReLU, a 2x2/2 max pool, four more 3x3 p1 group convs, a 4x4 p0
+/// group conv, global average over space, max over the group, Linear(fields -> 10).
+/// At 28: 28 -> 14 -> 11, exact; at 27 or 29 the pool's grid is off centre.
+///
+/// Parameters (abusing-p4): 24,810. The authors' code reports 24,990: its first layer takes
+/// 3 input channels (MNIST replicated to RGB), adding 2 * 10 * 3 * 3 = 180 weights.
+pub fn abusing(name: &str, group: Group, fields: usize) -> NetSpec {
+    let conv3 = Window::new(3).padding(1);
+    let mut spec = NetSpec::new(name, FieldType::trivial(group, 1))
+        .lifting_conv(fields, conv3)
+        .batch_norm()
+        .relu()
+        .group_conv(fields, conv3)
+        .batch_norm()
+        .relu()
+        .max_pool(Window::new(2).stride(2));
+    for _ in 0..4 {
+        spec = spec.group_conv(fields, conv3).batch_norm().relu();
+    }
+    spec.group_conv(fields, Window::new(4))
+        .batch_norm()
+        .relu()
+        .global_avg_pool()
+        .group_pool(Reduce::Max)
+        .linear(10)
+}
+
+/// P4CNN / Z2CNN of Cohen & Welling 2016 (DESIGN.md 2.2) for 28x28 MNIST-rot: 3x3 valid convs
+/// with BN, ReLU and field dropout 0.3, a 2x2 max pool after layer 2, a 4x4 top layer with
+/// 10 output fields (one per class), then max over the group: 28 -> 26 -> 24 -> 12 -> 10 ->
+/// 8 -> 6 -> 4 -> 1.
+pub fn cohen(name: &str, group: Group, fields: usize) -> NetSpec {
+    let conv3 = Window::new(3);
+    let block = |spec: NetSpec| spec.batch_norm().relu().field_dropout(0.3);
+    let mut spec =
+        block(NetSpec::new(name, FieldType::trivial(group, 1)).lifting_conv(fields, conv3));
+    spec = block(spec.group_conv(fields, conv3)).max_pool(Window::new(2).stride(2));
+    for _ in 0..4 {
+        spec = block(spec.group_conv(fields, conv3));
+    }
+    spec.group_conv(10, Window::new(4)).group_pool(Reduce::Max)
+}

@@ -1,0 +1,33 @@
+//! burn Modules built on the group, space and kernels layers. Every module works on any burn
+//! backend, with autodiff, on the feature layout documented in [`crate::field`].
+
+mod conv;
+mod layer;
+mod net;
+mod norm;
+mod pointwise;
+mod pool;
+
+pub use conv::{GroupConv2d, LiftingConv2d};
+pub use layer::Layer;
+pub use net::Net;
+pub use norm::EquivariantBatchNorm;
+pub(crate) use pointwise::linear_on_pooled;
+pub use pointwise::{FieldDropout, InvariantLinear, Pointwise};
+pub(crate) use pool::group_reduce;
+pub use pool::{GlobalAvgPool, GroupPool, SpatialAvgPool, SpatialMaxPool};
+
+use burn::tensor::Tensor;
+
+/// Panics with a message naming the layer, the expected and the found channel count, when a
+/// layer is fed a tensor of the wrong type. (Whole models validate before the first layer and
+/// return an error instead; see [`Net::try_forward`].)
+fn check_channels(layer: &str, expected: usize, x: &Tensor<4>) {
+    let dims = x.dims();
+    assert!(
+        dims[1] == expected,
+        "layer `{layer}`: input has {} channels (shape {dims:?}), expected {expected}; \
+         feature maps are [batch, fields * field_size, height, width]",
+        dims[1]
+    );
+}

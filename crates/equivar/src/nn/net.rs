@@ -1,0 +1,129 @@
+//! A sequential equivariant model, built from a [`NetSpec`] at one planned input size.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
+
+use super::Layer;
+use crate::error::{EquivarError, Result};
+use crate::plan::{Exactness, Plan};
+use crate::spec::NetSpec;
+
+/// A model made of equivar layers, with its spec and its plan at the input size it was built
+/// for. Built only if every layer is exactly equivariant at that size, unless approximate
+/// models were explicitly allowed.
+#[derive(Module, Debug)]
+pub struct Net {
+    pub layers: Vec<Layer>,
+    #[module(skip)]
+    pub spec: NetSpec,
+    #[module(skip)]
+    pub plan: Plan,
+}
+
+impl NetSpec {
+    /// Plans the model at `input_size`, checks exactness and initialises it on `device`.
+    pub fn init(&self, input_size: usize, exactness: Exactness, device: &Device) -> Result<Net> {
+        let plan = Plan::new(self, input_size)?;
+        plan.require(exactness)?;
+        let layers = self
+            .layers
+            .iter()
+            .zip(&plan.layers)
+            .map(|(spec, plan)| Layer::new(spec, plan, device))
+            .collect::<Result<_>>()?;
+        Ok(Net {
+            layers,
+            spec: self.clone(),
+            plan,
+        })
+    }
+}
+
+/// Forces burn's lazily initialised parameters, so that construction timings include them.
+struct Materialize;
+
+impl ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
+impl Net {
+    /// Initialises every parameter now instead of at first use.
+    pub fn materialize_params(self) -> Self {
+        self.visit(&mut Materialize);
+        self
+    }
+
+    /// Trainable parameters (as PyTorch counts them): burn's `num_params` also counts batch
+    /// norm running statistics.
+    pub fn trainable_params(&self) -> usize {
+        let running_stats: usize = self
+            .layers
+            .iter()
+            .map(|layer| match layer {
+                Layer::BatchNorm(bn) => 2 * bn.field_type.fields,
+                _ => 0,
+            })
+            .sum();
+        self.num_params() - running_stats
+    }
+
+    /// Checks that `x` is `[batch, channels, n, n]` for this model's input type and size.
+    pub fn check_input(&self, x: &Tensor<4>) -> Result<()> {
+        let dims = x.dims();
+        let channels = self.plan.input_type.channels();
+        let n = self.plan.input_size;
+        if dims[1] != channels || dims[2] != n || dims[3] != n || dims[0] == 0 {
+            return Err(EquivarError::InputShape {
+                context: format!("model `{}`", self.plan.model),
+                expected: format!("[batch >= 1, {channels}, {n}, {n}]"),
+                found: dims.to_vec(),
+                fix: format!(
+                    "the model was planned for {n}x{n} inputs of type {}; resize the input or \
+                     build the model for its size (the plan's exactness depends on it)",
+                    self.plan.input_type
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs the model, after checking the input's shape.
+    pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<4>> {
+        self.check_input(&x)?;
+        Ok(self.layers.iter().fold(x, |x, layer| layer.forward(x)))
+    }
+
+    /// Runs the model; panics with [`Net::try_forward`]'s error message on a bad input shape.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The output of every layer, in order.
+    pub fn forward_layers(&self, x: Tensor<4>) -> Result<Vec<Tensor<4>>> {
+        self.check_input(&x)?;
+        let mut outputs = Vec::with_capacity(self.layers.len());
+        let mut x = x;
+        for layer in &self.layers {
+            x = layer.forward(x);
+            outputs.push(x.clone());
+        }
+        Ok(outputs)
+    }
+
+    /// Class scores `[batch, classes]` of a classifier whose output is `1 x 1`.
+    pub fn logits(&self, x: Tensor<4>) -> Result<Tensor<2>> {
+        let y = self.try_forward(x)?;
+        let [b, c, h, w] = y.dims();
+        if h * w != 1 {
+            return Err(EquivarError::InputShape {
+                context: format!("logits of model `{}`", self.plan.model),
+                expected: "a 1x1 output".to_string(),
+                found: y.dims().to_vec(),
+                fix: "end the model with a global pool (and a linear head)".to_string(),
+            });
+        }
+        Ok(y.reshape([b, c]))
+    }
+}

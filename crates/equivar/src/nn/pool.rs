@@ -1,0 +1,110 @@
+//! Pooling over space (channel by channel, so it commutes with the group exactly when its
+//! sampling grid is symmetric) and over the group axis (giving invariant fields).
+
+use burn::module::Module;
+use burn::tensor::Tensor;
+use burn::tensor::module::{avg_pool2d, max_pool2d};
+use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
+
+use super::check_channels;
+use crate::field::FieldType;
+use crate::space::Window;
+use crate::spec::Reduce;
+
+/// Spatial max pooling with any kernel, stride, padding (at most half the kernel) and dilation.
+#[derive(Module, Debug)]
+pub struct SpatialMaxPool {
+    #[module(skip)]
+    pub name: String,
+    #[module(skip)]
+    pub window: Window,
+    #[module(skip)]
+    pub field_type: FieldType,
+}
+
+impl SpatialMaxPool {
+    pub fn options(&self) -> MaxPoolOptions<2> {
+        let w = self.window;
+        MaxPoolOptions::new([w.kernel, w.kernel])
+            .with_stride([w.stride, w.stride])
+            .with_padding([w.padding, w.padding])
+            .with_dilation([w.dilation, w.dilation])
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        check_channels(&self.name, self.field_type.channels(), &x);
+        max_pool2d(x, self.options())
+    }
+}
+
+/// Spatial average pooling; zero padding counts in the average (PyTorch's default).
+#[derive(Module, Debug)]
+pub struct SpatialAvgPool {
+    #[module(skip)]
+    pub name: String,
+    #[module(skip)]
+    pub window: Window,
+    #[module(skip)]
+    pub field_type: FieldType,
+}
+
+impl SpatialAvgPool {
+    pub fn options(&self) -> AvgPoolOptions<2> {
+        let w = self.window;
+        AvgPoolOptions::new([w.kernel, w.kernel])
+            .with_stride([w.stride, w.stride])
+            .with_padding([w.padding, w.padding])
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        check_channels(&self.name, self.field_type.channels(), &x);
+        avg_pool2d(x, self.options())
+    }
+}
+
+/// Mean over all pixels: `[b, c, h, w] -> [b, c, 1, 1]`; invariant to any permutation of pixels.
+#[derive(Module, Debug)]
+pub struct GlobalAvgPool {
+    #[module(skip)]
+    pub name: String,
+    #[module(skip)]
+    pub field_type: FieldType,
+}
+
+impl GlobalAvgPool {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        check_channels(&self.name, self.field_type.channels(), &x);
+        x.mean_dim(3).mean_dim(2)
+    }
+}
+
+/// Max or mean over the group axis of each regular field: `F` regular fields in, `F` trivial
+/// (invariant) fields out, since the group only permutes the axis being reduced.
+#[derive(Module, Debug)]
+pub struct GroupPool {
+    #[module(skip)]
+    pub name: String,
+    #[module(skip)]
+    pub reduce: Reduce,
+    #[module(skip)]
+    pub field_type: FieldType,
+}
+
+impl GroupPool {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        check_channels(&self.name, self.field_type.channels(), &x);
+        group_reduce(x, self.field_type.group.order(), self.reduce)
+    }
+}
+
+/// Reduces `[b, fields * order, h, w]` over the `order` axis. Shared with the exported model.
+pub(crate) fn group_reduce(x: Tensor<4>, order: usize, reduce: Reduce) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let fields = c / order;
+    let grouped = x.reshape([b, fields, order, h, w]);
+    let reduced = match reduce {
+        Reduce::Max => grouped.max_dim(2),
+        Reduce::Mean => grouped.mean_dim(2),
+    };
+    reduced.reshape([b, fields, h, w])
+}

@@ -1,0 +1,345 @@
+//! The static shape-and-exactness plan: for a model and an input size, each layer's sizes in
+//! and out, its field types, and whether it is exactly equivariant at the size it sees
+//! (DESIGN.md 2.1: `(n + 2p - d(k-1) - 1) mod s == 0`). Computed from the spec alone, before
+//! any tensor exists, so a model that would silently lose exactness is refused up front.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EquivarError, Result};
+use crate::field::{FieldType, Repr};
+use crate::space::Window;
+use crate::spec::{LayerKind, LayerSpec, NetSpec};
+
+/// Whether building a model requires exact equivariance at its input size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Exactness {
+    /// Refuse sizes at which some layer breaks equivariance (the default).
+    #[default]
+    Require,
+    /// Build anyway: for studying approximately equivariant models.
+    AllowApproximate,
+}
+
+/// One layer of a [`Plan`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerPlan {
+    pub name: String,
+    pub kind: String,
+    pub in_type: FieldType,
+    pub out_type: FieldType,
+    pub in_size: usize,
+    pub out_size: usize,
+    /// The sliding window, for convs and pools.
+    pub window: Option<Window>,
+    /// `(n + 2p - d(k-1) - 1) mod s` at this layer's input size; 0 means exact.
+    pub remainder: Option<usize>,
+    pub exact: bool,
+}
+
+/// The plan of a whole model at one input size.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub model: String,
+    pub group: String,
+    pub input_size: usize,
+    pub input_type: FieldType,
+    pub output_type: FieldType,
+    pub output_size: usize,
+    /// Every layer is exactly equivariant at this input size.
+    pub exact: bool,
+    /// The nearest input sizes below and above `input_size` at which the whole model is exact.
+    pub nearest_exact_sizes: Vec<usize>,
+    pub layers: Vec<LayerPlan>,
+}
+
+impl Plan {
+    /// Plans `spec` at an `input_size x input_size` input.
+    pub fn new(spec: &NetSpec, input_size: usize) -> Result<Plan> {
+        let layers = plan_layers(spec, input_size).map_err(|e| with_min_input(spec, e))?;
+        let exact = layers.iter().all(|l| l.exact);
+        let last = layers.last();
+        Ok(Plan {
+            model: spec.name.clone(),
+            group: spec.group().to_string(),
+            input_size,
+            input_type: spec.input,
+            output_type: last.map_or(spec.input, |l| l.out_type),
+            output_size: last.map_or(input_size, |l| l.out_size),
+            exact,
+            nearest_exact_sizes: nearest_exact_sizes(spec, input_size),
+            layers,
+        })
+    }
+
+    /// The first layer that is not exact, if any.
+    pub fn first_inexact(&self) -> Option<&LayerPlan> {
+        self.layers.iter().find(|l| !l.exact)
+    }
+
+    /// `Ok` if exact or if approximation is allowed; otherwise the error naming the first
+    /// offending layer, its remainder and the nearest exact input sizes.
+    pub fn require(&self, exactness: Exactness) -> Result<()> {
+        match (exactness, self.first_inexact()) {
+            (Exactness::AllowApproximate, _) | (_, None) => Ok(()),
+            (Exactness::Require, Some(layer)) => {
+                let w = layer.window.expect("only windowed layers can be inexact");
+                Err(EquivarError::NotExact {
+                    input_size: self.input_size,
+                    layer: layer.name.clone(),
+                    in_size: layer.in_size,
+                    kernel: w.kernel,
+                    stride: w.stride,
+                    padding: w.padding,
+                    dilation: w.dilation,
+                    remainder: layer.remainder.unwrap_or(0),
+                    nearest: describe_sizes(&self.nearest_exact_sizes),
+                })
+            }
+        }
+    }
+}
+
+fn describe_sizes(sizes: &[usize]) -> String {
+    if sizes.is_empty() {
+        "none found".to_string()
+    } else {
+        sizes
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
+}
+
+/// Plans each layer, validating field types and window parameters.
+fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
+    let group = spec.group();
+    if !group.acts_on_pixel_grid() {
+        return Err(EquivarError::GroupNotOnGrid {
+            group: group.to_string(),
+            n: group.rotations(),
+        });
+    }
+    let mut ty = spec.input;
+    let mut size = input_size;
+    let mut out = Vec::with_capacity(spec.layers.len());
+    for layer in &spec.layers {
+        let (out_type, out_size, remainder) = plan_layer(layer, ty, size, input_size)?;
+        out.push(LayerPlan {
+            name: layer.name.clone(),
+            kind: layer.kind.label().to_string(),
+            in_type: ty,
+            out_type,
+            in_size: size,
+            out_size,
+            window: layer.kind.window(),
+            remainder,
+            exact: remainder.unwrap_or(0) == 0,
+        });
+        ty = out_type;
+        size = out_size;
+    }
+    Ok(out)
+}
+
+fn invalid(layer: &LayerSpec, reason: impl Into<String>) -> EquivarError {
+    EquivarError::InvalidLayer {
+        layer: layer.name.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn expect_repr(layer: &LayerSpec, ty: FieldType, repr: Repr, fix: &str) -> Result<()> {
+    if ty.repr == repr {
+        return Ok(());
+    }
+    let expected = match repr {
+        Repr::Trivial => "trivial (invariant) fields",
+        Repr::Regular => "regular fields",
+    };
+    Err(EquivarError::FieldTypeMismatch {
+        layer: layer.name.clone(),
+        expected: expected.to_string(),
+        found: ty.to_string(),
+        fix: fix.to_string(),
+    })
+}
+
+/// Output type, output size and (for windowed layers) the exactness remainder of one layer.
+fn plan_layer(
+    layer: &LayerSpec,
+    ty: FieldType,
+    size: usize,
+    input_size: usize,
+) -> Result<(FieldType, usize, Option<usize>)> {
+    let windowed = |window: Window, out_type: FieldType| -> Result<_> {
+        window.validate().map_err(|r| invalid(layer, r))?;
+        let out_size = window.out_size(size).ok_or(EquivarError::InputTooSmall {
+            input_size,
+            layer: layer.name.clone(),
+            in_size: size,
+            kernel: window.kernel,
+            dilation: window.dilation,
+            padding: window.padding,
+            span: window.span(),
+            min_input: 0, // filled in by `with_min_input`
+        })?;
+        Ok((out_type, out_size, Some(window.remainder(size))))
+    };
+    let pool_padding = |window: Window| -> Result<()> {
+        if 2 * window.padding > window.kernel {
+            return Err(invalid(
+                layer,
+                format!(
+                    "pool padding {} exceeds half the kernel {}: some windows would see only \
+                     padding; use padding <= kernel / 2",
+                    window.padding, window.kernel
+                ),
+            ));
+        }
+        Ok(())
+    };
+    match &layer.kind {
+        LayerKind::LiftingConv {
+            out_fields, window, ..
+        } => {
+            expect_repr(
+                layer,
+                ty,
+                Repr::Trivial,
+                "a lifting conv starts a G-CNN; after it use a group conv",
+            )?;
+            if *out_fields == 0 {
+                return Err(invalid(layer, "out_fields must be at least 1"));
+            }
+            windowed(*window, FieldType::regular(ty.group, *out_fields))
+        }
+        LayerKind::GroupConv {
+            out_fields, window, ..
+        } => {
+            expect_repr(
+                layer,
+                ty,
+                Repr::Regular,
+                "put a lifting conv before the first group conv",
+            )?;
+            if *out_fields == 0 {
+                return Err(invalid(layer, "out_fields must be at least 1"));
+            }
+            windowed(*window, FieldType::regular(ty.group, *out_fields))
+        }
+        LayerKind::MaxPool { window } => {
+            pool_padding(*window)?;
+            windowed(*window, ty)
+        }
+        LayerKind::AvgPool { window } => {
+            pool_padding(*window)?;
+            if window.dilation != 1 {
+                return Err(invalid(
+                    layer,
+                    "average pooling has no dilation; use dilation 1",
+                ));
+            }
+            windowed(*window, ty)
+        }
+        LayerKind::GlobalAvgPool => Ok((ty, 1, None)),
+        LayerKind::GroupPool { .. } => {
+            expect_repr(
+                layer,
+                ty,
+                Repr::Regular,
+                "group pooling reduces regular fields; its input is already invariant",
+            )?;
+            Ok((FieldType::trivial(ty.group, ty.fields), size, None))
+        }
+        LayerKind::BatchNorm { epsilon, momentum } => {
+            if !(epsilon.is_finite() && *epsilon > 0.0) || !(0.0..=1.0).contains(momentum) {
+                return Err(invalid(
+                    layer,
+                    "batch norm needs epsilon > 0 and momentum in [0, 1]",
+                ));
+            }
+            Ok((ty, size, None))
+        }
+        LayerKind::Activation { .. } => Ok((ty, size, None)),
+        LayerKind::FieldDropout { p } => {
+            if !(0.0..1.0).contains(p) {
+                return Err(invalid(
+                    layer,
+                    format!("dropout probability {p} is not in [0, 1)"),
+                ));
+            }
+            Ok((ty, size, None))
+        }
+        LayerKind::Linear { out_features, .. } => {
+            expect_repr(
+                layer,
+                ty,
+                Repr::Trivial,
+                "a linear head needs invariant features: add a group pool before it",
+            )?;
+            if size != 1 {
+                return Err(EquivarError::FieldTypeMismatch {
+                    layer: layer.name.clone(),
+                    expected: "1x1 features".to_string(),
+                    found: format!("{size}x{size} features"),
+                    fix: "add a global average pool before the linear head".to_string(),
+                });
+            }
+            if *out_features == 0 {
+                return Err(invalid(layer, "out_features must be at least 1"));
+            }
+            Ok((FieldType::trivial(ty.group, *out_features), 1, None))
+        }
+    }
+}
+
+/// Completes an `InputTooSmall` error with the smallest input size the model accepts.
+fn with_min_input(spec: &NetSpec, error: EquivarError) -> EquivarError {
+    match error {
+        EquivarError::InputTooSmall {
+            input_size,
+            layer,
+            in_size,
+            kernel,
+            dilation,
+            padding,
+            span,
+            ..
+        } => {
+            let min_input = (input_size + 1..input_size.saturating_mul(64).max(4096))
+                .find(|&n| plan_layers(spec, n).is_ok())
+                .unwrap_or(0);
+            EquivarError::InputTooSmall {
+                input_size,
+                layer,
+                in_size,
+                kernel,
+                dilation,
+                padding,
+                span,
+                min_input,
+            }
+        }
+        other => other,
+    }
+}
+
+fn exact_at(spec: &NetSpec, n: usize) -> bool {
+    plan_layers(spec, n).is_ok_and(|layers| layers.iter().all(|l| l.exact))
+}
+
+/// The nearest exact input sizes below and above `n` (each if one exists). Exactness repeats
+/// with period at most the product of the strides, which bounds the upward search.
+fn nearest_exact_sizes(spec: &NetSpec, n: usize) -> Vec<usize> {
+    let period: usize = spec
+        .layers
+        .iter()
+        .filter_map(|l| l.kind.window())
+        .map(|w| w.stride.max(1))
+        .fold(1usize, |acc, s| acc.saturating_mul(s))
+        .min(1 << 16);
+    let below = (1..n).rev().find(|&m| exact_at(spec, m));
+    let above = (n + 1..=n + 2 * period + 8).find(|&m| exact_at(spec, m));
+    below.into_iter().chain(above).collect()
+}

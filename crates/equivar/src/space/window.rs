@@ -1,0 +1,97 @@
+//! The sampling window of a convolution or pooling layer, and the exactness condition of
+//! "Using and Abusing Equivariance" (Edixhoven, Lengyel, van Gemert 2023).
+
+use serde::{Deserialize, Serialize};
+
+/// Kernel, stride, symmetric padding and dilation of a sliding window (square).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+}
+
+impl Window {
+    /// A `kernel x kernel` window with stride 1, no padding, no dilation.
+    pub fn new(kernel: usize) -> Self {
+        Window {
+            kernel,
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+        }
+    }
+
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.stride = stride;
+        self
+    }
+
+    pub fn padding(mut self, padding: usize) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    pub fn dilation(mut self, dilation: usize) -> Self {
+        self.dilation = dilation;
+        self
+    }
+
+    /// Pixels covered by one window: `d(k-1) + 1`.
+    pub fn span(&self) -> usize {
+        self.dilation * (self.kernel - 1) + 1
+    }
+
+    /// Output size for an `n x n` input, `(n + 2p - d(k-1) - 1)/s + 1`, or `None` when the
+    /// window does not fit.
+    pub fn out_size(&self, n: usize) -> Option<usize> {
+        (n + 2 * self.padding)
+            .checked_sub(self.span())
+            .map(|free| free / self.stride + 1)
+    }
+
+    /// `(n + 2p - d(k-1) - 1) mod s`: zero iff the sampling grid touches both borders, i.e. is
+    /// symmetric about the image centre, which is when the layer commutes exactly with 90-degree
+    /// rotations and mirrors. Meaningful only when the window fits.
+    pub fn remainder(&self, n: usize) -> usize {
+        (n + 2 * self.padding).saturating_sub(self.span()) % self.stride
+    }
+
+    /// Whether the layer is exactly equivariant at input size `n` (stride 1 always is).
+    pub fn is_exact(&self, n: usize) -> bool {
+        self.remainder(n) == 0
+    }
+
+    /// Checks the parameters are usable: positive kernel, stride and dilation.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.kernel == 0 || self.stride == 0 || self.dilation == 0 {
+            return Err(format!(
+                "kernel ({}), stride ({}) and dilation ({}) must all be at least 1",
+                self.kernel, self.stride, self.dilation
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_examples() {
+        // The MNIST net's 2x2/2 max pool: 28 exact, 27 and 29 not.
+        let pool = Window::new(2).stride(2);
+        assert!(pool.is_exact(28));
+        assert!(!pool.is_exact(27));
+        assert!(!pool.is_exact(29));
+        assert_eq!(pool.out_size(28), Some(14));
+        // final 4x4 conv: 14 -> 11
+        assert_eq!(Window::new(4).out_size(14), Some(11));
+        // a 3x3/2 p1 conv needs odd sizes
+        let conv = Window::new(3).stride(2).padding(1);
+        assert!(conv.is_exact(33) && !conv.is_exact(32));
+        assert_eq!(Window::new(5).dilation(2).out_size(8), None);
+    }
+}

@@ -1,0 +1,152 @@
+//! The reference models: exactness by plan and by measurement, export, construction time.
+
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::{Device, Distribution, Tensor};
+use equivar::EquivarError;
+use equivar::check::{equivariance_report, max_errors};
+use equivar::models::{self, MODELS};
+use equivar::plan::{Exactness, Plan};
+
+fn input(device: &Device, seed: u64, batch: usize, n: usize) -> Tensor<4> {
+    device.seed(seed);
+    Tensor::random([batch, 1, n, n], Distribution::Normal(0.0, 1.0), device)
+}
+
+#[test]
+fn abusing_nets_are_exact_at_28_only() {
+    let device = Device::flex();
+    for name in ["abusing-p4", "abusing-p4m"] {
+        let spec = models::spec(name).unwrap();
+        for (n, exact) in [(28, true), (27, false), (29, false)] {
+            let plan = Plan::new(&spec, n).unwrap();
+            assert_eq!(plan.exact, exact, "{name} plan at {n}");
+            let net = spec.init(n, Exactness::AllowApproximate, &device).unwrap();
+            let report = equivariance_report(&net, input(&device, 7, 2, n)).unwrap();
+            let order = spec.group().order();
+            assert_eq!(
+                report.elements.len(),
+                order - 1,
+                "every non-identity element"
+            );
+            println!("{name} n={n}: max rel error {:.3e}", report.max_rel_error);
+            if exact {
+                assert!(report.max_rel_error <= 1e-5, "{name} at {n}: {report}");
+            } else {
+                assert!(report.max_rel_error >= 1e-3, "{name} at {n}: {report}");
+            }
+        }
+    }
+}
+
+#[test]
+fn inexact_sizes_are_refused_with_the_layer_and_nearest_sizes() {
+    let device = Device::flex();
+    let spec = models::spec("abusing-p4").unwrap();
+    let err = spec.init(27, Exactness::Require, &device).unwrap_err();
+    match &err {
+        EquivarError::NotExact {
+            layer,
+            remainder,
+            nearest,
+            ..
+        } => {
+            assert_eq!(layer, "pool1");
+            assert_eq!(*remainder, 1);
+            assert_eq!(nearest, "26 and 28");
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("pool1") && message.contains("allow approximate"),
+        "{message}"
+    );
+    let plan = Plan::new(&spec, 29).unwrap();
+    assert_eq!(plan.nearest_exact_sizes, vec![28, 30]);
+}
+
+#[test]
+fn too_small_inputs_name_the_minimum() {
+    let spec = models::spec("cohen-p4cnn").unwrap();
+    match Plan::new(&spec, 20).unwrap_err() {
+        EquivarError::InputTooSmall { min_input, .. } => assert_eq!(min_input, 28),
+        other => panic!("unexpected error {other}"),
+    }
+}
+
+#[test]
+fn export_matches_every_reference_model() {
+    let device = Device::flex();
+    for info in MODELS {
+        let spec = info.spec();
+        let net = spec.init(28, Exactness::Require, &device).unwrap();
+        let exported = net.export();
+        let x = input(&device, 3, 4, 28);
+        let (abs, _) = max_errors(&net.forward(x.clone()), &exported.forward(x));
+        println!("{}: export max abs diff {abs:.3e}", info.name);
+        assert!(abs <= 1e-5, "{}: export differs by {abs}", info.name);
+    }
+}
+
+#[test]
+fn export_matches_after_training_statistics() {
+    // Batch norm with non-trivial running statistics and affine parameters.
+    let device = Device::flex().autodiff();
+    let spec = models::spec("abusing-p4m").unwrap();
+    let net = spec.init(28, Exactness::Require, &device).unwrap();
+    for seed in 0..3 {
+        let _ = net.forward(input(&device, seed, 8, 28).mul_scalar(3.0).add_scalar(0.5));
+    }
+    let net = net.valid();
+    let exported = net.export();
+    let x = input(&Device::flex(), 11, 4, 28);
+    let (abs, _) = max_errors(&net.forward(x.clone()), &exported.forward(x));
+    assert!(abs <= 1e-5, "export after training differs by {abs}");
+}
+
+#[test]
+fn reference_models_construct_in_under_10_ms() {
+    let device = Device::flex();
+    // warm up the allocator and the backend once
+    let _ = models::spec("abusing-p4")
+        .unwrap()
+        .init(28, Exactness::Require, &device)
+        .unwrap()
+        .materialize_params();
+    for info in MODELS {
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let start = Instant::now();
+            let net = info
+                .spec()
+                .init(28, Exactness::Require, &device)
+                .unwrap()
+                .materialize_params();
+            best = best.min(start.elapsed().as_secs_f64());
+            drop(net);
+        }
+        println!("{}: construction {:.3} ms", info.name, best * 1e3);
+        assert!(
+            best < 0.010,
+            "{} takes {:.1} ms to construct",
+            info.name,
+            best * 1e3
+        );
+    }
+}
+
+#[test]
+fn parameter_counts() {
+    let device = Device::flex();
+    let count = |name: &str| {
+        models::spec(name)
+            .unwrap()
+            .init(28, Exactness::Require, &device)
+            .unwrap()
+            .trainable_params()
+    };
+    // 24,810 = the authors' 24,990 minus the 180 weights of their 3-channel input layer
+    assert_eq!(count("abusing-p4"), 24_810);
+}
