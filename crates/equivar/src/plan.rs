@@ -31,7 +31,8 @@ pub struct LayerPlan {
     pub out_size: usize,
     /// The sliding window, for convs and pools.
     pub window: Option<Window>,
-    /// `(n + 2p - d(k-1) - 1) mod s` at this layer's input size; 0 means exact.
+    /// `(n + 2p - d(k-1) - 1) mod s` at this layer's input size; 0 means the sampling grid
+    /// is symmetric about the centre.
     pub remainder: Option<usize>,
     pub exact: bool,
 }
@@ -124,7 +125,7 @@ fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
     let mut size = input_size;
     let mut out = Vec::with_capacity(spec.layers.len());
     for layer in &spec.layers {
-        let (out_type, out_size, remainder) = plan_layer(layer, ty, size, input_size)?;
+        let (out_type, out_size, remainder, exact) = plan_layer(layer, ty, size, input_size)?;
         out.push(LayerPlan {
             name: layer.name.clone(),
             kind: layer.kind.label().to_string(),
@@ -134,7 +135,7 @@ fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
             out_size,
             window: layer.kind.window(),
             remainder,
-            exact: remainder.unwrap_or(0) == 0,
+            exact,
         });
         ty = out_type;
         size = out_size;
@@ -171,8 +172,9 @@ fn plan_layer(
     ty: FieldType,
     size: usize,
     input_size: usize,
-) -> Result<(FieldType, usize, Option<usize>)> {
-    let windowed = |window: Window, out_type: FieldType| -> Result<_> {
+) -> Result<(FieldType, usize, Option<usize>, bool)> {
+    // Convs need the grid condition; pools only a mirror-symmetric set of in-image taps.
+    let windowed = |window: Window, out_type: FieldType, pool: bool| -> Result<_> {
         window.validate().map_err(|r| invalid(layer, r))?;
         let out_size = window.out_size(size).ok_or(EquivarError::InputTooSmall {
             input_size,
@@ -184,7 +186,12 @@ fn plan_layer(
             span: window.span(),
             min_input: 0, // filled in by `with_min_input`
         })?;
-        Ok((out_type, out_size, Some(window.remainder(size))))
+        let exact = if pool {
+            window.is_exact_pool(size)
+        } else {
+            window.is_exact(size)
+        };
+        Ok((out_type, out_size, Some(window.remainder(size)), exact))
     };
     let pool_padding = |window: Window| -> Result<()> {
         if 2 * window.padding > window.kernel {
@@ -212,7 +219,7 @@ fn plan_layer(
             if *out_fields == 0 {
                 return Err(invalid(layer, "out_fields must be at least 1"));
             }
-            windowed(*window, FieldType::regular(ty.group, *out_fields))
+            windowed(*window, FieldType::regular(ty.group, *out_fields), false)
         }
         LayerKind::GroupConv {
             out_fields, window, ..
@@ -226,11 +233,11 @@ fn plan_layer(
             if *out_fields == 0 {
                 return Err(invalid(layer, "out_fields must be at least 1"));
             }
-            windowed(*window, FieldType::regular(ty.group, *out_fields))
+            windowed(*window, FieldType::regular(ty.group, *out_fields), false)
         }
         LayerKind::MaxPool { window } => {
             pool_padding(*window)?;
-            windowed(*window, ty)
+            windowed(*window, ty, true)
         }
         LayerKind::AvgPool { window } => {
             pool_padding(*window)?;
@@ -240,9 +247,9 @@ fn plan_layer(
                     "average pooling has no dilation; use dilation 1",
                 ));
             }
-            windowed(*window, ty)
+            windowed(*window, ty, true)
         }
-        LayerKind::GlobalAvgPool => Ok((ty, 1, None)),
+        LayerKind::GlobalAvgPool => Ok((ty, 1, None, true)),
         LayerKind::GroupPool { .. } => {
             expect_repr(
                 layer,
@@ -250,7 +257,7 @@ fn plan_layer(
                 Repr::Regular,
                 "group pooling reduces regular fields; its input is already invariant",
             )?;
-            Ok((FieldType::trivial(ty.group, ty.fields), size, None))
+            Ok((FieldType::trivial(ty.group, ty.fields), size, None, true))
         }
         LayerKind::BatchNorm { epsilon, momentum } => {
             if !(epsilon.is_finite() && *epsilon > 0.0) || !(0.0..=1.0).contains(momentum) {
@@ -259,9 +266,9 @@ fn plan_layer(
                     "batch norm needs epsilon > 0 and momentum in [0, 1]",
                 ));
             }
-            Ok((ty, size, None))
+            Ok((ty, size, None, true))
         }
-        LayerKind::Activation { .. } => Ok((ty, size, None)),
+        LayerKind::Activation { .. } => Ok((ty, size, None, true)),
         LayerKind::FieldDropout { p } => {
             if !(0.0..1.0).contains(p) {
                 return Err(invalid(
@@ -269,7 +276,7 @@ fn plan_layer(
                     format!("dropout probability {p} is not in [0, 1)"),
                 ));
             }
-            Ok((ty, size, None))
+            Ok((ty, size, None, true))
         }
         LayerKind::Linear { out_features, .. } => {
             expect_repr(
@@ -289,7 +296,7 @@ fn plan_layer(
             if *out_features == 0 {
                 return Err(invalid(layer, "out_features must be at least 1"));
             }
-            Ok((FieldType::trivial(ty.group, *out_features), 1, None))
+            Ok((FieldType::trivial(ty.group, *out_features), 1, None, true))
         }
     }
 }

@@ -63,6 +63,33 @@ impl Window {
         self.remainder(n) == 0
     }
 
+    /// Exactness of a *pooling* layer at input size `n`. A pool weighs every tap alike (max, or
+    /// a sum over a fixed divisor), so it only needs each window's set of in-image taps to be
+    /// the mirror image of the opposite window's set. The grid condition
+    /// [`Window::is_exact`] implies this; with padding the converse fails when the
+    /// off-centre taps fall only on padding (e.g. `n = 5`, kernel 3, dilation 2, stride 3,
+    /// padding 1: windows read pixels {1, 3} either way). Convolutions, whose taps carry
+    /// different weights, need the grid condition itself.
+    pub fn is_exact_pool(&self, n: usize) -> bool {
+        let Some(m) = self.out_size(n) else {
+            return false;
+        };
+        let taps = |j: usize| -> Vec<usize> {
+            (0..self.kernel)
+                .filter_map(|t| {
+                    (self.stride * j + self.dilation * t)
+                        .checked_sub(self.padding)
+                        .filter(|&x| x < n)
+                })
+                .collect()
+        };
+        (0..m).all(|j| {
+            let mut mirrored: Vec<usize> = taps(m - 1 - j).iter().map(|&x| n - 1 - x).collect();
+            mirrored.sort_unstable();
+            taps(j) == mirrored
+        })
+    }
+
     /// Checks the parameters are usable: positive kernel, stride and dilation.
     pub fn validate(&self) -> Result<(), String> {
         if self.kernel == 0 || self.stride == 0 || self.dilation == 0 {
@@ -93,5 +120,17 @@ mod tests {
         let conv = Window::new(3).stride(2).padding(1);
         assert!(conv.is_exact(33) && !conv.is_exact(32));
         assert_eq!(Window::new(5).dilation(2).out_size(8), None);
+    }
+
+    #[test]
+    fn pools_can_be_exact_through_padding() {
+        let w = Window::new(3).dilation(2).stride(3).padding(1);
+        assert!(!w.is_exact(5));
+        assert!(w.is_exact_pool(5));
+        // without padding the two conditions coincide
+        for n in 5..40 {
+            let w = Window::new(2).stride(2);
+            assert_eq!(w.is_exact(n), w.is_exact_pool(n));
+        }
     }
 }
