@@ -260,7 +260,7 @@ fn plan_layer(
             Ok((FieldType::trivial(ty.group, ty.fields), size, None, true))
         }
         LayerKind::BatchNorm { epsilon, momentum } => {
-            if !(epsilon.is_finite() && *epsilon > 0.0) || !(0.0..=1.0).contains(momentum) {
+            if !(epsilon.is_finite() && *epsilon > 0.0 && (0.0..=1.0).contains(momentum)) {
                 return Err(invalid(
                     layer,
                     "batch norm needs epsilon > 0 and momentum in [0, 1]",

@@ -53,7 +53,7 @@ proptest! {
         let action = GridAction::of(group, g).unwrap();
         let values: Vec<f32> = (0..n * n).map(|v| v as f32).collect();
         let x = Tensor::<4>::from_data(burn::tensor::TensorData::new(values, [1, 1, n, n]), &device);
-        let moved: Vec<f32> = action.apply(x).into_data().to_vec().unwrap();
+        let moved: Vec<f32> = action.apply(x).into_data().try_to_vec::<f32>().unwrap();
         for i in 0..n {
             for j in 0..n {
                 let (p, q) = action.source(i, j, n);

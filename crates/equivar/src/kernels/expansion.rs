@@ -69,13 +69,14 @@ impl FilterExpansion {
         let in_channels = input.channels();
         let mut index = Vec::with_capacity(out_fields * order * in_channels * kk);
         for o in 0..out_fields {
-            for (gi, pixel_source) in moves.iter().enumerate() {
+            for (pixel_source, component_source) in moves.iter().zip(&component_sources) {
+                // target component h of an input field reads learned component source[h]
+                let components: &[usize] = match input.repr {
+                    Repr::Trivial => &[0],
+                    Repr::Regular => component_source,
+                };
                 for i in 0..in_fields {
-                    for h in 0..in_size {
-                        let learned_component = match input.repr {
-                            Repr::Trivial => 0,
-                            Repr::Regular => component_sources[gi][h],
-                        };
+                    for &learned_component in components {
                         let base = ((o * in_fields + i) * in_size + learned_component) * kk;
                         index.extend(pixel_source.iter().map(|&p| (base + p) as i64));
                     }

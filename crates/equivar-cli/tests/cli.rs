@@ -1,0 +1,106 @@
+//! The CLI's JSON contract and error behaviour.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn equivar(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_equivar"))
+        .args(args)
+        .output()
+        .expect("run equivar");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(args: &[&str]) -> Value {
+    let (code, stdout, stderr) = equivar(args);
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(&stdout).expect("valid JSON")
+}
+
+#[test]
+fn plan_json_reports_exactness_and_nearest_sizes() {
+    let exact = json(&[
+        "plan",
+        "--model",
+        "abusing-p4",
+        "--input-size",
+        "28",
+        "--json",
+    ]);
+    assert_eq!(exact["exact"], true);
+    let approx = json(&[
+        "plan",
+        "--model",
+        "abusing-p4m",
+        "--input-size",
+        "29",
+        "--json",
+    ]);
+    assert_eq!(approx["exact"], false);
+    assert_eq!(approx["nearest_exact_sizes"], serde_json::json!([28, 30]));
+    let layers = approx["layers"].as_array().unwrap();
+    let pool = layers.iter().find(|l| l["name"] == "pool1").unwrap();
+    assert_eq!(
+        (pool["in_size"].as_u64(), pool["out_size"].as_u64()),
+        (Some(29), Some(14))
+    );
+    assert_eq!(pool["exact"], false);
+    assert!(
+        layers
+            .iter()
+            .filter(|l| l["name"] != "pool1")
+            .all(|l| l["exact"] == true)
+    );
+}
+
+#[test]
+fn check_json_measures_what_the_plan_says() {
+    let exact = json(&[
+        "check",
+        "--model",
+        "abusing-p4",
+        "--input-size",
+        "28",
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(exact["exact_by_plan"], true);
+    assert!(exact["max_rel_error"].as_f64().unwrap() <= 1e-5);
+    let approx = json(&[
+        "check",
+        "--model",
+        "abusing-p4",
+        "--input-size",
+        "27",
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(approx["exact_by_plan"], false);
+    assert!(approx["max_rel_error"].as_f64().unwrap() >= 1e-3);
+    for layer in approx["layers"].as_array().unwrap() {
+        assert!(layer["rel_error"].is_number());
+    }
+}
+
+#[test]
+fn bad_input_gives_a_clear_error() {
+    let (code, _, stderr) = equivar(&["plan", "--model", "resnet9000", "--input-size", "28"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("unknown model") && stderr.contains("abusing-p4"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = equivar(&["plan", "--model", "abusing-p4", "--input-size", "3"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("too small") && stderr.contains("at least"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,130 @@
+//! Gradients of the lifting and group convs against central finite differences, in float64
+//! (this test binary configures the flex device's default float type to f64).
+//!
+//! Loss `L = sum(conv(x) * r)` for a fixed random `r`: it is linear in the weights and in the
+//! input, so central differences are exact up to rounding and a relative tolerance of 1e-7
+//! leaves a wide margin over f64 rounding (~1e-13) while catching any wrong index.
+
+use burn::module::Param;
+use burn::tensor::{Device, Distribution, FloatDType, Tensor, TensorData};
+use equivar::field::FieldType;
+use equivar::group::Group;
+use equivar::nn::{GroupConv2d, LiftingConv2d};
+use equivar::space::Window;
+
+const TOL: f64 = 1e-7;
+const EPS: f64 = 1e-3;
+
+fn f64_device() -> Device {
+    static CONFIGURE: std::sync::Once = std::sync::Once::new();
+    let mut device = Device::flex();
+    CONFIGURE.call_once(|| {
+        device
+            .configure(FloatDType::F64)
+            .expect("configure f64 before any tensor")
+    });
+    device
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().try_to_vec::<f64>().unwrap()
+}
+
+fn with_entry<const D: usize>(t: &Tensor<D>, index: usize, delta: f64) -> Tensor<D> {
+    let mut v = values(t.clone());
+    v[index] += delta;
+    Tensor::from_data(TensorData::new(v, t.shape()), &t.device())
+}
+
+/// Compares autodiff and finite-difference gradients of `loss(weight, bias, x)` for a few
+/// entries of each argument.
+fn check_gradients<const D: usize>(
+    name: &str,
+    weight: Tensor<D>,
+    bias: Tensor<1>,
+    x: Tensor<4>,
+    loss: impl Fn(Tensor<D>, Tensor<1>, Tensor<4>) -> Tensor<1>,
+) {
+    let w_ad = weight.clone().autodiff().require_grad();
+    let b_ad = bias.clone().autodiff().require_grad();
+    let x_ad = x.clone().autodiff().require_grad();
+    let grads = loss(w_ad.clone(), b_ad.clone(), x_ad.clone()).backward();
+    let gw = values(w_ad.grad(&grads).unwrap());
+    let gb = values(b_ad.grad(&grads).unwrap());
+    let gx = values(x_ad.grad(&grads).unwrap());
+
+    let scalar = |w: Tensor<D>, b: Tensor<1>, x: Tensor<4>| values(loss(w, b, x))[0];
+    let fd = |f: &dyn Fn(f64) -> f64| (f(EPS) - f(-EPS)) / (2.0 * EPS);
+    let mut worst: f64 = 0.0;
+    let mut compare = |what: &str, analytic: f64, numeric: f64| {
+        let err = (analytic - numeric).abs() / numeric.abs().max(1.0);
+        worst = worst.max(err);
+        assert!(
+            err <= TOL,
+            "{name}: d/d{what}: autodiff {analytic} vs finite differences {numeric}"
+        );
+    };
+    let stride = |len: usize| (len / 23).max(1);
+    for i in (0..gw.len()).step_by(stride(gw.len())) {
+        let n = fd(&|d| scalar(with_entry(&weight, i, d), bias.clone(), x.clone()));
+        compare(&format!("weight[{i}]"), gw[i], n);
+    }
+    for (i, &analytic) in gb.iter().enumerate() {
+        let n = fd(&|d| scalar(weight.clone(), with_entry(&bias, i, d), x.clone()));
+        compare(&format!("bias[{i}]"), analytic, n);
+    }
+    for i in (0..gx.len()).step_by(stride(gx.len())) {
+        let n = fd(&|d| scalar(weight.clone(), bias.clone(), with_entry(&x, i, d)));
+        compare(&format!("input[{i}]"), gx[i], n);
+    }
+    println!("{name}: max relative gradient error {worst:.2e}");
+}
+
+fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+#[test]
+fn conv_gradients_match_finite_differences() {
+    let device = f64_device();
+    device.seed(5);
+    let window = Window::new(3).stride(2).padding(1).dilation(1);
+    for group in [Group::cyclic(4), Group::dihedral(4)] {
+        // lifting: 2 image channels -> 3 regular fields
+        let input = FieldType::trivial(group, 2);
+        let template = LiftingConv2d::new("lift", input, 3, window, true, &device).unwrap();
+        let x = random([2, input.channels(), 7, 7], &device);
+        let r = random([2, 3 * group.order(), 4, 4], &device);
+        check_gradients(
+            &format!("lifting conv {group}"),
+            template.weight.val(),
+            template.bias.as_ref().unwrap().val(),
+            x,
+            |w, b, x| {
+                let mut layer = template.clone();
+                layer.weight = Param::from_tensor(w);
+                layer.bias = Some(Param::from_tensor(b));
+                (layer.forward(x) * r.clone().to_device(&layer.weight.val().device())).sum()
+            },
+        );
+
+        // group conv: 2 regular fields -> 2 regular fields, dilated
+        let input = FieldType::regular(group, 2);
+        let window = Window::new(2).padding(1).dilation(2);
+        let template = GroupConv2d::new("gconv", input, 2, window, true, &device).unwrap();
+        let x = random([2, input.channels(), 5, 5], &device);
+        let r = random([2, 2 * group.order(), 5, 5], &device);
+        check_gradients(
+            &format!("group conv {group}"),
+            template.weight.val(),
+            template.bias.as_ref().unwrap().val(),
+            x,
+            |w, b, x| {
+                let mut layer = template.clone();
+                layer.weight = Param::from_tensor(w);
+                layer.bias = Some(Param::from_tensor(b));
+                (layer.forward(x) * r.clone().to_device(&layer.weight.val().device())).sum()
+            },
+        );
+    }
+}
