@@ -10,7 +10,6 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
 use burn::tensor::Tensor;
 
-use crate::nn::{GroupConv2d, LiftingConv2d};
 use crate::nn::{Layer, Net, Pointwise};
 use crate::space::Window;
 use crate::spec::Reduce;
@@ -90,22 +89,6 @@ fn repeat_each(t: Tensor<1>, times: usize) -> Tensor<1> {
         .reshape([n * times])
 }
 
-fn lifting(l: &LiftingConv2d) -> PlainLayer {
-    PlainLayer::Conv(plain_conv(
-        l.expanded_filter(),
-        l.expanded_bias(),
-        l.geometry.window,
-    ))
-}
-
-fn group(l: &GroupConv2d) -> PlainLayer {
-    PlainLayer::Conv(plain_conv(
-        l.expanded_filter(),
-        l.expanded_bias(),
-        l.geometry.window,
-    ))
-}
-
 impl Net {
     /// Plain burn layers with identical inference outputs (batch norm uses running
     /// statistics, dropout is the identity). The result lives on the same device, without
@@ -117,26 +100,33 @@ impl Net {
             .iter()
             .filter_map(|layer| {
                 Some(match layer {
-                    Layer::LiftingConv(l) => lifting(l),
-                    Layer::GroupConv(l) => group(l),
-                    Layer::MaxPool(l) => {
+                    Layer::LiftingConv(l) => PlainLayer::Conv(plain_conv(
+                        l.expanded_filter(),
+                        l.expanded_bias(),
+                        l.geometry.window,
+                    )),
+                    Layer::GroupConv(l) => PlainLayer::Conv(plain_conv(
+                        l.expanded_filter(),
+                        l.expanded_bias(),
+                        l.geometry.window,
+                    )),
+                    Layer::SpatialPool(l) => {
                         let w = l.window;
-                        PlainLayer::MaxPool(
-                            MaxPool2dConfig::new([w.kernel, w.kernel])
-                                .with_strides([w.stride, w.stride])
-                                .with_padding(padding(w))
-                                .with_dilation([w.dilation, w.dilation])
-                                .init(),
-                        )
-                    }
-                    Layer::AvgPool(l) => {
-                        let w = l.window;
-                        PlainLayer::AvgPool(
-                            AvgPool2dConfig::new([w.kernel, w.kernel])
-                                .with_strides([w.stride, w.stride])
-                                .with_padding(padding(w))
-                                .init(),
-                        )
+                        match l.reduce {
+                            Reduce::Max => PlainLayer::MaxPool(
+                                MaxPool2dConfig::new([w.kernel, w.kernel])
+                                    .with_strides([w.stride, w.stride])
+                                    .with_padding(padding(w))
+                                    .with_dilation([w.dilation, w.dilation])
+                                    .init(),
+                            ),
+                            Reduce::Mean => PlainLayer::AvgPool(
+                                AvgPool2dConfig::new([w.kernel, w.kernel])
+                                    .with_strides([w.stride, w.stride])
+                                    .with_padding(padding(w))
+                                    .init(),
+                            ),
+                        }
                     }
                     Layer::GlobalAvgPool(_) => {
                         PlainLayer::GlobalAvgPool(AdaptiveAvgPool2dConfig::new([1, 1]).init())

@@ -7,7 +7,7 @@ use crate::field::FieldType;
 use crate::group::Group;
 use crate::space::Window;
 
-/// Reduction over the group axis.
+/// A reduction: over the group axis (group pooling) or over a window (spatial pooling).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Reduce {

@@ -5,19 +5,18 @@ use burn::tensor::{Device, Tensor};
 
 use super::{
     EquivariantBatchNorm, FieldDropout, GlobalAvgPool, GroupConv2d, GroupPool, InvariantLinear,
-    LiftingConv2d, Pointwise, SpatialAvgPool, SpatialMaxPool,
+    LiftingConv2d, Pointwise, SpatialPool,
 };
 use crate::error::Result;
 use crate::plan::LayerPlan;
-use crate::spec::{LayerKind, LayerSpec};
+use crate::spec::{LayerKind, LayerSpec, Reduce};
 
 /// Any equivar layer.
 #[derive(Module, Debug)]
 pub enum Layer {
     LiftingConv(LiftingConv2d),
     GroupConv(GroupConv2d),
-    MaxPool(SpatialMaxPool),
-    AvgPool(SpatialAvgPool),
+    SpatialPool(SpatialPool),
     GlobalAvgPool(GlobalAvgPool),
     GroupPool(GroupPool),
     BatchNorm(EquivariantBatchNorm),
@@ -56,13 +55,15 @@ impl Layer {
                 *bias,
                 device,
             )?),
-            LayerKind::MaxPool { window } => Layer::MaxPool(SpatialMaxPool {
+            LayerKind::MaxPool { window } => Layer::SpatialPool(SpatialPool {
                 name,
+                reduce: Reduce::Max,
                 window: *window,
                 field_type: ty,
             }),
-            LayerKind::AvgPool { window } => Layer::AvgPool(SpatialAvgPool {
+            LayerKind::AvgPool { window } => Layer::SpatialPool(SpatialPool {
                 name,
+                reduce: Reduce::Mean,
                 window: *window,
                 field_type: ty,
             }),
@@ -96,8 +97,7 @@ impl Layer {
         match self {
             Layer::LiftingConv(l) => l.forward(x),
             Layer::GroupConv(l) => l.forward(x),
-            Layer::MaxPool(l) => l.forward(x),
-            Layer::AvgPool(l) => l.forward(x),
+            Layer::SpatialPool(l) => l.forward(x),
             Layer::GlobalAvgPool(l) => l.forward(x),
             Layer::GroupPool(l) => l.forward(x),
             Layer::BatchNorm(l) => l.forward(x),

@@ -15,7 +15,7 @@ pub use norm::EquivariantBatchNorm;
 pub(crate) use pointwise::linear_on_pooled;
 pub use pointwise::{FieldDropout, InvariantLinear, Pointwise};
 pub(crate) use pool::group_reduce;
-pub use pool::{GlobalAvgPool, GroupPool, SpatialAvgPool, SpatialMaxPool};
+pub use pool::{GlobalAvgPool, GroupPool, SpatialPool};
 
 use burn::tensor::Tensor;
 

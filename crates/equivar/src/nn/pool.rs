@@ -11,54 +11,36 @@ use crate::field::FieldType;
 use crate::space::Window;
 use crate::spec::Reduce;
 
-/// Spatial max pooling with any kernel, stride, padding (at most half the kernel) and dilation.
+/// Spatial max or average pooling, channel by channel, with any kernel, stride, padding (at
+/// most half the kernel) and dilation (max only). Average pooling counts zero padding in the
+/// average (PyTorch's default).
 #[derive(Module, Debug)]
-pub struct SpatialMaxPool {
+pub struct SpatialPool {
     #[module(skip)]
     pub name: String,
+    #[module(skip)]
+    pub reduce: Reduce,
     #[module(skip)]
     pub window: Window,
     #[module(skip)]
     pub field_type: FieldType,
 }
 
-impl SpatialMaxPool {
-    pub fn options(&self) -> MaxPoolOptions<2> {
-        let w = self.window;
-        MaxPoolOptions::new([w.kernel, w.kernel])
-            .with_stride([w.stride, w.stride])
-            .with_padding([w.padding, w.padding])
-            .with_dilation([w.dilation, w.dilation])
-    }
-
+impl SpatialPool {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         check_channels(&self.name, self.field_type.channels(), &x);
-        max_pool2d(x, self.options())
-    }
-}
-
-/// Spatial average pooling; zero padding counts in the average (PyTorch's default).
-#[derive(Module, Debug)]
-pub struct SpatialAvgPool {
-    #[module(skip)]
-    pub name: String,
-    #[module(skip)]
-    pub window: Window,
-    #[module(skip)]
-    pub field_type: FieldType,
-}
-
-impl SpatialAvgPool {
-    pub fn options(&self) -> AvgPoolOptions<2> {
         let w = self.window;
-        AvgPoolOptions::new([w.kernel, w.kernel])
-            .with_stride([w.stride, w.stride])
-            .with_padding([w.padding, w.padding])
-    }
-
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        check_channels(&self.name, self.field_type.channels(), &x);
-        avg_pool2d(x, self.options())
+        let (k, s, p) = ([w.kernel; 2], [w.stride; 2], [w.padding; 2]);
+        match self.reduce {
+            Reduce::Max => max_pool2d(
+                x,
+                MaxPoolOptions::new(k)
+                    .with_stride(s)
+                    .with_padding(p)
+                    .with_dilation([w.dilation; 2]),
+            ),
+            Reduce::Mean => avg_pool2d(x, AvgPoolOptions::new(k).with_stride(s).with_padding(p)),
+        }
     }
 }
 
