@@ -1,0 +1,183 @@
+//! IDX files (raw or gzip-compressed): `00 00 <type> <rank>`, then `rank` big-endian u32
+//! dimensions, then the values. MNIST and Fashion-MNIST use unsigned bytes (type 0x08).
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use thiserror::Error;
+
+const UNSIGNED_BYTE: u8 = 0x08;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// What can be wrong with a data file; each names the file and what to do.
+#[derive(Debug, Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid gzip file ({source}); delete it and fetch the data again")]
+    Gzip {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not an IDX file: it starts with {found:02x?}, expected 00 00 08 <rank>; \
+         delete it and fetch the data again"
+    )]
+    BadMagic { path: PathBuf, found: Vec<u8> },
+    #[error(
+        "{path} is truncated: its header declares {expected} bytes of data but it holds \
+         {found}; delete it and fetch the data again"
+    )]
+    Truncated {
+        path: PathBuf,
+        expected: usize,
+        found: usize,
+    },
+    #[error("{path} has {extra} bytes after the declared data; delete it and fetch the data again")]
+    TrailingBytes { path: PathBuf, extra: usize },
+    #[error("{path} holds a rank-{found} array, expected rank {expected} ({what})")]
+    WrongRank {
+        path: PathBuf,
+        expected: usize,
+        found: usize,
+        what: &'static str,
+    },
+    #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
+    CountMismatch {
+        images: PathBuf,
+        labels: PathBuf,
+        n_images: usize,
+        n_labels: usize,
+    },
+}
+
+/// An n-dimensional array of unsigned bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdxArray {
+    pub dims: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+/// Reads an IDX file, decompressing it first if it is gzip-compressed.
+pub fn read(path: &Path) -> Result<IdxArray, DataError> {
+    let raw = fs::read(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bytes = if raw.starts_with(&GZIP_MAGIC) {
+        let mut out = Vec::new();
+        GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(|source| DataError::Gzip {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        out
+    } else {
+        raw
+    };
+    parse(&bytes, path)
+}
+
+/// Parses IDX bytes; `path` names the source in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<IdxArray, DataError> {
+    let bad_magic = || DataError::BadMagic {
+        path: path.to_path_buf(),
+        found: bytes.iter().take(4).copied().collect(),
+    };
+    let [0, 0, UNSIGNED_BYTE, rank] = *bytes.get(..4).ok_or_else(bad_magic)? else {
+        return Err(bad_magic());
+    };
+    let rank = rank as usize;
+    if rank == 0 {
+        return Err(bad_magic());
+    }
+    let header_len = 4 + 4 * rank;
+    let header = bytes.get(4..header_len).ok_or(DataError::Truncated {
+        path: path.to_path_buf(),
+        expected: header_len,
+        found: bytes.len(),
+    })?;
+    let dims: Vec<usize> = header
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    let expected = dims.iter().product::<usize>();
+    let found = bytes.len() - header_len;
+    if found < expected {
+        return Err(DataError::Truncated {
+            path: path.to_path_buf(),
+            expected,
+            found,
+        });
+    }
+    if found > expected {
+        return Err(DataError::TrailingBytes {
+            path: path.to_path_buf(),
+            extra: found - expected,
+        });
+    }
+    Ok(IdxArray {
+        dims,
+        data: bytes[header_len..].to_vec(),
+    })
+}
+
+/// Images `[n, rows, cols]` with their labels.
+#[derive(Clone, Debug)]
+pub struct LabelledImages {
+    pub rows: usize,
+    pub cols: usize,
+    /// `n * rows * cols` pixels, 0..=255, row-major.
+    pub pixels: Vec<u8>,
+    pub labels: Vec<u8>,
+}
+
+impl LabelledImages {
+    /// Reads an images file (rank 3) and a labels file (rank 1) of the same length.
+    pub fn read(images: &Path, labels: &Path) -> Result<Self, DataError> {
+        let img = read(images)?;
+        let lab = read(labels)?;
+        let rank = |a: &IdxArray, path: &Path, expected, what| {
+            if a.dims.len() == expected {
+                Ok(())
+            } else {
+                Err(DataError::WrongRank {
+                    path: path.to_path_buf(),
+                    expected,
+                    found: a.dims.len(),
+                    what,
+                })
+            }
+        };
+        rank(&img, images, 3, "images: count x rows x cols")?;
+        rank(&lab, labels, 1, "labels: count")?;
+        if img.dims[0] != lab.dims[0] {
+            return Err(DataError::CountMismatch {
+                images: images.to_path_buf(),
+                labels: labels.to_path_buf(),
+                n_images: img.dims[0],
+                n_labels: lab.dims[0],
+            });
+        }
+        Ok(LabelledImages {
+            rows: img.dims[1],
+            cols: img.dims[2],
+            pixels: img.data,
+            labels: lab.data,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
