@@ -84,47 +84,50 @@ fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
 }
 
-#[test]
-fn conv_gradients_match_finite_differences() {
-    let device = f64_device();
-    device.seed(5);
-    let window = Window::new(3).stride(2).padding(1).dilation(1);
-    for group in [Group::cyclic(4), Group::dihedral(4)] {
-        // lifting: 2 image channels -> 3 regular fields
-        let input = FieldType::trivial(group, 2);
-        let template = LiftingConv2d::new("lift", input, 3, window, true, &device).unwrap();
-        let x = random([2, input.channels(), 7, 7], &device);
-        let r = random([2, 3 * group.order(), 4, 4], &device);
+/// Checks one conv layer: `L = sum(layer(x) * r)` with the layer's weight and bias replaced
+/// by the probed values. A macro because the two conv types share fields, not a trait.
+macro_rules! check_conv {
+    ($name:expr, $template:expr, $x:expr, $r:expr) => {{
+        let template = $template;
+        let r = $r;
         check_gradients(
-            &format!("lifting conv {group}"),
+            &$name,
             template.weight.val(),
             template.bias.as_ref().unwrap().val(),
-            x,
+            $x,
             |w, b, x| {
                 let mut layer = template.clone();
                 layer.weight = Param::from_tensor(w);
                 layer.bias = Some(Param::from_tensor(b));
                 (layer.forward(x) * r.clone().to_device(&layer.weight.val().device())).sum()
             },
+        )
+    }};
+}
+
+#[test]
+fn conv_gradients_match_finite_differences() {
+    let device = f64_device();
+    device.seed(5);
+    for group in [Group::cyclic(4), Group::dihedral(4)] {
+        // lifting: 2 image channels -> 3 regular fields, strided and padded
+        let input = FieldType::trivial(group, 2);
+        let window = Window::new(3).stride(2).padding(1).dilation(1);
+        check_conv!(
+            format!("lifting conv {group}"),
+            LiftingConv2d::new("lift", input, 3, window, true, &device).unwrap(),
+            random([2, input.channels(), 7, 7], &device),
+            random([2, 3 * group.order(), 4, 4], &device)
         );
 
         // group conv: 2 regular fields -> 2 regular fields, dilated
         let input = FieldType::regular(group, 2);
         let window = Window::new(2).padding(1).dilation(2);
-        let template = GroupConv2d::new("gconv", input, 2, window, true, &device).unwrap();
-        let x = random([2, input.channels(), 5, 5], &device);
-        let r = random([2, 2 * group.order(), 5, 5], &device);
-        check_gradients(
-            &format!("group conv {group}"),
-            template.weight.val(),
-            template.bias.as_ref().unwrap().val(),
-            x,
-            |w, b, x| {
-                let mut layer = template.clone();
-                layer.weight = Param::from_tensor(w);
-                layer.bias = Some(Param::from_tensor(b));
-                (layer.forward(x) * r.clone().to_device(&layer.weight.val().device())).sum()
-            },
+        check_conv!(
+            format!("group conv {group}"),
+            GroupConv2d::new("gconv", input, 2, window, true, &device).unwrap(),
+            random([2, input.channels(), 5, 5], &device),
+            random([2, 2 * group.order(), 5, 5], &device)
         );
     }
 }
