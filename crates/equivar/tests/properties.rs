@@ -9,7 +9,7 @@ use equivar::plan::{Exactness, Plan};
 use equivar::space::{GridAction, Window};
 use equivar::spec::{LayerKind, NetSpec};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 
 const EXACT_TOL: f64 = 1e-5;
 
@@ -133,18 +133,33 @@ fn build_spec(group: Group, regular_input: bool, layers: &[LayerChoice]) -> NetS
 struct Tally {
     exact: u32,
     approximate: u32,
+    /// Approximate by plan, but the flagged layer measured exact because earlier layers fed it
+    /// centre-symmetric content (e.g. border pixels that read only padding and hold just the
+    /// bias). The plan looks at geometry, not at data, so it is conservative here.
+    masked_upstream: u32,
     /// Approximate by plan, but a later layer cancelled the asymmetry end to end.
     cancelled_downstream: u32,
 }
 
+/// Fixed unless PROPTEST_RNG_SEED says otherwise, so a CI failure can be replayed exactly.
+fn reproducible_config(cases: u32) -> Config {
+    let mut config = Config {
+        cases,
+        max_global_rejects: 100_000,
+        ..Config::default()
+    };
+    if config.rng_seed == RngSeed::Random {
+        config.rng_seed = RngSeed::Fixed(0x5EED_2026);
+    }
+    config
+}
+
 /// Runs random configurations until `wanted` valid ones were measured. Checks, on each:
-/// - exact by plan => every layer's prefix network measures <= 1e-5;
-/// - approximate by plan => the prefix up to the first layer the plan flags measures > 1e-5
-///   (everything before it measures <= 1e-5).
-///
-/// For single layers this is "exact iff error <= 1e-5" end to end. In stacks a later layer can
-/// cancel an asymmetry (e.g. a final 1x1 window that reads only a centre-symmetric pixel), so
-/// end-to-end exactness of an approximate plan is counted, not forbidden.
+/// - soundness: every layer up to the plan's first inexact one that the plan calls exact
+///   measures <= 1e-5 (its prefix network, input to that layer's output);
+/// - completeness: the first layer the plan flags measures > 1e-5. For single layers (random
+///   input) this must always hold. In stacks, earlier layers can hand the flagged layer
+///   symmetric content, so those cases are counted and must stay rare.
 fn plan_agrees_with_measurement(max_layers: usize, wanted: u32) -> Tally {
     let device = Device::flex();
     let strategy = (
@@ -154,11 +169,7 @@ fn plan_agrees_with_measurement(max_layers: usize, wanted: u32) -> Tally {
         5usize..=40,
         any::<u64>(),
     );
-    let mut runner = TestRunner::new(Config {
-        cases: wanted,
-        max_global_rejects: 100_000,
-        ..Config::default()
-    });
+    let mut runner = TestRunner::new(reproducible_config(wanted));
     let tally = std::cell::Cell::new(Tally::default());
     runner
         .run(&strategy, |(group, regular_input, layers, n, seed)| {
@@ -172,16 +183,13 @@ fn plan_agrees_with_measurement(max_layers: usize, wanted: u32) -> Tally {
             let x = random(&device, [1, spec.input.channels(), n, n], seed);
             let report = equivariance_report(&net, x).unwrap();
             let first_inexact = plan.layers.iter().position(|l| !l.exact);
-            let checked = first_inexact.map_or(plan.layers.len(), |i| i + 1);
-            for (i, layer) in report.layers[..checked].iter().enumerate() {
-                let exact_by_plan = Some(i) != first_inexact;
-                prop_assert_eq!(
-                    exact_by_plan,
+            let exact_prefix = first_inexact.unwrap_or(plan.layers.len());
+            for (i, layer) in report.layers[..exact_prefix].iter().enumerate() {
+                prop_assert!(
                     layer.rel_error <= EXACT_TOL,
-                    "n={} layer {} exact by plan={} but measured rel error {:.3e}\n{:#?}",
+                    "n={} layer {} exact by plan but measured rel error {:.3e}\n{:#?}",
                     n,
                     i,
-                    exact_by_plan,
                     layer.rel_error,
                     spec.layers
                 );
@@ -189,9 +197,19 @@ fn plan_agrees_with_measurement(max_layers: usize, wanted: u32) -> Tally {
             let mut t = tally.get();
             match first_inexact {
                 None => t.exact += 1,
-                Some(_) => {
+                Some(i) => {
                     t.approximate += 1;
-                    if report.max_rel_error <= EXACT_TOL {
+                    if report.layers[i].rel_error <= EXACT_TOL {
+                        prop_assert!(
+                            i > 0,
+                            "n={} layer 0 approximate by plan but measured rel error {:.3e} \
+                             on random input\n{:#?}",
+                            n,
+                            report.layers[i].rel_error,
+                            spec.layers
+                        );
+                        t.masked_upstream += 1;
+                    } else if report.max_rel_error <= EXACT_TOL {
                         t.cancelled_downstream += 1;
                     }
                 }
@@ -203,10 +221,11 @@ fn plan_agrees_with_measurement(max_layers: usize, wanted: u32) -> Tally {
     let t = tally.get();
     println!(
         "{} configurations (up to {max_layers} layers): {} exact by plan, {} approximate \
-         ({} of them cancelled downstream); plan and measurement agree on all",
+         ({} masked by symmetric upstream content, {} cancelled downstream)",
         t.exact + t.approximate,
         t.exact,
         t.approximate,
+        t.masked_upstream,
         t.cancelled_downstream
     );
     assert!(t.exact + t.approximate >= wanted);
@@ -214,16 +233,17 @@ fn plan_agrees_with_measurement(max_layers: usize, wanted: u32) -> Tally {
         t.exact >= wanted / 10 && t.approximate >= wanted / 10,
         "both outcomes must be exercised"
     );
+    assert!(
+        t.masked_upstream + t.cancelled_downstream <= t.approximate / 10,
+        "the plan's inexact verdicts should almost always show up in the measurement"
+    );
     t
 }
 
 #[test]
 fn plan_agrees_with_measurement_on_single_layers() {
     let t = plan_agrees_with_measurement(1, 250);
-    assert_eq!(
-        t.cancelled_downstream, 0,
-        "a single layer has nothing downstream"
-    );
+    assert_eq!(t.masked_upstream + t.cancelled_downstream, 0);
 }
 
 #[test]
