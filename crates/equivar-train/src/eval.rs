@@ -1,0 +1,97 @@
+//! Accuracy under rotation: the test set rotated (bilinear, about the centre) by 0, 10, ...,
+//! 350 degrees, as in Using and Abusing Equivariance.
+
+use burn::tensor::Device;
+use equivar::nn::Net;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::images::PreparedImages;
+use crate::trainer::count_correct;
+
+/// Images per forward pass during evaluation.
+const EVAL_BATCH: usize = 500;
+
+/// Accuracy (percent) of one model at each test angle (degrees).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RotationCurve {
+    pub label: String,
+    pub angles: Vec<f64>,
+    pub accuracy: Vec<f64>,
+    pub test_images: usize,
+}
+
+impl RotationCurve {
+    pub fn mean(&self) -> f64 {
+        self.accuracy.iter().sum::<f64>() / self.accuracy.len() as f64
+    }
+
+    /// The accuracy at `degrees`, if it was measured.
+    pub fn at(&self, degrees: f64) -> Option<f64> {
+        self.angles
+            .iter()
+            .position(|&a| (a - degrees).abs() < 1e-9)
+            .map(|i| self.accuracy[i])
+    }
+
+    /// Largest minus smallest accuracy over 0, 90, 180 and 270 degrees (percentage points).
+    pub fn quarter_turn_spread(&self) -> Option<f64> {
+        let quarter: Option<Vec<f64>> = [0.0, 90.0, 180.0, 270.0]
+            .iter()
+            .map(|&a| self.at(a))
+            .collect();
+        let quarter = quarter?;
+        let max = quarter.iter().cloned().fold(f64::MIN, f64::max);
+        let min = quarter.iter().cloned().fold(f64::MAX, f64::min);
+        Some(max - min)
+    }
+}
+
+/// 0, 10, ..., 350 degrees.
+pub fn paper_angles() -> Vec<f64> {
+    (0..36).map(|i| 10.0 * i as f64).collect()
+}
+
+/// Accuracy of `net` (in evaluation mode) on `test` rotated by each angle.
+pub fn rotation_curve(
+    net: &Net,
+    test: &PreparedImages,
+    angles: &[f64],
+    label: &str,
+    device: &Device,
+    progress: bool,
+) -> anyhow::Result<RotationCurve> {
+    let bar = ProgressBar::with_draw_target(
+        Some(angles.len() as u64),
+        if progress {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("eval    {bar:30.magenta/white} {pos}/{len} angles {msg}")
+            .expect("fixed template")
+            .progress_chars("=> "),
+    );
+    let indices: Vec<usize> = (0..test.len()).collect();
+    let mut accuracy = Vec::with_capacity(angles.len());
+    for &angle in angles {
+        let mut correct = 0;
+        for chunk in indices.chunks(EVAL_BATCH) {
+            let (x, y) = test.batch(chunk, &vec![angle; chunk.len()], device);
+            correct += count_correct(net.logits(x)?, y);
+        }
+        let acc = 100.0 * correct as f64 / test.len() as f64;
+        bar.set_message(format!("{angle:>3} deg: {acc:.2}%"));
+        bar.inc(1);
+        accuracy.push(acc);
+    }
+    bar.finish_and_clear();
+    Ok(RotationCurve {
+        label: label.to_string(),
+        angles: angles.to_vec(),
+        accuracy,
+        test_images: test.len(),
+    })
+}

@@ -1,0 +1,15 @@
+//! Training and evaluation of equivar models: the `equivar train`, `eval` and `reproduce`
+//! commands are thin layers over this crate.
+
+pub mod atomic;
+pub mod config;
+pub mod eval;
+pub mod images;
+pub mod plot;
+pub mod regime;
+pub mod reproduce;
+pub mod run_dir;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use regime::Regime;

@@ -1,0 +1,111 @@
+//! Accuracy-against-angle plots (PNG and SVG), one curve per model.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::atomic;
+use crate::eval::RotationCurve;
+
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const SIZE: (u32, u32) = (900, 560);
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+            .unwrap_or_else(|_| panic!("the embedded DejaVuSans.ttf is a valid font"));
+    });
+}
+
+/// Writes `stem.png` and `stem.svg` (atomically) and returns their paths.
+pub fn accuracy_vs_angle(
+    curves: &[RotationCurve],
+    title: &str,
+    stem: &Path,
+) -> Result<[std::path::PathBuf; 2]> {
+    register_font();
+    let png = stem.with_extension("png");
+    let svg = stem.with_extension("svg");
+    let dir = stem.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+
+    let tmp_png = dir.join(format!(".plot-{}.png", std::process::id()));
+    {
+        let root = BitMapBackend::new(&tmp_png, SIZE).into_drawing_area();
+        draw(&root, curves, title)?;
+        root.present()
+            .map_err(|e| anyhow!("cannot draw {}: {e}", png.display()))?;
+    }
+    std::fs::rename(&tmp_png, &png)?;
+
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
+        draw(&root, curves, title)?;
+        root.present()
+            .map_err(|e| anyhow!("cannot draw {}: {e}", svg.display()))?;
+    }
+    atomic::write(&svg, text.as_bytes())?;
+    Ok([png, svg])
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    curves: &[RotationCurve],
+    title: &str,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("plot: {e:?}");
+    root.fill(&WHITE).map_err(err)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 22))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..360f64, 0f64..100f64)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("test rotation (degrees)")
+        .y_desc("accuracy (%)")
+        .x_labels(13)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_labels(11)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(err)?;
+    for (i, curve) in curves.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let points: Vec<(f64, f64)> = curve
+            .angles
+            .iter()
+            .copied()
+            .zip(curve.accuracy.iter().copied())
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(format!("{} (mean {:.1}%)", curve.label, curve.mean()))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}

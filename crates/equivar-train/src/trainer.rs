@@ -1,0 +1,292 @@
+//! The training loop: Adam with step LR on a reference model, rotated batches per the regime,
+//! progress bars, per-epoch atomic checkpoints, resume, and a NaN stop.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::store::ModuleRecord;
+use burn::tensor::{Device, Tensor};
+use equivar::models;
+use equivar::nn::Net;
+use equivar::plan::Exactness;
+use equivar_data::{Dataset, Source, Split};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use crate::config::TrainConfig;
+use crate::images::PreparedImages;
+use crate::run_dir::{EpochMetrics, RunDir};
+
+/// How a run reports itself.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainOptions {
+    /// Draw progress bars (on stderr, when it is a terminal).
+    pub progress: bool,
+}
+
+/// A finished (or already complete) run.
+pub struct TrainOutcome {
+    /// The trained model in evaluation mode, on the plain device.
+    pub net: Net,
+    pub metrics: Vec<EpochMetrics>,
+    pub source: Source,
+    /// Epochs already done when this call started (0 for a fresh run).
+    pub resumed_from: usize,
+}
+
+/// Seeds derived per purpose and epoch, so that a resumed run draws what the uninterrupted
+/// run would have drawn.
+fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
+    StdRng::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+pub fn build_net(config: &TrainConfig, device: &Device) -> Result<Net> {
+    let spec = models::spec(&config.model)?;
+    let exactness = if config.allow_approximate {
+        Exactness::AllowApproximate
+    } else {
+        Exactness::Require
+    };
+    Ok(spec.init(config.input_size, exactness, device)?)
+}
+
+fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
+    // PyTorch's Adam defaults (eps 1e-8, L2 weight decay added to the gradient), as the paper.
+    AdamConfig::new()
+        .with_epsilon(1e-8)
+        .with_weight_decay(
+            (config.weight_decay > 0.0).then(|| WeightDecayConfig::new(config.weight_decay as f32)),
+        )
+        .init()
+}
+
+/// Loads the training split for a config (the embedded MNIST subset if nothing was fetched).
+pub fn load_split(
+    config: &TrainConfig,
+    split: Split,
+) -> Result<(equivar_data::LabelledImages, Source)> {
+    let dataset: Dataset = config.dataset.parse().map_err(anyhow::Error::msg)?;
+    let cache = equivar_data::cache_dir(config.data_dir.as_deref());
+    Ok(equivar_data::load(dataset, split, &cache)?)
+}
+
+/// Starts a fresh run in `dir` (which must not hold a run yet).
+pub fn train(config: &TrainConfig, dir: &Path, options: TrainOptions) -> Result<TrainOutcome> {
+    config.validate()?;
+    let run = RunDir::new(dir);
+    if run.holds_run() {
+        bail!(
+            "{} already holds a run; pass --resume to continue it, or choose another --out",
+            dir.display()
+        );
+    }
+    // Build and load first: a model that is not exact at this size, or missing data, is
+    // refused before anything is written.
+    build_net(config, &Device::flex())?;
+    let data = load_split(config, Split::Train)?;
+    run.write_config(config)?;
+    run_epochs(config, &run, options, Some(data))
+}
+
+/// Continues the run in `dir` from its last complete checkpoint.
+pub fn resume(dir: &Path, options: TrainOptions) -> Result<TrainOutcome> {
+    let run = RunDir::new(dir);
+    let config = run.read_config()?;
+    run_epochs(&config, &run, options, None)
+}
+
+fn run_epochs(
+    config: &TrainConfig,
+    run: &RunDir,
+    options: TrainOptions,
+    data: Option<(equivar_data::LabelledImages, Source)>,
+) -> Result<TrainOutcome> {
+    let device = Device::flex();
+    device.seed(config.seed);
+    let ad = device.clone().autodiff();
+    ad.seed(config.seed);
+    let mut net = build_net(config, &ad)?;
+    let mut optim = optimizer(config);
+    let mut metrics = run.read_metrics()?;
+    let mut start = 0;
+    if let Some(state) = run.checkpoint()? {
+        net = load_model(net, &run.file(&state.model_file), config)?;
+        optim = optim
+            .load(run.file(&state.optimizer_file))
+            .with_context(|| {
+                format!(
+                    "cannot load the optimizer state of {}",
+                    run.path().display()
+                )
+            })?;
+        start = state.epochs_done;
+        metrics.truncate(start);
+    }
+
+    let (data, source) = match data {
+        Some(loaded) => loaded,
+        None => load_split(config, Split::Train)?,
+    };
+    let train = PreparedImages::new(&data, config.input_size, config.train_limit);
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let batches_per_epoch = train.len().div_ceil(config.batch_size);
+
+    let bars = MultiProgress::with_draw_target(if options.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let epoch_bar = bars.add(ProgressBar::new(config.epochs as u64));
+    epoch_bar.set_style(style("epochs  {bar:30.cyan/blue} {pos}/{len} {msg}"));
+    epoch_bar.set_position(start as u64);
+    let batch_bar = bars.add(ProgressBar::new(batches_per_epoch as u64));
+    batch_bar.set_style(style(
+        "batches {bar:30.green/white} {pos}/{len} {msg} [{elapsed} < {eta}]",
+    ));
+
+    for epoch in start..config.epochs {
+        let lr = config.lr_at(epoch);
+        let mut rng = epoch_rng(config.seed, epoch);
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        order.shuffle(&mut rng);
+        batch_bar.reset();
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
+            let degrees: Vec<f64> = chunk
+                .iter()
+                .map(|_| config.regime.sample_degrees(&mut rng))
+                .collect();
+            let (x, y) = train.batch(chunk, &degrees, &ad);
+            let logits = net.logits(x)?;
+            let loss = loss_fn.forward(logits.clone(), y.clone());
+            let loss_value = loss.clone().into_scalar::<f64>();
+            if !loss_value.is_finite() {
+                let kept = if epoch == 0 {
+                    "no checkpoint was written yet".to_string()
+                } else {
+                    format!("the checkpoint after epoch {epoch} is kept")
+                };
+                bail!(
+                    "the loss became {loss_value} at epoch {} step {}; training stopped and {kept} \
+                     in {}. Lower --lr (now {lr}) and start a new run",
+                    epoch + 1,
+                    step + 1,
+                    run.path().display()
+                );
+            }
+            correct += count_correct(logits, y);
+            seen += chunk.len();
+            loss_sum += loss_value * chunk.len() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(lr, net, grads);
+            let rate = seen as f64 / started.elapsed().as_secs_f64();
+            batch_bar.set_message(format!(
+                "loss {:.4} acc {:.2}% {rate:.0} img/s",
+                loss_sum / seen as f64,
+                100.0 * correct as f64 / seen as f64
+            ));
+            batch_bar.inc(1);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let m = EpochMetrics {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: 100.0 * correct as f64 / seen as f64,
+            images_per_second: seen as f64 / seconds,
+            seconds,
+        };
+        epoch_bar.set_message(format!(
+            "loss {:.4} acc {:.2}%",
+            m.train_loss, m.train_accuracy
+        ));
+        epoch_bar.inc(1);
+        metrics.push(m);
+        let model_bytes = net.clone().into_record().into_bytes()?;
+        let optim_bytes = optim.into_bytes()?;
+        run.write_metrics(&metrics)?;
+        run.save_checkpoint(
+            &config.model,
+            config.input_size,
+            epoch + 1,
+            &model_bytes,
+            &optim_bytes,
+        )?;
+    }
+    batch_bar.finish_and_clear();
+    epoch_bar.finish_and_clear();
+    Ok(TrainOutcome {
+        net: net.valid(),
+        metrics,
+        source,
+        resumed_from: start,
+    })
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .expect("progress templates are fixed strings")
+        .progress_chars("=> ")
+}
+
+/// Number of rows whose largest logit is the label.
+pub fn count_correct(logits: Tensor<2>, labels: Tensor<1, burn::tensor::Int>) -> usize {
+    let [b, _] = logits.dims();
+    let predicted = logits.argmax(1).reshape([b]);
+    predicted.equal(labels).int().sum().into_scalar::<i64>() as usize
+}
+
+/// Loads model parameters into `net`, with a clear error for a checkpoint of another model.
+pub fn load_model(net: Net, path: &Path, config: &TrainConfig) -> Result<Net> {
+    let record = ModuleRecord::load(path).with_context(|| {
+        format!(
+            "cannot read the checkpoint {}: truncated or corrupt?",
+            path.display()
+        )
+    })?;
+    net.try_load_record(record).map_err(|e| {
+        anyhow::anyhow!(
+            "the checkpoint {} does not fit the model `{}` at input size {}: {e}. Was it written \
+             by another model?",
+            path.display(),
+            config.model,
+            config.input_size
+        )
+    })
+}
+
+/// The model of a run directory, from its last checkpoint, in evaluation mode.
+pub fn load_run(dir: &Path, device: &Device) -> Result<(Net, TrainConfig)> {
+    let run = RunDir::new(dir);
+    let config = run.read_config()?;
+    let state = run.checkpoint()?.with_context(|| {
+        format!(
+            "{} has no checkpoint yet: train at least one epoch (or --resume the run)",
+            dir.display()
+        )
+    })?;
+    if state.model != config.model || state.input_size != config.input_size {
+        bail!(
+            "the checkpoint in {} is of `{}` at {}, but config.json says `{}` at {}",
+            dir.display(),
+            state.model,
+            state.input_size,
+            config.model,
+            config.input_size
+        );
+    }
+    let net = load_model(
+        build_net(&config, device)?,
+        &run.file(&state.model_file),
+        &config,
+    )?;
+    Ok((net.valid(), config))
+}
