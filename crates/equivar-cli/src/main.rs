@@ -52,7 +52,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The size lesson in one minute: plan and measure a model at 27, 28 and 29, then train it
+    /// The size lesson in 90 seconds: plan and measure a model at 27, 28 and 29, then train it
     /// briefly at 28 (exact) and 29 (approximate) and compare accuracy under quarter turns.
     Demo {
         #[arg(long, default_value = "abusing-p4")]
