@@ -210,7 +210,10 @@ fn run_epochs(
         ));
         epoch_bar.inc(1);
         metrics.push(m);
-        let model_bytes = net.clone().into_record().into_bytes()?;
+        // `valid()` first: burn's RunningState (batch-norm statistics) keeps the last update
+        // pending until a sync, and a record of the training model would store the statistics
+        // of one step earlier. Flags (train/eval) are not part of records.
+        let model_bytes = net.valid().into_record().into_bytes()?;
         let optim_bytes = optim.into_bytes()?;
         run.write_metrics(&metrics)?;
         run.save_checkpoint(
