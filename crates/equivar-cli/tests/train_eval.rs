@@ -6,17 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn equivar(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_equivar"))
-        .args(args)
-        .output()
-        .expect("run equivar");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::equivar;
 
 fn train_args<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
     vec![

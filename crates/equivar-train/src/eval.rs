@@ -28,23 +28,32 @@ impl RotationCurve {
 
     /// The accuracy at `degrees`, if it was measured.
     pub fn at(&self, degrees: f64) -> Option<f64> {
-        self.angles
-            .iter()
-            .position(|&a| (a - degrees).abs() < 1e-9)
-            .map(|i| self.accuracy[i])
+        accuracy_at(&self.angles, &self.accuracy, degrees)
     }
 
     /// Largest minus smallest accuracy over 0, 90, 180 and 270 degrees (percentage points).
     pub fn quarter_turn_spread(&self) -> Option<f64> {
-        let quarter: Option<Vec<f64>> = [0.0, 90.0, 180.0, 270.0]
-            .iter()
-            .map(|&a| self.at(a))
-            .collect();
-        let quarter = quarter?;
-        let max = quarter.iter().cloned().fold(f64::MIN, f64::max);
-        let min = quarter.iter().cloned().fold(f64::MAX, f64::min);
-        Some(max - min)
+        quarter_turn_spread(&self.angles, &self.accuracy)
     }
+}
+
+fn accuracy_at(angles: &[f64], accuracy: &[f64], degrees: f64) -> Option<f64> {
+    angles
+        .iter()
+        .position(|&a| (a - degrees).abs() < 1e-9)
+        .map(|i| accuracy[i])
+}
+
+/// Largest minus smallest of `accuracy` at 0, 90, 180 and 270 degrees; None if one is missing.
+pub fn quarter_turn_spread(angles: &[f64], accuracy: &[f64]) -> Option<f64> {
+    let quarter: Option<Vec<f64>> = [0.0, 90.0, 180.0, 270.0]
+        .iter()
+        .map(|&a| accuracy_at(angles, accuracy, a))
+        .collect();
+    let quarter = quarter?;
+    let max = quarter.iter().cloned().fold(f64::MIN, f64::max);
+    let min = quarter.iter().cloned().fold(f64::MAX, f64::min);
+    Some(max - min)
 }
 
 /// 0, 10, ..., 350 degrees.

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic;
 use crate::config::TrainConfig;
-use crate::eval::{RotationCurve, paper_angles, rotation_curve};
+use crate::eval::{self, RotationCurve, paper_angles, rotation_curve};
 use crate::images::PreparedImages;
 use crate::plot;
 use crate::regime::Regime;
@@ -309,15 +309,8 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 fn quarter_spread(r: &RunResult) -> f64 {
-    let at = |deg: f64| {
-        r.accuracy[r
-            .angles
-            .iter()
-            .position(|&a| a == deg)
-            .expect("paper angles")]
-    };
-    let q = [at(0.0), at(90.0), at(180.0), at(270.0)];
-    q.iter().cloned().fold(f64::MIN, f64::max) - q.iter().cloned().fold(f64::MAX, f64::min)
+    eval::quarter_turn_spread(&r.angles, &r.accuracy)
+        .expect("runs are measured at the paper's angles")
 }
 
 fn select<'a>(
