@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod bench;
 mod commands;
 mod demo;
 
@@ -65,6 +66,9 @@ enum Command {
     Train(commands::TrainArgs),
     /// Accuracy of trained runs on the test set rotated by 0, 10, ..., 350 degrees, with a plot.
     Eval(commands::EvalArgs),
+    /// Throughput, latency and construction time of the reference models and single conv
+    /// layers (medians), with GFLOP/s and the share of the measured fp32 GEMM peak.
+    Bench(bench::BenchArgs),
     /// Reproduce a paper's study: `using-abusing` (Edixhoven et al. 2023, MNIST).
     Reproduce {
         /// The study: using-abusing.
@@ -196,6 +200,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Demo { model } => demo::run(&model)?,
+        Command::Bench(args) => bench::run(args)?,
         Command::Data(DataCommand::Fetch {
             dataset,
             data_dir,

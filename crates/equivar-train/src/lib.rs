@@ -2,6 +2,7 @@
 //! commands are thin layers over this crate.
 
 pub mod atomic;
+pub mod bench;
 pub mod config;
 pub mod eval;
 pub mod images;

@@ -9,7 +9,8 @@
 //! Layers, lowest first: [`group`] (C_N, D_N) -> [`space`] (pixel grid actions, windows) ->
 //! [`kernels`] (filter expansion maps) -> [`field`] (feature types) -> [`spec`] / [`plan`]
 //! (model descriptions and their static plan) -> [`nn`] (burn modules) -> [`check`],
-//! [`export`], [`models`].
+//! [`export`], [`models`]. [`ops`] holds our own CPU kernels (conv2d forward and backward),
+//! which the layers use on burn's Flex backend.
 //!
 //! ```no_run
 //! use equivar::{models, plan::Exactness};
@@ -27,6 +28,7 @@ pub mod group;
 pub mod kernels;
 pub mod models;
 pub mod nn;
+pub mod ops;
 pub mod plan;
 pub mod space;
 pub mod spec;

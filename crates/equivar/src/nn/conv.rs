@@ -3,14 +3,13 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::check_channels;
 use crate::error::Result;
 use crate::field::FieldType;
 use crate::kernels::FilterExpansion;
+use crate::ops;
 use crate::space::Window;
 
 /// What lifting and group convs share: types, window and the expansion index maps.
@@ -74,16 +73,6 @@ impl GConvGeometry {
         bias.select(0, Self::index(&self.expansion.bias_index, &device))
     }
 
-    fn options(&self) -> ConvOptions<2> {
-        let w = self.window;
-        ConvOptions::new(
-            [w.stride, w.stride],
-            [w.padding, w.padding],
-            [w.dilation, w.dilation],
-            1,
-        )
-    }
-
     /// The plain conv2d filter bank `[out_fields * |G|, in_channels, k, k]` of a learned bank.
     fn filter<const D: usize>(&self, weight: &Param<Tensor<D>>) -> Tensor<4> {
         self.expand_filter(weight.val().reshape([self.expansion.weight_len]))
@@ -101,7 +90,15 @@ impl GConvGeometry {
         bias: &Option<Param<Tensor<1>>>,
     ) -> Tensor<4> {
         check_channels(&self.name, self.in_type.channels(), &x);
-        conv2d(x, self.filter(weight), self.bias(bias), self.options())
+        let w = self.window;
+        ops::conv2d(
+            x,
+            self.filter(weight),
+            self.bias(bias),
+            w.stride,
+            w.padding,
+            w.dilation,
+        )
     }
 }
 

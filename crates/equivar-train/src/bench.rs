@@ -1,0 +1,299 @@
+//! `equivar bench`: the figures the peer scripts print (training and inference throughput,
+//! batch-1 latency, construction time) for the reference models, and single lifting and
+//! group conv layers, with GFLOP/s and their share of the machine's measured fp32 GEMM rate.
+//!
+//! Every figure is a median over repeated runs after warm-up. Conv work is counted by
+//! [`equivar::ops::conv_flops`] around one forward pass; a training step counts it three
+//! times (forward, input gradient, filter gradient), the convention the peers' figures use.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use equivar::field::FieldType;
+use equivar::group::Group;
+use equivar::models;
+use equivar::nn::{GroupConv2d, LiftingConv2d};
+use equivar::ops::{self, Kernels};
+use equivar::plan::Exactness;
+use equivar::space::Window;
+use serde::Serialize;
+
+/// How long to measure.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchOptions {
+    /// Batch of the throughput figures (the peers use 128).
+    pub batch: usize,
+    /// Timed repetitions per figure (after warm-up); the median is reported.
+    pub repeats: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            batch: 128,
+            repeats: 10,
+        }
+    }
+}
+
+/// The measured fp32 GEMM rate the shares refer to.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Machine {
+    pub bench: &'static str,
+    pub threads: usize,
+    pub sgemm_2048_gflops: f64,
+}
+
+/// Whole-model figures, named as `../shared/peers` names them.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelFigures {
+    pub bench: &'static str,
+    pub model: String,
+    pub kernels: &'static str,
+    pub input_size: usize,
+    pub threads: usize,
+    pub n_params: usize,
+    pub construct_s: f64,
+    pub train_b128_ips: f64,
+    pub infer_b128_ips: f64,
+    pub infer_b1_ms: f64,
+    /// Forward conv work per image.
+    pub conv_mflop_per_image: f64,
+    pub train_gflops: f64,
+    pub infer_gflops: f64,
+    pub train_peak_share: f64,
+    pub infer_peak_share: f64,
+}
+
+/// One conv layer, forward and backward.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerFigures {
+    pub bench: &'static str,
+    pub layer: &'static str,
+    pub kernels: &'static str,
+    pub fields: usize,
+    pub channels_in: usize,
+    pub channels_out: usize,
+    pub size: usize,
+    pub batch: usize,
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+    pub forward_gflops: f64,
+    pub backward_gflops: f64,
+    pub forward_peak_share: f64,
+    pub backward_peak_share: f64,
+}
+
+pub fn kernels_name(kernels: Kernels) -> &'static str {
+    match kernels {
+        Kernels::Equivar => "equivar",
+        Kernels::Burn => "burn",
+    }
+}
+
+pub fn machine() -> Machine {
+    Machine {
+        bench: "equivar_machine",
+        threads: rayon_threads(),
+        sgemm_2048_gflops: ops::sgemm_gflops(2048),
+    }
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Median seconds of `repeats` runs of `f`, after `warmup` untimed ones.
+fn median_seconds(warmup: usize, repeats: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut times: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn random_images(batch: usize, size: usize, device: &Device) -> Tensor<4> {
+    Tensor::random(
+        [batch, 1, size, size],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    )
+}
+
+/// Forces a result to exist (Flex is eager, but other backends may queue work).
+fn settle<const D: usize>(t: Tensor<D>) {
+    let _ = t.sum().into_scalar::<f32>();
+}
+
+/// Benchmarks reference model `name` at `input_size`.
+pub fn bench_model(
+    name: &str,
+    input_size: usize,
+    kernels: Kernels,
+    options: BenchOptions,
+    machine: &Machine,
+) -> Result<ModelFigures> {
+    ops::set_kernels(kernels);
+    let spec = models::spec(name)?;
+    let device = Device::flex();
+    let ad = device.clone().autodiff();
+
+    let construct_s = median_seconds(2, options.repeats.max(5), || {
+        let _ = spec
+            .init(input_size, Exactness::Require, &device)
+            .expect("valid model");
+    });
+
+    let mut net = spec.init(input_size, Exactness::Require, &ad)?;
+    let n_params = net.trainable_params();
+    let batch = options.batch;
+    let x = random_images(batch, input_size, &ad);
+    let labels: Vec<i64> = (0..batch as i64).map(|i| (i * 7) % 10).collect();
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &ad);
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let step_s = median_seconds(2, options.repeats, || {
+        let logits = net.logits(x.clone()).expect("input fits the model");
+        let loss = loss_fn.forward(logits, y.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(0.001, net.clone(), grads);
+    });
+
+    let frozen = net.valid();
+    let x_plain = random_images(batch, input_size, &device);
+    let flops_before = ops::conv_flops();
+    settle(frozen.logits(x_plain.clone())?);
+    let conv_flop_per_image = (ops::conv_flops() - flops_before) as f64 / batch as f64;
+    let infer_s = median_seconds(2, options.repeats, || {
+        settle(
+            frozen
+                .logits(x_plain.clone())
+                .expect("input fits the model"),
+        );
+    });
+    let x_one = random_images(1, input_size, &device);
+    let latency_s = median_seconds(5, options.repeats.max(30), || {
+        settle(frozen.logits(x_one.clone()).expect("input fits the model"));
+    });
+
+    let train_ips = batch as f64 / step_s;
+    let infer_ips = batch as f64 / infer_s;
+    let train_gflops = 3.0 * conv_flop_per_image * train_ips / 1e9;
+    let infer_gflops = conv_flop_per_image * infer_ips / 1e9;
+    Ok(ModelFigures {
+        bench: "equivar_model",
+        model: name.to_string(),
+        kernels: kernels_name(kernels),
+        input_size,
+        threads: machine.threads,
+        n_params,
+        construct_s,
+        train_b128_ips: train_ips,
+        infer_b128_ips: infer_ips,
+        infer_b1_ms: latency_s * 1e3,
+        conv_mflop_per_image: conv_flop_per_image / 1e6,
+        train_gflops,
+        infer_gflops,
+        train_peak_share: train_gflops / machine.sgemm_2048_gflops,
+        infer_peak_share: infer_gflops / machine.sgemm_2048_gflops,
+    })
+}
+
+/// A closure to time.
+type Timed = Box<dyn FnMut()>;
+
+/// Which conv layer to benchmark.
+#[derive(Clone, Copy, Debug)]
+pub enum LayerKind {
+    /// Z2 -> C4: one image channel to `fields` regular fields.
+    Lifting,
+    /// C4 -> C4: `fields` regular fields to as many.
+    Group,
+}
+
+/// Benchmarks one 3x3, padding-1 conv layer over C4 at `size` x `size`, forward and backward.
+pub fn bench_layer(
+    kind: LayerKind,
+    fields: usize,
+    size: usize,
+    kernels: Kernels,
+    options: BenchOptions,
+    machine: &Machine,
+) -> Result<LayerFigures> {
+    ops::set_kernels(kernels);
+    let group = Group::cyclic(4);
+    let device = Device::flex();
+    let ad = device.clone().autodiff();
+    let window = Window::new(3).padding(1);
+    let batch = options.batch;
+    let (name, in_type) = match kind {
+        LayerKind::Lifting => ("lifting", FieldType::trivial(group, 1)),
+        LayerKind::Group => ("group", FieldType::regular(group, fields)),
+    };
+    let x_ad = Tensor::<4>::random(
+        [batch, in_type.channels(), size, size],
+        Distribution::Normal(0.0, 1.0),
+        &ad,
+    )
+    .require_grad();
+    let (forward, forward_backward): (Timed, Timed) = match kind {
+        LayerKind::Lifting => {
+            let layer = LiftingConv2d::new(name, in_type, fields, window, true, &ad)?;
+            let frozen = layer.valid();
+            let x = x_ad.clone().inner();
+            let x2 = x_ad.clone();
+            (
+                Box::new(move || settle(frozen.forward(x.clone()))),
+                Box::new(move || {
+                    let _ = layer.forward(x2.clone()).sum().backward();
+                }),
+            )
+        }
+        LayerKind::Group => {
+            let layer = GroupConv2d::new(name, in_type, fields, window, true, &ad)?;
+            let frozen = layer.valid();
+            let x = x_ad.clone().inner();
+            let x2 = x_ad.clone();
+            (
+                Box::new(move || settle(frozen.forward(x.clone()))),
+                Box::new(move || {
+                    let _ = layer.forward(x2.clone()).sum().backward();
+                }),
+            )
+        }
+    };
+    let flops = 2.0 * (batch * fields * 4 * in_type.channels() * 9 * size * size) as f64;
+    let forward_s = median_seconds(2, options.repeats, forward);
+    let both_s = median_seconds(2, options.repeats, forward_backward);
+    let backward_s = (both_s - forward_s).max(1e-9);
+    // The backward computes the input and the filter gradients: twice the forward's work.
+    let forward_gflops = flops / forward_s / 1e9;
+    let backward_gflops = 2.0 * flops / backward_s / 1e9;
+    Ok(LayerFigures {
+        bench: "equivar_layer",
+        layer: name,
+        kernels: kernels_name(kernels),
+        fields,
+        channels_in: in_type.channels(),
+        channels_out: fields * 4,
+        size,
+        batch,
+        forward_ms: forward_s * 1e3,
+        backward_ms: backward_s * 1e3,
+        forward_gflops,
+        backward_gflops,
+        forward_peak_share: forward_gflops / machine.sgemm_2048_gflops,
+        backward_peak_share: backward_gflops / machine.sgemm_2048_gflops,
+    })
+}

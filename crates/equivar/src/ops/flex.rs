@@ -1,0 +1,176 @@
+//! The conv kernels of [`super::conv_cpu`] registered as a burn backend extension: a plain
+//! implementation for the `Flex` CPU backend and a hand-written backward for
+//! `Autodiff<Flex>`, so layers stay written against burn's `Tensor` and train as before.
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, TensorMetadata, backend_extension};
+use burn::tensor::{DType, TensorData};
+
+use super::conv_cpu::{self, ConvShape, Wanted};
+
+#[backend_extension(Flex, Autodiff)]
+pub trait GConvBackend: Backend {
+    /// `conv2d(x, weight) + bias` with a square `kernel`, and symmetric stride, padding and
+    /// dilation.
+    fn equivar_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+    ) -> FloatTensor<Self>;
+}
+
+/// The conv geometry of an `x` / `weight` pair; the caller has checked the shapes.
+fn conv_shape(
+    x: &[usize],
+    weight: &[usize],
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> ConvShape {
+    ConvShape {
+        batch: x[0],
+        c_in: x[1],
+        height: x[2],
+        width: x[3],
+        c_out: weight[0],
+        kernel: weight[2],
+        stride,
+        padding,
+        dilation,
+    }
+}
+
+/// A contiguous f32 view of a Flex tensor, copying only when its layout is strided.
+fn with_f32<R>(t: &FlexTensor, f: impl FnOnce(&[f32]) -> R) -> R {
+    match t.as_slice::<f32>() {
+        Some(values) => f(values),
+        None => f(t
+            .to_contiguous()
+            .as_slice::<f32>()
+            .expect("contiguous copy")),
+    }
+}
+
+fn flex_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+fn dims(t: &FlexTensor) -> Vec<usize> {
+    t.shape().to_vec()
+}
+
+impl GConvBackend for Flex {
+    fn equivar_conv2d(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+    ) -> FlexTensor {
+        assert_eq!(x.dtype(), DType::F32, "equivar conv kernels run in f32");
+        let s = conv_shape(&dims(&x), &dims(&weight), stride, padding, dilation);
+        let y = with_f32(&x, |xv| {
+            with_f32(&weight, |wv| {
+                with_f32(&bias, |bv| conv_cpu::forward(&s, xv, wv, Some(bv)))
+            })
+        });
+        flex_tensor(y, vec![s.batch, s.c_out, s.out_height(), s.out_width()])
+    }
+}
+
+#[derive(Debug)]
+struct ConvBackward;
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = (NodeId, NodeId, ConvShape);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let (x_state, weight_state, s) = ops.state;
+        let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
+        let weight: FlexTensor = checkpointer.retrieve_node_output(weight_state);
+        let wanted = Wanted {
+            input: node_x.is_some(),
+            weight: node_weight.is_some(),
+            bias: node_bias.is_some(),
+        };
+        let g = with_f32(&x, |xv| {
+            with_f32(&weight, |wv| {
+                with_f32(&dy, |dyv| conv_cpu::backward(&s, xv, wv, dyv, wanted))
+            })
+        });
+        let k = s.kernel;
+        if let (Some(node), Some(dx)) = (node_x, g.input) {
+            let shape = vec![s.batch, s.c_in, s.height, s.width];
+            grads.register::<Flex>(node.id, flex_tensor(dx, shape));
+        }
+        if let (Some(node), Some(dw)) = (node_weight, g.weight) {
+            grads.register::<Flex>(node.id, flex_tensor(dw, vec![s.c_out, s.c_in, k, k]));
+        }
+        if let (Some(node), Some(db)) = (node_bias, g.bias) {
+            grads.register::<Flex>(node.id, flex_tensor(db, vec![s.c_out]));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
+    fn equivar_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+    ) -> FloatTensor<Self> {
+        let s = conv_shape(
+            &dims(x.primitive()),
+            &dims(weight.primitive()),
+            stride,
+            padding,
+            dilation,
+        );
+        match ConvBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let y = Flex::equivar_conv2d(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                    stride,
+                    padding,
+                    dilation,
+                );
+                prep.finish((x_state, weight_state, s), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::equivar_conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                stride,
+                padding,
+                dilation,
+            )),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Our own kernels where burn is slow, each with a plain reference the tests compare against.
+//!
+//! [`conv2d`] is the one entry point the layers call: on burn's `Flex` CPU backend (with or
+//! without autodiff) it runs [`conv_cpu`]'s im2col + GEMM kernels; on every other backend, or
+//! when [`set_kernels`] chose [`Kernels::Burn`], it runs burn's own `conv2d`.
+
+pub mod conv_cpu;
+mod flex;
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::tensor::module::conv2d as burn_conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Device, Tensor};
+
+pub use flex::GConvBackend;
+
+/// Which conv implementation [`conv2d`] uses on the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// equivar's kernels on the Flex backend, burn's elsewhere (the default).
+    Equivar,
+    /// burn's conv2d everywhere: the reference path, and the baseline benchmarks compare with.
+    Burn,
+}
+
+static KERNELS: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the conv implementation for the whole process. `EQUIVAR_KERNELS=burn` in the
+/// environment sets [`Kernels::Burn`] before the first call.
+pub fn set_kernels(kernels: Kernels) {
+    KERNELS.store(
+        match kernels {
+            Kernels::Equivar => 1,
+            Kernels::Burn => 2,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// The conv implementation in use.
+pub fn kernels() -> Kernels {
+    match KERNELS.load(Ordering::Relaxed) {
+        1 => Kernels::Equivar,
+        2 => Kernels::Burn,
+        _ => {
+            let from_env = match std::env::var("EQUIVAR_KERNELS").as_deref() {
+                Ok("burn") => Kernels::Burn,
+                _ => Kernels::Equivar,
+            };
+            set_kernels(from_env);
+            from_env
+        }
+    }
+}
+
+static CONV_FLOPS: AtomicU64 = AtomicU64::new(0);
+
+/// Forward conv FLOPs (2 x multiply-adds) run through [`conv2d`] since the process started,
+/// on any route: benchmarks read it around one forward pass to know a model's conv work.
+pub fn conv_flops() -> u64 {
+    CONV_FLOPS.load(Ordering::Relaxed)
+}
+
+/// Whether `device` is burn's Flex CPU backend, with or without autodiff.
+pub fn is_flex(device: &Device) -> bool {
+    matches!(
+        device.as_dispatch().clone().inner(),
+        DispatchDevice::Flex(_)
+    )
+}
+
+/// The machine's fp32 GEMM rate in GFLOP/s: the median of three `size x size x size`
+/// products on all rayon threads, the reference "peak" benchmarks report shares of.
+pub fn sgemm_gflops(size: usize) -> f64 {
+    conv_cpu::sgemm_gflops(size)
+}
+
+/// Square-window conv2d, `x [B, C_in, H, W]`, `weight [C_out, C_in, k, k]`, one bias per
+/// output channel; stride, padding and dilation symmetric.
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Tensor<4> {
+    let [batch, c_in, height, width] = x.dims();
+    let [c_out, _, kernel, _] = weight.dims();
+    let shape = conv_cpu::ConvShape {
+        batch,
+        c_in,
+        height,
+        width,
+        c_out,
+        kernel,
+        stride,
+        padding,
+        dilation,
+    };
+    if let Err(e) = shape.validate() {
+        panic!("{e}");
+    }
+    CONV_FLOPS.fetch_add(shape.forward_flops() as u64, Ordering::Relaxed);
+    let device = x.device();
+    let fast = kernels() == Kernels::Equivar
+        && is_flex(&device)
+        && x.dtype() == DType::F32
+        && weight.dims()[2] == weight.dims()[3];
+    if !fast {
+        let options = ConvOptions::new([stride; 2], [padding; 2], [dilation; 2], 1);
+        return burn_conv2d(x, weight, bias, options);
+    }
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &device));
+    Tensor::from_dispatch(Dispatch::equivar_conv2d(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        stride,
+        padding,
+        dilation,
+    ))
+}

@@ -1,0 +1,266 @@
+//! equivar's CPU conv kernels against references: the slice kernels against plain f64 loops
+//! on random geometries (strides, padding, dilation, odd sizes, 1x1, batch 1), and the burn
+//! extension (forward and autodiff backward) against burn's own conv2d.
+//!
+//! Tolerance: float32 sums of at most a few hundred products, compared with an f64 reference,
+//! stay within ~1e-6 of the largest value; 1e-5 relative to it leaves a margin while any wrong
+//! index or missing term shows up at order 1.
+
+use burn::tensor::module::conv2d as burn_conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Distribution, Tensor};
+use equivar::ops::conv_cpu::{self, ConvShape, Wanted};
+use equivar::ops::{self, Kernels};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed, TestRunner};
+
+const TOL: f64 = 1e-5;
+
+/// Largest difference, relative to the reference's largest magnitude (at least 1).
+fn relative_error(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs() as f64));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+    diff / scale
+}
+
+fn geometry() -> impl Strategy<Value = ConvShape> {
+    (
+        (1usize..4, 1usize..6, 1usize..6),
+        (1usize..13, 1usize..13),
+        (1usize..5, 1usize..4, 0usize..3, 1usize..3),
+    )
+        .prop_map(
+            |((batch, c_in, c_out), (height, width), (kernel, stride, padding, dilation))| {
+                ConvShape {
+                    batch,
+                    c_in,
+                    height,
+                    width,
+                    c_out,
+                    kernel,
+                    stride,
+                    padding,
+                    dilation,
+                }
+            },
+        )
+        .prop_filter("window must fit", |s| s.validate().is_ok())
+}
+
+fn values(len: usize) -> impl Strategy<Value = Vec<f32>> {
+    prop::collection::vec(-1.0f32..1.0, len)
+}
+
+fn runner() -> TestRunner {
+    let mut config = Config::with_cases(96);
+    if config.rng_seed == RngSeed::Random {
+        config.rng_seed = RngSeed::Fixed(0xC0_2026);
+    }
+    TestRunner::new(config)
+}
+
+#[test]
+fn slice_kernels_match_the_reference_loops() {
+    let case = geometry().prop_flat_map(|s| {
+        (
+            Just(s),
+            values(s.input_len()),
+            values(s.weight_len()),
+            values(s.c_out),
+            values(s.output_len()),
+        )
+    });
+    let shapes_seen = std::cell::Cell::new((0usize, 0usize, 0usize));
+    runner()
+        .run(&case, |(s, x, w, b, dy)| {
+            let all = Wanted {
+                input: true,
+                weight: true,
+                bias: true,
+            };
+            let y = conv_cpu::forward(&s, &x, &w, Some(&b));
+            let y_ref = conv_cpu::reference::forward(&s, &x, &w, Some(&b));
+            prop_assert!(relative_error(&y, &y_ref) <= TOL, "forward {s:?}");
+            let g = conv_cpu::backward(&s, &x, &w, &dy, all);
+            let g_ref = conv_cpu::reference::backward(&s, &x, &w, &dy, all);
+            let pairs = [
+                ("input", &g.input, &g_ref.input),
+                ("weight", &g.weight, &g_ref.weight),
+                ("bias", &g.bias, &g_ref.bias),
+            ];
+            for (what, got, want) in pairs {
+                let err = relative_error(got.as_ref().unwrap(), want.as_ref().unwrap());
+                prop_assert!(err <= TOL, "{what} gradient {s:?}: {err:.2e}");
+            }
+            // Only what is asked for is computed.
+            let only_input = conv_cpu::backward(
+                &s,
+                &x,
+                &w,
+                &dy,
+                Wanted {
+                    input: true,
+                    weight: false,
+                    bias: false,
+                },
+            );
+            prop_assert!(only_input.weight.is_none() && only_input.bias.is_none());
+            prop_assert_eq!(only_input.input, g.input);
+            let (strided, dilated, pointwise) = shapes_seen.get();
+            shapes_seen.set((
+                strided + (s.stride > 1) as usize,
+                dilated + (s.dilation > 1) as usize,
+                pointwise + (s.kernel == 1 && s.padding == 0 && s.stride == 1) as usize,
+            ));
+            Ok(())
+        })
+        .unwrap();
+    let (strided, dilated, pointwise) = shapes_seen.get();
+    assert!(
+        strided > 10 && dilated > 10 && pointwise > 0,
+        "the random geometries must cover strides, dilation and the 1x1 path: {:?}",
+        shapes_seen.get()
+    );
+}
+
+#[test]
+fn forward_without_bias_is_the_plain_product() {
+    let s = ConvShape {
+        batch: 2,
+        c_in: 3,
+        height: 7,
+        width: 6,
+        c_out: 4,
+        kernel: 3,
+        stride: 2,
+        padding: 1,
+        dilation: 1,
+    };
+    let x: Vec<f32> = (0..s.input_len()).map(|i| (i % 7) as f32 - 3.0).collect();
+    let w: Vec<f32> = (0..s.weight_len()).map(|i| (i % 5) as f32 * 0.5).collect();
+    let y = conv_cpu::forward(&s, &x, &w, None);
+    let y_ref = conv_cpu::reference::forward(&s, &x, &w, None);
+    assert!(relative_error(&y, &y_ref) <= TOL);
+    assert_eq!(y.len(), 2 * 4 * 4 * 3);
+}
+
+#[test]
+fn invalid_geometry_is_named() {
+    let s = ConvShape {
+        batch: 1,
+        c_in: 1,
+        height: 2,
+        width: 2,
+        c_out: 1,
+        kernel: 5,
+        stride: 1,
+        padding: 0,
+        dilation: 1,
+    };
+    let err = s.validate().unwrap_err().to_string();
+    assert!(err.contains("5x5") && err.contains("2x2"), "{err}");
+}
+
+fn host(t: Tensor<4>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+fn host1(t: Tensor<1>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// Forward and all three gradients through burn's autodiff: equivar's extension against
+/// burn's conv2d, on the same tensors.
+fn compare_with_burn(batch: usize, c_in: usize, size: usize, c_out: usize, window: [usize; 4]) {
+    assert_eq!(ops::kernels(), Kernels::Equivar);
+    let [k, stride, padding, dilation] = window;
+    let device = Device::flex();
+    let x = Tensor::<4>::random(
+        [batch, c_in, size, size],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let w = Tensor::<4>::random([c_out, c_in, k, k], Distribution::Normal(0.0, 0.3), &device);
+    let b = Tensor::<1>::random([c_out], Distribution::Normal(0.0, 1.0), &device);
+
+    let run = |fast: bool| {
+        let x = x.clone().autodiff().require_grad();
+        let w = w.clone().autodiff().require_grad();
+        let b = b.clone().autodiff().require_grad();
+        let y = if fast {
+            ops::conv2d(
+                x.clone(),
+                w.clone(),
+                Some(b.clone()),
+                stride,
+                padding,
+                dilation,
+            )
+        } else {
+            let options = ConvOptions::new([stride; 2], [padding; 2], [dilation; 2], 1);
+            burn_conv2d(x.clone(), w.clone(), Some(b.clone()), options)
+        };
+        // A non-uniform upstream gradient, sin(y) + 1: every output weighs differently.
+        let grads = (y.clone() * y.clone().sin().detach() + y.clone())
+            .sum()
+            .backward();
+        (
+            host(y.clone()),
+            host(x.grad(&grads).unwrap()),
+            host(w.grad(&grads).unwrap()),
+            host1(b.grad(&grads).unwrap()),
+        )
+    };
+    let (y, gx, gw, gb) = run(true);
+    let (y_ref, gx_ref, gw_ref, gb_ref) = run(false);
+    let case = format!("batch {batch}, {c_in}->{c_out}, {size}x{size}, window {window:?}");
+    for (what, got, want) in [
+        ("output", &y, &y_ref),
+        ("input gradient", &gx, &gx_ref),
+        ("filter gradient", &gw, &gw_ref),
+        ("bias gradient", &gb, &gb_ref),
+    ] {
+        let err = relative_error(got, want);
+        assert!(
+            err <= TOL,
+            "{case}: {what} differs from burn's by {err:.2e}"
+        );
+    }
+
+    // Inference (no autodiff) takes the plain Flex route.
+    let y_plain = host(ops::conv2d(x, w, Some(b), stride, padding, dilation));
+    assert!(
+        relative_error(&y_plain, &y_ref) <= TOL,
+        "{case}: inference output"
+    );
+}
+
+#[test]
+fn extension_matches_burn_conv2d_with_gradients() {
+    // The abusing-p4 shapes (lifting 1->40, group 40->40 at 28 and 14, the 4x4 top layer),
+    // a strided and a dilated window, batch 1 (GEMM-internal threads) and a 1x1 conv.
+    compare_with_burn(3, 1, 28, 40, [3, 1, 1, 1]);
+    compare_with_burn(2, 40, 14, 40, [3, 1, 1, 1]);
+    compare_with_burn(2, 40, 14, 40, [4, 1, 0, 1]);
+    compare_with_burn(3, 5, 29, 6, [3, 2, 1, 1]);
+    compare_with_burn(2, 4, 11, 3, [3, 1, 2, 2]);
+    compare_with_burn(1, 8, 9, 8, [3, 1, 1, 1]);
+    compare_with_burn(2, 6, 5, 7, [1, 1, 0, 1]);
+}
+
+#[test]
+fn strided_views_are_read_correctly() {
+    // A transposed (non-contiguous) input must give the same result as its contiguous copy.
+    let device = Device::flex();
+    let x = Tensor::<4>::random([2, 3, 6, 8], Distribution::Normal(0.0, 1.0), &device);
+    let w = Tensor::<4>::random([4, 3, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+    let view = x.clone().swap_dims(2, 3);
+    let copy = Tensor::<4>::from_data(view.clone().into_data(), &device);
+    let a = host(ops::conv2d(view, w.clone(), None, 1, 1, 1));
+    let b = host(ops::conv2d(copy, w, None, 1, 1, 1));
+    assert_eq!(a, b);
+}
