@@ -264,3 +264,63 @@ fn strided_views_are_read_correctly() {
     let b = host(ops::conv2d(copy, w, None, 1, 1, 1));
     assert_eq!(a, b);
 }
+
+/// Training-mode batch norm: equivar's kernels against burn's `batch_norm_train`, outputs,
+/// statistics and all three gradients (through the batch statistics).
+#[test]
+fn batch_norm_matches_burn_with_gradients() {
+    assert_eq!(ops::kernels(), Kernels::Equivar);
+    let device = Device::flex();
+    for [batch, channels, h, w] in [[4, 10, 112, 28], [3, 5, 7, 9], [1, 2, 1, 1], [2, 3, 4, 4]] {
+        let x = Tensor::<4>::random(
+            [batch, channels, h, w],
+            Distribution::Normal(0.7, 2.0),
+            &device,
+        );
+        let gamma = Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.5), &device);
+        let beta = Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.5), &device);
+        let run = |fast: bool| {
+            let x = x.clone().autodiff().require_grad();
+            let gamma = gamma.clone().autodiff().require_grad();
+            let beta = beta.clone().autodiff().require_grad();
+            let (y, mean, var) = if fast {
+                ops::batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5)
+            } else {
+                let r = burn::tensor::module::batch_norm_train(
+                    x.clone(),
+                    gamma.clone(),
+                    beta.clone(),
+                    1e-5,
+                );
+                (r.output, r.mean, r.variance)
+            };
+            let grads = (y.clone() * y.clone().sin().detach() + y.clone())
+                .sum()
+                .backward();
+            (
+                host(y),
+                host1(mean),
+                host1(var),
+                host(x.grad(&grads).unwrap()),
+                host1(gamma.grad(&grads).unwrap()),
+                host1(beta.grad(&grads).unwrap()),
+            )
+        };
+        let (a, b) = (run(true), run(false));
+        let case = format!("[{batch}, {channels}, {h}, {w}]");
+        for (what, got, want) in [
+            ("output", &a.0, &b.0),
+            ("mean", &a.1, &b.1),
+            ("variance", &a.2, &b.2),
+            ("input gradient", &a.3, &b.3),
+            ("gamma gradient", &a.4, &b.4),
+            ("beta gradient", &a.5, &b.5),
+        ] {
+            let err = relative_error(got, want);
+            assert!(
+                err <= TOL,
+                "{case}: batch-norm {what} differs from burn's by {err:.2e}"
+            );
+        }
+    }
+}

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::check_channels;
 use crate::field::FieldType;
+use crate::ops;
 
 /// Batch norm over fields. Training mode (batch statistics, running averages updated) on
 /// autodiff devices while the module is in training state; inference mode (running
@@ -44,6 +45,33 @@ impl EquivariantBatchNorm {
         let [b, c, h, w] = x.dims();
         let fields = self.field_type.fields;
         let folded = x.reshape([b, fields, (c / fields) * h, w]);
-        self.norm.forward(folded).reshape([b, c, h, w])
+        let training = folded.device().is_autodiff() && self.norm.training.is_enabled();
+        if !training {
+            return self.norm.forward(folded).reshape([b, c, h, w]);
+        }
+        self.forward_train(folded).reshape([b, c, h, w])
+    }
+
+    /// burn's `BatchNorm::forward_train` with the statistics and the normalisation from
+    /// [`ops::batch_norm_train`] (equivar's kernels on the CPU): the running statistics are
+    /// updated exactly as burn updates them.
+    fn forward_train(&self, x: Tensor<4>) -> Tensor<4> {
+        let norm = &self.norm;
+        let device = x.device();
+        let (y, mean, variance) =
+            ops::batch_norm_train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+        let m = norm.momentum;
+        let blend = |running: Tensor<1>, batch: Tensor<1>| {
+            running
+                .to_device(&device)
+                .mul_scalar(1.0 - m)
+                .add(batch.detach().mul_scalar(m))
+                .detach()
+        };
+        norm.running_mean
+            .update(blend(norm.running_mean.value_sync(), mean));
+        norm.running_var
+            .update(blend(norm.running_var.value_sync(), variance));
+        y
     }
 }

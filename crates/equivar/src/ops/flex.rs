@@ -12,6 +12,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, TensorMetadata, backend_extension};
 use burn::tensor::{DType, TensorData};
 
+use super::batch_norm_cpu::{self, NormShape};
 use super::conv_cpu::{self, ConvShape, Wanted};
 
 #[backend_extension(Flex, Autodiff)]
@@ -26,6 +27,28 @@ pub trait GConvBackend: Backend {
         padding: usize,
         dilation: usize,
     ) -> FloatTensor<Self>;
+
+    /// Per-channel mean and biased variance of `x [B, C, ...]` as `[2, C]`; a constant for
+    /// autodiff (it feeds [`Self::equivar_batch_norm`], whose backward accounts for it).
+    fn equivar_batch_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// Training-mode batch norm of `x [B, C, ...]` with `stats = equivar_batch_norm_stats(x)`.
+    fn equivar_batch_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
+}
+
+fn norm_shape(x: &FlexTensor) -> NormShape {
+    let d = dims(x);
+    NormShape {
+        batch: d[0],
+        channels: d[1],
+        pixels: d[2..].iter().product(),
+    }
 }
 
 /// The conv geometry of an `x` / `weight` pair; the caller has checked the shapes.
@@ -85,6 +108,71 @@ impl GConvBackend for Flex {
             })
         });
         flex_tensor(y, vec![s.batch, s.c_out, s.out_height(), s.out_width()])
+    }
+
+    fn equivar_batch_norm_stats(x: FlexTensor) -> FlexTensor {
+        let s = norm_shape(&x);
+        let stats = with_f32(&x, |xv| batch_norm_cpu::stats(&s, xv));
+        flex_tensor(stats, vec![2, s.channels])
+    }
+
+    fn equivar_batch_norm(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        stats: FlexTensor,
+        epsilon: f64,
+    ) -> FlexTensor {
+        let s = norm_shape(&x);
+        let shape = dims(&x);
+        let y = with_f32(&x, |xv| {
+            with_f32(&gamma, |g| {
+                with_f32(&beta, |b| {
+                    with_f32(&stats, |st| {
+                        batch_norm_cpu::apply(&s, xv, g, b, st, epsilon)
+                    })
+                })
+            })
+        });
+        flex_tensor(y, shape)
+    }
+}
+
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl Backward<Flex, 3> for BatchNormBackward {
+    type State = (NodeId, NodeId, FlexTensor, f64);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let (x_state, gamma_state, stats, epsilon) = ops.state;
+        let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
+        let gamma: FlexTensor = checkpointer.retrieve_node_output(gamma_state);
+        let s = norm_shape(&x);
+        let shape = dims(&x);
+        let (dx, dgamma, dbeta) = with_f32(&x, |xv| {
+            with_f32(&gamma, |g| {
+                with_f32(&stats, |st| {
+                    with_f32(&dy, |d| batch_norm_cpu::backward(&s, xv, g, st, epsilon, d))
+                })
+            })
+        });
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, flex_tensor(dx, shape));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, flex_tensor(dgamma, vec![s.channels]));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, flex_tensor(dbeta, vec![s.channels]));
+        }
     }
 }
 
@@ -170,6 +258,46 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
                 stride,
                 padding,
                 dilation,
+            )),
+        }
+    }
+
+    fn equivar_batch_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        // Untracked: the batch-norm backward differentiates through the statistics itself.
+        FloatTensor::<Self>::new(Flex::equivar_batch_norm_stats(x.primitive().clone()))
+    }
+
+    fn equivar_batch_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let stats = stats.into_primitive();
+        match BatchNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let gamma_state = prep.checkpoint(&gamma);
+                let y = Flex::equivar_batch_norm(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    stats.clone(),
+                    epsilon,
+                );
+                prep.finish((x_state, gamma_state, stats, epsilon), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::equivar_batch_norm(
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+                stats,
+                epsilon,
             )),
         }
     }

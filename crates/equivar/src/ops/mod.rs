@@ -2,8 +2,10 @@
 //!
 //! [`conv2d`] is the one entry point the layers call: on burn's `Flex` CPU backend (with or
 //! without autodiff) it runs [`conv_cpu`]'s im2col + GEMM kernels; on every other backend, or
-//! when [`set_kernels`] chose [`Kernels::Burn`], it runs burn's own `conv2d`.
+//! when [`set_kernels`] chose [`Kernels::Burn`], it runs burn's own `conv2d`. Likewise
+//! [`batch_norm_train`] runs [`batch_norm_cpu`] in place of burn's training-mode batch norm.
 
+pub mod batch_norm_cpu;
 pub mod conv_cpu;
 mod flex;
 
@@ -105,10 +107,7 @@ pub fn conv2d(
     }
     CONV_FLOPS.fetch_add(shape.forward_flops() as u64, Ordering::Relaxed);
     let device = x.device();
-    let fast = kernels() == Kernels::Equivar
-        && is_flex(&device)
-        && x.dtype() == DType::F32
-        && weight.dims()[2] == weight.dims()[3];
+    let fast = fast_path(&x) && weight.dims()[2] == weight.dims()[3];
     if !fast {
         let options = ConvOptions::new([stride; 2], [padding; 2], [dilation; 2], 1);
         return burn_conv2d(x, weight, bias, options);
@@ -122,4 +121,38 @@ pub fn conv2d(
         padding,
         dilation,
     ))
+}
+
+/// Whether equivar's CPU kernels serve `x`.
+fn fast_path(x: &Tensor<4>) -> bool {
+    kernels() == Kernels::Equivar && is_flex(&x.device()) && x.dtype() == DType::F32
+}
+
+/// Training-mode batch norm over the channels of `x [B, C, H, W]`: the normalised output
+/// and the batch's per-channel mean and biased variance (detached), as burn's
+/// `batch_norm_train` returns them.
+pub fn batch_norm_train(
+    x: Tensor<4>,
+    gamma: Tensor<1>,
+    beta: Tensor<1>,
+    epsilon: f64,
+) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+    if !fast_path(&x) {
+        let r = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
+        return (r.output, r.mean, r.variance);
+    }
+    let channels = x.dims()[1];
+    let stats = Tensor::<2>::from_dispatch(Dispatch::equivar_batch_norm_stats(
+        x.clone().into_dispatch(),
+    ));
+    let y = Tensor::from_dispatch(Dispatch::equivar_batch_norm(
+        x.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        stats.clone().into_dispatch(),
+        epsilon,
+    ));
+    let mean = stats.clone().slice([0..1, 0..channels]).reshape([channels]);
+    let variance = stats.slice([1..2, 0..channels]).reshape([channels]);
+    (y, mean, variance)
 }
