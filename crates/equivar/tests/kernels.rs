@@ -324,3 +324,30 @@ fn batch_norm_matches_burn_with_gradients() {
         }
     }
 }
+
+/// The running statistics a training-mode batch norm accumulates are what burn's would be.
+#[test]
+fn batch_norm_running_statistics_follow_the_batches() {
+    use burn::module::Module;
+    use equivar::field::FieldType;
+    use equivar::group::Group;
+    use equivar::nn::EquivariantBatchNorm;
+    let device = Device::flex().autodiff();
+    let field_type = FieldType::regular(Group::cyclic(4), 3);
+    let norm = EquivariantBatchNorm::new("bn", field_type, 1e-5, 0.1, &device);
+    let x = Tensor::<4>::random([8, 12, 5, 5], Distribution::Normal(3.0, 2.0), &device);
+    let mut stepped = norm;
+    for _ in 0..60 {
+        let _ = stepped.forward(x.clone());
+    }
+    let stepped = stepped.valid();
+    let mean = host1(stepped.norm.running_mean.value());
+    let var = host1(stepped.norm.running_var.value());
+    let xs = host(x.inner());
+    let m = xs.iter().map(|v| *v as f64).sum::<f64>() / xs.len() as f64;
+    println!("running mean {mean:?} var {var:?}, data mean {m}");
+    for c in 0..3 {
+        assert!((mean[c] as f64 - 3.0).abs() < 0.3, "running mean {mean:?}");
+        assert!((var[c] as f64 - 4.0).abs() < 0.8, "running var {var:?}");
+    }
+}
