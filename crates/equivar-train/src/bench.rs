@@ -172,9 +172,13 @@ pub fn bench_model(
 
     let frozen = net.valid();
     let x_plain = random_images(batch, input_size, &device);
-    let flops_before = ops::conv_flops();
-    settle(frozen.logits(x_plain.clone())?);
-    let conv_flop_per_image = (ops::conv_flops() - flops_before) as f64 / batch as f64;
+    let conv_flop_per_image = conv_flops_of(|| {
+        settle(
+            frozen
+                .logits(x_plain.clone())
+                .expect("input fits the model"),
+        );
+    }) / batch as f64;
     let infer_s = median_seconds(2, options.repeats, || {
         settle(
             frozen
@@ -213,6 +217,30 @@ pub fn bench_model(
 /// A closure to time.
 type Timed = Box<dyn FnMut()>;
 
+/// Timers for a layer: its inference forward (frozen, plain tensors) and a forward + backward
+/// on autodiff tensors.
+fn layer_timers<M: Module + 'static>(
+    layer: M,
+    forward: fn(&M, Tensor<4>) -> Tensor<4>,
+    x_ad: &Tensor<4>,
+) -> (Timed, Timed) {
+    let frozen = layer.valid();
+    let (x, x_ad) = (x_ad.clone().inner(), x_ad.clone());
+    (
+        Box::new(move || settle(forward(&frozen, x.clone()))),
+        Box::new(move || {
+            let _ = forward(&layer, x_ad.clone()).sum().backward();
+        }),
+    )
+}
+
+/// Forward conv FLOPs that `run` sends through [`ops::conv2d`].
+fn conv_flops_of(run: impl FnOnce()) -> f64 {
+    let before = ops::conv_flops();
+    run();
+    (ops::conv_flops() - before) as f64
+}
+
 /// Which conv layer to benchmark.
 #[derive(Clone, Copy, Debug)]
 pub enum LayerKind {
@@ -247,33 +275,17 @@ pub fn bench_layer(
         &ad,
     )
     .require_grad();
-    let (forward, forward_backward): (Timed, Timed) = match kind {
+    let (mut forward, forward_backward) = match kind {
         LayerKind::Lifting => {
             let layer = LiftingConv2d::new(name, in_type, fields, window, true, &ad)?;
-            let frozen = layer.valid();
-            let x = x_ad.clone().inner();
-            let x2 = x_ad.clone();
-            (
-                Box::new(move || settle(frozen.forward(x.clone()))),
-                Box::new(move || {
-                    let _ = layer.forward(x2.clone()).sum().backward();
-                }),
-            )
+            layer_timers(layer, LiftingConv2d::forward, &x_ad)
         }
         LayerKind::Group => {
             let layer = GroupConv2d::new(name, in_type, fields, window, true, &ad)?;
-            let frozen = layer.valid();
-            let x = x_ad.clone().inner();
-            let x2 = x_ad.clone();
-            (
-                Box::new(move || settle(frozen.forward(x.clone()))),
-                Box::new(move || {
-                    let _ = layer.forward(x2.clone()).sum().backward();
-                }),
-            )
+            layer_timers(layer, GroupConv2d::forward, &x_ad)
         }
     };
-    let flops = 2.0 * (batch * fields * 4 * in_type.channels() * 9 * size * size) as f64;
+    let flops = conv_flops_of(&mut forward);
     let forward_s = median_seconds(2, options.repeats, forward);
     let both_s = median_seconds(2, options.repeats, forward_backward);
     let backward_s = (both_s - forward_s).max(1e-9);

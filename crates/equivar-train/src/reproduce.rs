@@ -358,6 +358,15 @@ fn metric(results: &Results, model: &str, n: usize, regime: Regime, at_zero: boo
         .collect()
 }
 
+/// The header of a results table: one column per network.
+fn write_network_header(s: &mut String) {
+    let _ = write!(s, "| regime |");
+    for (_, _, label) in NETWORKS {
+        let _ = write!(s, " {label} |");
+    }
+    let _ = writeln!(s, "\n|---|---|---|---|---|");
+}
+
 /// The paper's table with our numbers (mean +- std over seeds) and the paper's beside them,
 /// the quarter-turn spreads, and the acceptance checks.
 pub fn markdown(results: &Results) -> String {
@@ -385,11 +394,7 @@ pub fn markdown(results: &Results) -> String {
         s,
         "Accuracy in percent, mean +- std over seeds; the paper's value (10 seeds, 50 epochs, full data) in brackets.\n"
     );
-    let _ = write!(s, "| regime |");
-    for (_, _, label) in NETWORKS {
-        let _ = write!(s, " {label} |");
-    }
-    let _ = writeln!(s, "\n|---|---|---|---|---|");
+    write_network_header(&mut s);
     let rows = [
         (Regime::Upright, true),
         (Regime::Upright, false),
@@ -407,11 +412,7 @@ pub fn markdown(results: &Results) -> String {
         s,
         "\nQuarter-turn spread (max - min of the accuracies at 0, 90, 180, 270 degrees, points), per seed:\n"
     );
-    let _ = write!(s, "| regime |");
-    for (_, _, label) in NETWORKS {
-        let _ = write!(s, " {label} |");
-    }
-    let _ = writeln!(s, "\n|---|---|---|---|---|");
+    write_network_header(&mut s);
     for regime in REGIMES {
         let _ = write!(s, "| {regime} |");
         for (model, n, _) in NETWORKS {

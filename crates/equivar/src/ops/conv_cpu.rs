@@ -47,6 +47,27 @@ impl fmt::Display for ConvShapeError {
 impl std::error::Error for ConvShapeError {}
 
 impl ConvShape {
+    /// The geometry of a conv of `x [B, C_in, H, W]` with `weight [C_out, C_in, k, k]`.
+    pub fn of(
+        x: &[usize],
+        weight: &[usize],
+        stride: usize,
+        padding: usize,
+        dilation: usize,
+    ) -> ConvShape {
+        ConvShape {
+            batch: x[0],
+            c_in: x[1],
+            height: x[2],
+            width: x[3],
+            c_out: weight[0],
+            kernel: weight[2],
+            stride,
+            padding,
+            dilation,
+        }
+    }
+
     /// Checks that the window fits and every size is positive.
     pub fn validate(&self) -> Result<(), ConvShapeError> {
         let s = self;

@@ -2,7 +2,10 @@
 //! implementation for the `Flex` CPU backend and a hand-written backward for
 //! `Autodiff<Flex>`, so layers stay written against burn's `Tensor` and train as before.
 
+use std::borrow::Cow;
+
 use burn::backend::autodiff::NodeId;
+
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -51,35 +54,17 @@ fn norm_shape(x: &FlexTensor) -> NormShape {
     }
 }
 
-/// The conv geometry of an `x` / `weight` pair; the caller has checked the shapes.
-fn conv_shape(
-    x: &[usize],
-    weight: &[usize],
-    stride: usize,
-    padding: usize,
-    dilation: usize,
-) -> ConvShape {
-    ConvShape {
-        batch: x[0],
-        c_in: x[1],
-        height: x[2],
-        width: x[3],
-        c_out: weight[0],
-        kernel: weight[2],
-        stride,
-        padding,
-        dilation,
-    }
-}
-
-/// A contiguous f32 view of a Flex tensor, copying only when its layout is strided.
-fn with_f32<R>(t: &FlexTensor, f: impl FnOnce(&[f32]) -> R) -> R {
+/// The f32 values of a Flex tensor in row-major order: borrowed when its layout is
+/// contiguous, copied when it is strided.
+fn f32s(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
-        Some(values) => f(values),
-        None => f(t
-            .to_contiguous()
-            .as_slice::<f32>()
-            .expect("contiguous copy")),
+        Some(values) => Cow::Borrowed(values),
+        None => Cow::Owned(
+            t.to_contiguous()
+                .as_slice::<f32>()
+                .expect("a contiguous copy has a slice")
+                .to_vec(),
+        ),
     }
 }
 
@@ -101,18 +86,14 @@ impl GConvBackend for Flex {
         dilation: usize,
     ) -> FlexTensor {
         assert_eq!(x.dtype(), DType::F32, "equivar conv kernels run in f32");
-        let s = conv_shape(&dims(&x), &dims(&weight), stride, padding, dilation);
-        let y = with_f32(&x, |xv| {
-            with_f32(&weight, |wv| {
-                with_f32(&bias, |bv| conv_cpu::forward(&s, xv, wv, Some(bv)))
-            })
-        });
+        let s = ConvShape::of(&dims(&x), &dims(&weight), stride, padding, dilation);
+        let y = conv_cpu::forward(&s, &f32s(&x), &f32s(&weight), Some(&f32s(&bias)));
         flex_tensor(y, vec![s.batch, s.c_out, s.out_height(), s.out_width()])
     }
 
     fn equivar_batch_norm_stats(x: FlexTensor) -> FlexTensor {
         let s = norm_shape(&x);
-        let stats = with_f32(&x, |xv| batch_norm_cpu::stats(&s, xv));
+        let stats = batch_norm_cpu::stats(&s, &f32s(&x));
         flex_tensor(stats, vec![2, s.channels])
     }
 
@@ -125,15 +106,8 @@ impl GConvBackend for Flex {
     ) -> FlexTensor {
         let s = norm_shape(&x);
         let shape = dims(&x);
-        let y = with_f32(&x, |xv| {
-            with_f32(&gamma, |g| {
-                with_f32(&beta, |b| {
-                    with_f32(&stats, |st| {
-                        batch_norm_cpu::apply(&s, xv, g, b, st, epsilon)
-                    })
-                })
-            })
-        });
+        let (x, gamma, beta, stats) = (f32s(&x), f32s(&gamma), f32s(&beta), f32s(&stats));
+        let y = batch_norm_cpu::apply(&s, &x, &gamma, &beta, &stats, epsilon);
         flex_tensor(y, shape)
     }
 }
@@ -157,13 +131,8 @@ impl Backward<Flex, 3> for BatchNormBackward {
         let gamma: FlexTensor = checkpointer.retrieve_node_output(gamma_state);
         let s = norm_shape(&x);
         let shape = dims(&x);
-        let (dx, dgamma, dbeta) = with_f32(&x, |xv| {
-            with_f32(&gamma, |g| {
-                with_f32(&stats, |st| {
-                    with_f32(&dy, |d| batch_norm_cpu::backward(&s, xv, g, st, epsilon, d))
-                })
-            })
-        });
+        let (x, gamma, stats, dy) = (f32s(&x), f32s(&gamma), f32s(&stats), f32s(&dy));
+        let (dx, dgamma, dbeta) = batch_norm_cpu::backward(&s, &x, &gamma, &stats, epsilon, &dy);
         if let Some(node) = node_x {
             grads.register::<Flex>(node.id, flex_tensor(dx, shape));
         }
@@ -198,11 +167,7 @@ impl Backward<Flex, 3> for ConvBackward {
             weight: node_weight.is_some(),
             bias: node_bias.is_some(),
         };
-        let g = with_f32(&x, |xv| {
-            with_f32(&weight, |wv| {
-                with_f32(&dy, |dyv| conv_cpu::backward(&s, xv, wv, dyv, wanted))
-            })
-        });
+        let g = conv_cpu::backward(&s, &f32s(&x), &f32s(&weight), &f32s(&dy), wanted);
         let k = s.kernel;
         if let (Some(node), Some(dx)) = (node_x, g.input) {
             let shape = vec![s.batch, s.c_in, s.height, s.width];
@@ -226,13 +191,15 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
         padding: usize,
         dilation: usize,
     ) -> FloatTensor<Self> {
-        let s = conv_shape(
+        let s = ConvShape::of(
             &dims(x.primitive()),
             &dims(weight.primitive()),
             stride,
             padding,
             dilation,
         );
+        let forward =
+            |x, weight, bias| Flex::equivar_conv2d(x, weight, bias, stride, padding, dilation);
         match ConvBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
@@ -241,23 +208,17 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
-                let y = Flex::equivar_conv2d(
+                let y = forward(
                     x.into_primitive(),
                     weight.into_primitive(),
                     bias.into_primitive(),
-                    stride,
-                    padding,
-                    dilation,
                 );
                 prep.finish((x_state, weight_state, s), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::equivar_conv2d(
+            OpsKind::UnTracked(prep) => prep.finish(forward(
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),
-                stride,
-                padding,
-                dilation,
             )),
         }
     }
@@ -275,6 +236,8 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
         epsilon: f64,
     ) -> FloatTensor<Self> {
         let stats = stats.into_primitive();
+        let forward =
+            |x, gamma, beta, stats| Flex::equivar_batch_norm(x, gamma, beta, stats, epsilon);
         match BatchNormBackward
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
             .compute_bound()
@@ -283,21 +246,19 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let gamma_state = prep.checkpoint(&gamma);
-                let y = Flex::equivar_batch_norm(
+                let y = forward(
                     x.into_primitive(),
                     gamma.into_primitive(),
                     beta.into_primitive(),
                     stats.clone(),
-                    epsilon,
                 );
                 prep.finish((x_state, gamma_state, stats, epsilon), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::equivar_batch_norm(
+            OpsKind::UnTracked(prep) => prep.finish(forward(
                 x.into_primitive(),
                 gamma.into_primitive(),
                 beta.into_primitive(),
                 stats,
-                epsilon,
             )),
         }
     }

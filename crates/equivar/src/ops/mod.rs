@@ -89,19 +89,7 @@ pub fn conv2d(
     padding: usize,
     dilation: usize,
 ) -> Tensor<4> {
-    let [batch, c_in, height, width] = x.dims();
-    let [c_out, _, kernel, _] = weight.dims();
-    let shape = conv_cpu::ConvShape {
-        batch,
-        c_in,
-        height,
-        width,
-        c_out,
-        kernel,
-        stride,
-        padding,
-        dilation,
-    };
+    let shape = conv_cpu::ConvShape::of(&x.dims(), &weight.dims(), stride, padding, dilation);
     if let Err(e) = shape.validate() {
         panic!("{e}");
     }
