@@ -9,6 +9,7 @@ use clap::Args;
 use equivar::plan::{Exactness, Plan};
 use equivar_data::fetch::{Fetched, fetch as fetch_dataset};
 use equivar_data::{Dataset, Split};
+use equivar_train::config::DEFAULT_BATCH_NORM_RECALIBRATION;
 use equivar_train::eval::{RotationCurve, paper_angles, rotation_curve};
 use equivar_train::images::PreparedImages;
 use equivar_train::reproduce::{self, Profile};
@@ -72,6 +73,10 @@ pub struct TrainArgs {
     allow_approximate: bool,
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// After each epoch, recompute the batch-norm statistics over this many training images
+    /// with the weights fixed, so evaluation sees the trained network (0: off).
+    #[arg(long, default_value_t = DEFAULT_BATCH_NORM_RECALIBRATION)]
+    bn_recalibration: usize,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -109,6 +114,7 @@ pub fn train(args: TrainArgs) -> Result<()> {
             train_limit: args.train_limit,
             allow_approximate: args.allow_approximate,
             data_dir: args.data_dir,
+            batch_norm_recalibration: args.bn_recalibration,
         };
         trainer::train(&config, &args.out, options)?
     };

@@ -30,7 +30,17 @@ pub struct TrainConfig {
     /// Where the data cache is (None: the default, see `equivar_data::cache_dir`).
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
+    /// After every epoch, recompute the batch-norm running statistics over this many training
+    /// images with the weights fixed (precise batch norm; 0: keep burn's momentum averages).
+    /// Runs written before this option existed read as 0.
+    #[serde(default)]
+    pub batch_norm_recalibration: usize,
 }
+
+/// Images the batch-norm statistics are recomputed over after each epoch, by default: enough
+/// that their sampling error is far below the lag of the running averages, at ~2% of an
+/// epoch's cost on MNIST's 60,000 images.
+pub const DEFAULT_BATCH_NORM_RECALIBRATION: usize = 4096;
 
 impl TrainConfig {
     /// The paper's settings (Using and Abusing Equivariance, DESIGN.md 2.1) for `model` at `n`.
@@ -50,6 +60,7 @@ impl TrainConfig {
             train_limit: None,
             allow_approximate: true,
             data_dir: None,
+            batch_norm_recalibration: DEFAULT_BATCH_NORM_RECALIBRATION,
         }
     }
 

@@ -210,6 +210,10 @@ fn run_epochs(
         ));
         epoch_bar.inc(1);
         metrics.push(m);
+        if config.batch_norm_recalibration > 0 {
+            batch_bar.set_message("recalibrating batch norm".to_string());
+            recalibrate_batch_norm(&net, &train, config, epoch, &device)?;
+        }
         // `valid()` first: burn's RunningState (batch-norm statistics) keeps the last update
         // pending until a sync, and a record of the training model would store the statistics
         // of one step earlier. Flags (train/eval) are not part of records.
@@ -232,6 +236,31 @@ fn run_epochs(
         source,
         resumed_from: start,
     })
+}
+
+/// Precise batch norm after `epoch`: the running statistics become the population statistics
+/// of `config.batch_norm_recalibration` training images (drawn and rotated per the regime with
+/// their own seed, so a resumed run recomputes what the uninterrupted one did).
+fn recalibrate_batch_norm(
+    net: &Net,
+    train: &PreparedImages,
+    config: &TrainConfig,
+    epoch: usize,
+    device: &Device,
+) -> Result<()> {
+    let mut rng = epoch_rng(config.seed ^ 0xB47C_4E0B_5EED, epoch);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    order.shuffle(&mut rng);
+    order.truncate(config.batch_norm_recalibration);
+    let batches = order.chunks(config.batch_size).map(|chunk| {
+        let degrees: Vec<f64> = chunk
+            .iter()
+            .map(|_| config.regime.sample_degrees(&mut rng))
+            .collect();
+        train.batch(chunk, &degrees, device).0
+    });
+    net.recalibrate_batch_norm(batches)?;
+    Ok(())
 }
 
 fn style(template: &str) -> ProgressStyle {

@@ -112,6 +112,63 @@ impl Net {
         Ok(outputs)
     }
 
+    /// Precise batch norm (Wu and Johnson 2021, "Rethinking Batch in BatchNorm"): recomputes
+    /// every batch norm's running statistics as the population mean and variance of its input
+    /// over `batches`, with the weights fixed and each earlier batch norm normalising by its
+    /// batch statistics, as in training. The momentum-blended running averages of a short run
+    /// lag the weights they were collected under, so the inference-mode network can score far
+    /// from the trained one; after this it matches it. Dropout is off during the pass.
+    ///
+    /// Works on a training (autodiff) or inference model; the batches may be on either
+    /// device. Returns the number of images seen, an error if there were none.
+    pub fn recalibrate_batch_norm(
+        &self,
+        batches: impl IntoIterator<Item = Tensor<4>>,
+    ) -> Result<usize> {
+        let plain = self.valid();
+        // Per batch norm: sums of (mean * images) and (E[x^2] * images) per field.
+        let mut sums: Vec<Option<(Tensor<1>, Tensor<1>)>> = vec![None; plain.layers.len()];
+        let mut images = 0usize;
+        for batch in batches {
+            let batch = batch.without_autodiff();
+            plain.check_input(&batch)?;
+            let weight = batch.dims()[0] as f64;
+            images += batch.dims()[0];
+            let mut x = batch;
+            for (layer, sum) in plain.layers.iter().zip(sums.iter_mut()) {
+                x = match layer {
+                    Layer::BatchNorm(bn) => {
+                        let (y, mean, variance) = bn.forward_batch_stats(x);
+                        let second_moment = variance + mean.clone().square();
+                        let (m, s) = (mean.mul_scalar(weight), second_moment.mul_scalar(weight));
+                        *sum = Some(match sum.take() {
+                            Some((m0, s0)) => (m0 + m, s0 + s),
+                            None => (m, s),
+                        });
+                        y
+                    }
+                    other => other.forward(x),
+                };
+            }
+        }
+        if images == 0 {
+            return Err(EquivarError::InputShape {
+                context: format!("batch-norm recalibration of model `{}`", self.plan.model),
+                expected: "at least one batch of images".to_string(),
+                found: vec![],
+                fix: "pass batches of training images".to_string(),
+            });
+        }
+        for (layer, sum) in self.layers.iter().zip(sums) {
+            if let (Layer::BatchNorm(bn), Some((m, s))) = (layer, sum) {
+                let mean = m.div_scalar(images as f64);
+                let variance = (s.div_scalar(images as f64) - mean.clone().square()).clamp_min(0.0);
+                bn.set_running_stats(mean, variance);
+            }
+        }
+        Ok(images)
+    }
+
     /// Class scores `[batch, classes]` of a classifier whose output is `1 x 1`.
     pub fn logits(&self, x: Tensor<4>) -> Result<Tensor<2>> {
         let y = self.try_forward(x)?;

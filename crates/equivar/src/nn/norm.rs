@@ -74,4 +74,32 @@ impl EquivariantBatchNorm {
             .update(blend(norm.running_var.value_sync(), variance));
         y
     }
+
+    /// Normalises `x` with its own batch statistics (as in training, without touching the
+    /// running statistics) and returns them: `(y, mean, variance)` per field, the variance
+    /// biased (over the batch, the group axis and the pixels).
+    pub fn forward_batch_stats(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
+        check_channels(&self.name, self.field_type.channels(), &x);
+        let [b, c, h, w] = x.dims();
+        let fields = self.field_type.fields;
+        let folded = x.reshape([b, fields, (c / fields) * h, w]);
+        let norm = &self.norm;
+        let (y, mean, variance) =
+            ops::batch_norm_train(folded, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+        (y.reshape([b, c, h, w]), mean, variance)
+    }
+
+    /// Replaces the running statistics (used in inference mode) with `mean` and `variance`.
+    pub fn set_running_stats(&self, mean: Tensor<1>, variance: Tensor<1>) {
+        let norm = &self.norm;
+        let device = norm.running_mean.value_sync().device();
+        norm.running_mean.update(mean.detach().to_device(&device));
+        norm.running_var
+            .update(variance.detach().to_device(&device));
+        // Single-threaded update then sync: the new values replace the old ones outright.
+        let _ = (
+            norm.running_mean.value_sync(),
+            norm.running_var.value_sync(),
+        );
+    }
 }
