@@ -2,6 +2,7 @@
 //! backend, with autodiff, on the feature layout documented in [`crate::field`].
 
 mod conv;
+mod disco;
 mod layer;
 mod net;
 mod norm;
@@ -9,6 +10,7 @@ mod pointwise;
 mod pool;
 
 pub use conv::{GroupConv2d, LiftingConv2d};
+pub use disco::{DiscoConfig, DiscoConvS2, DiscoConvTransposeS2};
 pub use layer::Layer;
 pub use net::Net;
 pub use norm::EquivariantBatchNorm;

@@ -3,6 +3,7 @@
 //! `Autodiff<Flex>`, so layers stay written against burn's `Tensor` and train as before.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use burn::backend::autodiff::NodeId;
 
@@ -17,6 +18,8 @@ use burn::tensor::{DType, TensorData};
 
 use super::batch_norm_cpu::{self, NormShape};
 use super::conv_cpu::{self, ConvShape, Wanted};
+use super::disco_cpu;
+use crate::kernels::DiscoPsi;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait GConvBackend: Backend {
@@ -43,6 +46,21 @@ pub trait GConvBackend: Backend {
         stats: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self>;
+
+    /// DISCO's sparse contraction, `x [planes, nlat_in, nlon_in]` to `[planes, K, nlat_out,
+    /// nlon_out]` (see [`disco_cpu::gather`]).
+    fn equivar_disco_gather(x: FloatTensor<Self>, psi: Arc<DiscoPsi>) -> FloatTensor<Self>;
+
+    /// Its adjoint, `[planes, K, nlat_out, nlon_out]` to `[planes, nlat_in, nlon_in]`.
+    fn equivar_disco_scatter(y: FloatTensor<Self>, psi: Arc<DiscoPsi>) -> FloatTensor<Self>;
+}
+
+fn gather_shape(psi: &DiscoPsi, planes: usize) -> Vec<usize> {
+    vec![planes, psi.kernel_size(), psi.rows.nlat, psi.rows.nlon]
+}
+
+fn scatter_shape(psi: &DiscoPsi, planes: usize) -> Vec<usize> {
+    vec![planes, psi.columns.nlat, psi.columns.nlon]
 }
 
 fn norm_shape(x: &FlexTensor) -> NormShape {
@@ -109,6 +127,54 @@ impl GConvBackend for Flex {
         let (x, gamma, beta, stats) = (f32s(&x), f32s(&gamma), f32s(&beta), f32s(&stats));
         let y = batch_norm_cpu::apply(&s, &x, &gamma, &beta, &stats, epsilon);
         flex_tensor(y, shape)
+    }
+
+    fn equivar_disco_gather(x: FlexTensor, psi: Arc<DiscoPsi>) -> FlexTensor {
+        assert_eq!(x.dtype(), DType::F32, "equivar DISCO kernels run in f32");
+        let planes = dims(&x)[0];
+        flex_tensor(
+            disco_cpu::gather(&psi, &f32s(&x)),
+            gather_shape(&psi, planes),
+        )
+    }
+
+    fn equivar_disco_scatter(y: FlexTensor, psi: Arc<DiscoPsi>) -> FlexTensor {
+        assert_eq!(y.dtype(), DType::F32, "equivar DISCO kernels run in f32");
+        let planes = dims(&y)[0];
+        flex_tensor(
+            disco_cpu::scatter(&psi, &f32s(&y)),
+            scatter_shape(&psi, planes),
+        )
+    }
+}
+
+/// The backward of a gather is a scatter of the output gradient, and vice versa: psi is a
+/// constant, so nothing else is needed.
+#[derive(Debug)]
+struct DiscoBackward {
+    gather: bool,
+}
+
+impl Backward<Flex, 1> for DiscoBackward {
+    type State = Arc<DiscoPsi>;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node] = ops.parents;
+        let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let psi = ops.state;
+        if let Some(node) = node {
+            let dx = if self.gather {
+                Flex::equivar_disco_scatter(dy, psi)
+            } else {
+                Flex::equivar_disco_gather(dy, psi)
+            };
+            grads.register::<Flex>(node.id, dx);
+        }
     }
 }
 
@@ -261,5 +327,32 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
                 stats,
             )),
         }
+    }
+
+    fn equivar_disco_gather(x: FloatTensor<Self>, psi: Arc<DiscoPsi>) -> FloatTensor<Self> {
+        disco_op::<C>(x, psi, true)
+    }
+
+    fn equivar_disco_scatter(y: FloatTensor<Self>, psi: Arc<DiscoPsi>) -> FloatTensor<Self> {
+        disco_op::<C>(y, psi, false)
+    }
+}
+
+fn disco_op<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    psi: Arc<DiscoPsi>,
+    gather: bool,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let forward = |x, psi| {
+        if gather {
+            Flex::equivar_disco_gather(x, psi)
+        } else {
+            Flex::equivar_disco_scatter(x, psi)
+        }
+    };
+    let backward = DiscoBackward { gather };
+    match backward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(psi.clone(), forward(x.into_primitive(), psi)),
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.into_primitive(), psi)),
     }
 }

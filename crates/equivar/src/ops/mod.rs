@@ -7,14 +7,18 @@
 
 pub mod batch_norm_cpu;
 pub mod conv_cpu;
+pub mod disco_cpu;
 mod flex;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Device, IndexingUpdateOp, Int, Tensor, TensorData};
+
+use crate::kernels::DiscoPsi;
 
 pub use flex::GConvBackend;
 
@@ -143,4 +147,102 @@ pub fn batch_norm_train(
     let mean = stats.clone().slice([0..1, 0..channels]).reshape([channels]);
     let variance = stats.slice([1..2, 0..channels]).reshape([channels]);
     (y, mean, variance)
+}
+
+/// DISCO's sparse contraction: `x [planes, nlat_in, nlon_in]` on `psi`'s column grid to
+/// `[planes, K, nlat_out, nlon_out]` on its row grid. On Flex it runs [`disco_cpu::gather`]
+/// (backward: [`disco_cpu::scatter`]); elsewhere a select and a scatter-add of burn's, which
+/// autodiff differentiates (memory grows with nnz * nlon_out: for small grids and GPUs).
+pub fn disco_gather(x: Tensor<3>, psi: &Arc<DiscoPsi>) -> Tensor<4> {
+    let [_, nlat, nlon] = x.dims();
+    assert_eq!(
+        [nlat, nlon],
+        [psi.columns.nlat, psi.columns.nlon],
+        "disco_gather: x is on the {}x{} grid",
+        psi.columns.nlat,
+        psi.columns.nlon
+    );
+    if fast_path_3(&x) {
+        return Tensor::from_dispatch(Dispatch::equivar_disco_gather(
+            x.into_dispatch(),
+            psi.clone(),
+        ));
+    }
+    disco_gather_generic(x, psi)
+}
+
+/// [`disco_gather`] with burn's select and scatter-add, on any backend.
+pub fn disco_gather_generic(x: Tensor<3>, psi: &DiscoPsi) -> Tensor<4> {
+    let [planes, nlat, nlon] = x.dims();
+    let out = [planes, psi.kernel_size(), psi.rows.nlat, psi.rows.nlon];
+    let (columns, rows, values) = disco_index(psi, &x.device());
+    let picked = x.reshape([planes, nlat * nlon]).select(1, columns) * values.unsqueeze::<2>();
+    Tensor::<2>::zeros([planes, out[1] * out[2] * out[3]], &picked.device())
+        .select_assign(1, rows, picked, IndexingUpdateOp::Add)
+        .reshape(out)
+}
+
+/// The adjoint of [`disco_gather`]: `[planes, K, nlat_out, nlon_out]` to `[planes, nlat_in,
+/// nlon_in]`.
+pub fn disco_scatter(y: Tensor<4>, psi: &Arc<DiscoPsi>) -> Tensor<3> {
+    let [_, k, nlat, nlon] = y.dims();
+    assert_eq!(
+        [k, nlat, nlon],
+        [psi.kernel_size(), psi.rows.nlat, psi.rows.nlon],
+        "disco_scatter: y is [planes, K, nlat, nlon] on the {}x{} grid",
+        psi.rows.nlat,
+        psi.rows.nlon
+    );
+    if kernels() == Kernels::Equivar && is_flex(&y.device()) && y.dtype() == DType::F32 {
+        return Tensor::from_dispatch(Dispatch::equivar_disco_scatter(
+            y.into_dispatch(),
+            psi.clone(),
+        ));
+    }
+    disco_scatter_generic(y, psi)
+}
+
+/// [`disco_scatter`] with burn's select and scatter-add, on any backend.
+pub fn disco_scatter_generic(y: Tensor<4>, psi: &DiscoPsi) -> Tensor<3> {
+    let [planes, k, nlat, nlon] = y.dims();
+    let out = [planes, psi.columns.nlat, psi.columns.nlon];
+    let (columns, rows, values) = disco_index(psi, &y.device());
+    let picked = y.reshape([planes, k * nlat * nlon]).select(1, rows) * values.unsqueeze::<2>();
+    Tensor::<2>::zeros([planes, out[1] * out[2]], &picked.device())
+        .select_assign(1, columns, picked, IndexingUpdateOp::Add)
+        .reshape(out)
+}
+
+fn fast_path_3(x: &Tensor<3>) -> bool {
+    kernels() == Kernels::Equivar && is_flex(&x.device()) && x.dtype() == DType::F32
+}
+
+/// psi unrolled over the output longitudes: for every entry and p, the flat input index,
+/// the flat output index and the value (the generic path's select / scatter-add operands).
+fn disco_index(psi: &DiscoPsi, device: &Device) -> (Tensor<1, Int>, Tensor<1, Int>, Tensor<1>) {
+    let (n_in, n_out) = (psi.columns.nlon, psi.rows.nlon);
+    let len = psi.nnz() * n_out;
+    let (mut columns, mut rows, mut values) = (
+        Vec::with_capacity(len),
+        Vec::with_capacity(len),
+        Vec::with_capacity(len),
+    );
+    for t in 0..psi.rows.nlat {
+        for k in 0..psi.kernel_size() {
+            for e in psi.row(t, k) {
+                for p in 0..n_out {
+                    let j = (e.lon as usize + p * psi.stride) % n_in;
+                    columns.push((e.ring as usize * n_in + j) as i64);
+                    rows.push(((k * psi.rows.nlat + t) * n_out + p) as i64);
+                    values.push(e.value);
+                }
+            }
+        }
+    }
+    let int = |v: Vec<i64>| Tensor::from_data(TensorData::new(v, [len]), device);
+    (
+        int(columns),
+        int(rows),
+        Tensor::from_data(TensorData::new(values, [len]), device),
+    )
 }

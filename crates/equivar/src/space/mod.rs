@@ -1,8 +1,11 @@
-//! Where signals live and how a group acts on them. For now: the square pixel grid, on which
-//! C4, D4 and their subgroups act exactly (rot90 and mirrors, no interpolation).
+//! Where signals live and how a group acts on them: the square pixel grid, on which C4, D4
+//! and their subgroups act exactly (rot90 and mirrors, no interpolation), and grids on the
+//! sphere, on which rotations about the polar axis by whole longitude steps act exactly.
 
 mod grid;
+mod sphere;
 mod window;
 
 pub use grid::GridAction;
+pub use sphere::{SphereGrid, SphereGridKind};
 pub use window::Window;

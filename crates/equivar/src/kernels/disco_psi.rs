@@ -1,0 +1,307 @@
+//! The DISCO convolution tensor psi: for a filter basis on a cap of radius `cutoff`, the
+//! value of basis function k, centred on row point (theta_t, phi = 0), at column point
+//! (theta_i, phi_j), times a quadrature weight, normalised per (t, k):
+//!
+//! ```text
+//! psi[t, k, (i, j)] = f_k(R_t^-1 w_ij) q / Z[t, k],   Z[t, k] = sum_ij |f_k(R_t^-1 w_ij)| q_i
+//! ```
+//!
+//! with R_t the rotation about the y axis taking the north pole to colatitude theta_t, and
+//! q the column grid's weight q_i (a convolution: psi integrates over its input) or the row
+//! grid's weight q_t (a transposed convolution: the integral runs over the rows, its input).
+//! Dividing by Z makes every basis response a weighted average, independent of resolution
+//! and latitude. A row point at longitude phi_p sees the same pattern shifted by p * stride
+//! columns (stride = column nlon / row nlon), so psi is stored once per row latitude, sparse:
+//! in CSR by (t, k) for the convolution's gather and by column ring i for its adjoint.
+
+use std::fmt;
+
+use rayon::prelude::*;
+
+use crate::error::{EquivarError, Result};
+use crate::kernels::FilterBasis;
+use crate::space::SphereGrid;
+
+/// Which grid's quadrature weight multiplies the basis values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quadrature {
+    /// The columns' (a convolution from the column grid to the row grid).
+    Columns,
+    /// The rows' (a transposed convolution from the row grid to the column grid).
+    Rows,
+}
+
+/// One non-zero of psi in the gather layout (row (t, k)).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PsiEntry {
+    /// Column ring i.
+    pub ring: u32,
+    /// Column longitude j (for the row point at longitude 0).
+    pub lon: u32,
+    pub value: f32,
+}
+
+/// One non-zero of psi in the scatter layout (column ring i).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PsiColumnEntry {
+    /// Row `k * nlat_rows + t` of the gathered planes `[K, nlat_rows, nlon_rows]`.
+    pub row: u32,
+    pub lon: u32,
+    pub value: f32,
+}
+
+/// The sparse tensor psi, shared by a layer's forward and backward.
+pub struct DiscoPsi {
+    pub rows: SphereGrid,
+    pub columns: SphereGrid,
+    pub basis: FilterBasis,
+    pub cutoff: f64,
+    pub quadrature: Quadrature,
+    /// `columns.nlon / rows.nlon`.
+    pub stride: usize,
+    /// CSR over rows t * K + k.
+    pub row_offsets: Vec<usize>,
+    pub entries: Vec<PsiEntry>,
+    /// CSR over column rings i.
+    pub ring_offsets: Vec<usize>,
+    pub column_entries: Vec<PsiColumnEntry>,
+}
+
+impl fmt::Debug for DiscoPsi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DiscoPsi {{ rows: {} {}x{}, columns: {} {}x{}, {:?}, cutoff {:.5}, nnz {} }}",
+            self.rows.kind,
+            self.rows.nlat,
+            self.rows.nlon,
+            self.columns.kind,
+            self.columns.nlat,
+            self.columns.nlon,
+            self.basis,
+            self.cutoff,
+            self.nnz()
+        )
+    }
+}
+
+impl DiscoPsi {
+    /// Precomputes psi. Errors name the problem: longitudes that do not divide, a cutoff
+    /// that is not in (0, pi), or one so small that some row point's cap holds no column
+    /// point.
+    pub fn new(
+        rows: &SphereGrid,
+        columns: &SphereGrid,
+        basis: FilterBasis,
+        cutoff: f64,
+        quadrature: Quadrature,
+    ) -> Result<Self> {
+        basis.validate()?;
+        let invalid = |reason: String| EquivarError::InvalidLayer {
+            layer: format!(
+                "DISCO {}x{} -> {}x{}",
+                columns.nlat, columns.nlon, rows.nlat, rows.nlon
+            ),
+            reason,
+        };
+        if columns.nlon % rows.nlon != 0 {
+            return Err(invalid(format!(
+                "the longitudes of the finer grid ({}) must be a multiple of the coarser's ({}), \
+                 so that a shift of the coarse grid is a whole number of fine steps; e.g. 64x128 \
+                 -> 32x64",
+                columns.nlon, rows.nlon
+            )));
+        }
+        if !(cutoff.is_finite() && cutoff > 0.0 && cutoff < std::f64::consts::PI) {
+            return Err(invalid(format!(
+                "the cutoff must be an angle in (0, pi) radians, got {cutoff}"
+            )));
+        }
+        let k_size = basis.size();
+        let cos_cutoff = cutoff.cos();
+        let q_rows = rows.weights();
+        let q_cols = columns.weights();
+        let col_theta = columns.colatitudes();
+        // Per row latitude: its entries per basis function, in column (ring, lon) order.
+        let per_row: Vec<Result<Vec<Vec<PsiEntry>>>> = rows
+            .colatitudes()
+            .par_iter()
+            .enumerate()
+            .map(|(t, &theta_out)| {
+                let (sin_o, cos_o) = theta_out.sin_cos();
+                let mut by_k: Vec<Vec<(u32, u32, f64)>> = vec![Vec::new(); k_size];
+                let mut norm = vec![0.0f64; k_size];
+                for (i, &theta_in) in col_theta.iter().enumerate() {
+                    if (theta_in - theta_out).abs() > cutoff {
+                        continue;
+                    }
+                    let (sin_i, cos_i) = theta_in.sin_cos();
+                    for j in 0..columns.nlon {
+                        let (sin_p, cos_p) = columns.longitude(j).sin_cos();
+                        let (x, y, z) = (sin_i * cos_p, sin_i * sin_p, cos_i);
+                        // R_y(-theta_out) applied to the column point.
+                        let zr = sin_o * x + cos_o * z;
+                        if zr < cos_cutoff {
+                            continue;
+                        }
+                        let xr = cos_o * x - sin_o * z;
+                        let r = zr.clamp(-1.0, 1.0).acos();
+                        let phi = y.atan2(xr);
+                        basis.for_each_nonzero(r, phi, cutoff, |k, value| {
+                            norm[k] += value.abs() * q_cols[i];
+                            by_k[k].push((i as u32, j as u32, value));
+                        });
+                    }
+                }
+                if norm.iter().all(|z| *z == 0.0) {
+                    return Err(invalid(format!(
+                        "the cutoff {cutoff:.5} rad covers no point of the {}x{} grid around \
+                         colatitude {theta_out:.5}; use a cutoff of at least the grid's latitude \
+                         spacing ({:.5} rad)",
+                        columns.nlat,
+                        columns.nlon,
+                        columns.latitude_spacing()
+                    )));
+                }
+                Ok(by_k
+                    .into_iter()
+                    .zip(&norm)
+                    .map(|(entries, &z)| {
+                        let q_row = q_rows[t];
+                        entries
+                            .into_iter()
+                            .map(|(ring, lon, value)| {
+                                let q = match quadrature {
+                                    Quadrature::Columns => q_cols[ring as usize],
+                                    Quadrature::Rows => q_row,
+                                };
+                                PsiEntry {
+                                    ring,
+                                    lon,
+                                    value: (value * q / z) as f32,
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect())
+            })
+            .collect();
+
+        let mut row_offsets = vec![0];
+        let mut entries = Vec::new();
+        for row in per_row {
+            for k_entries in row? {
+                entries.extend(k_entries);
+                row_offsets.push(entries.len());
+            }
+        }
+
+        // The same entries grouped by column ring, for the adjoint.
+        let mut ring_counts = vec![0usize; columns.nlat + 1];
+        for e in &entries {
+            ring_counts[e.ring as usize + 1] += 1;
+        }
+        let mut ring_offsets = ring_counts;
+        for i in 1..ring_offsets.len() {
+            ring_offsets[i] += ring_offsets[i - 1];
+        }
+        let mut fill = ring_offsets.clone();
+        let mut column_entries = vec![
+            PsiColumnEntry {
+                row: 0,
+                lon: 0,
+                value: 0.0
+            };
+            entries.len()
+        ];
+        for row in 0..row_offsets.len() - 1 {
+            for e in &entries[row_offsets[row]..row_offsets[row + 1]] {
+                let slot = &mut fill[e.ring as usize];
+                let (t, k) = (row / k_size, row % k_size);
+                column_entries[*slot] = PsiColumnEntry {
+                    row: (k * rows.nlat + t) as u32,
+                    lon: e.lon,
+                    value: e.value,
+                };
+                *slot += 1;
+            }
+        }
+
+        Ok(DiscoPsi {
+            rows: rows.clone(),
+            columns: columns.clone(),
+            basis,
+            cutoff,
+            quadrature,
+            stride: columns.nlon / rows.nlon,
+            row_offsets,
+            entries,
+            ring_offsets,
+            column_entries,
+        })
+    }
+
+    pub fn kernel_size(&self) -> usize {
+        self.basis.size()
+    }
+
+    pub fn nnz(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Entries of row (t, k).
+    pub fn row(&self, t: usize, k: usize) -> &[PsiEntry] {
+        let r = t * self.kernel_size() + k;
+        &self.entries[self.row_offsets[r]..self.row_offsets[r + 1]]
+    }
+
+    /// Entries of column ring i.
+    pub fn ring(&self, i: usize) -> &[PsiColumnEntry] {
+        &self.column_entries[self.ring_offsets[i]..self.ring_offsets[i + 1]]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_normalised_averages() {
+        let grid = SphereGrid::equiangular(16, 32).unwrap();
+        let basis = FilterBasis::piecewise_linear(3, 3).unwrap();
+        let psi = DiscoPsi::new(
+            &grid,
+            &grid,
+            basis,
+            2.0 * grid.latitude_spacing(),
+            Quadrature::Columns,
+        )
+        .unwrap();
+        for t in 0..grid.nlat {
+            for k in 0..basis.size() {
+                let row = psi.row(t, k);
+                let sum: f32 = row.iter().map(|e| e.value).sum();
+                assert!(
+                    row.is_empty() || (sum - 1.0).abs() < 1e-5,
+                    "t {t} k {k}: {sum}"
+                );
+            }
+            // The centre function always sees the row point itself.
+            assert!(!psi.row(t, 0).is_empty());
+        }
+        assert_eq!(psi.column_entries.len(), psi.nnz());
+    }
+
+    #[test]
+    fn invalid_configurations_are_named() {
+        let fine = SphereGrid::equiangular(16, 32).unwrap();
+        let odd = SphereGrid::equiangular(8, 12).unwrap();
+        let basis = FilterBasis::piecewise_linear(3, 1).unwrap();
+        let e = DiscoPsi::new(&odd, &fine, basis, 0.3, Quadrature::Columns).unwrap_err();
+        assert!(e.to_string().contains("multiple"), "{e}");
+        let coarse = SphereGrid::equiangular(8, 16).unwrap();
+        let e = DiscoPsi::new(&coarse, &fine, basis, 1e-6, Quadrature::Columns).unwrap_err();
+        assert!(e.to_string().contains("covers no point"), "{e}");
+        assert!(DiscoPsi::new(&fine, &fine, basis, -1.0, Quadrature::Columns).is_err());
+    }
+}
