@@ -5,12 +5,23 @@ use anyhow::{Result, bail};
 use clap::Args;
 use equivar::ops::Kernels;
 use equivar_train::bench::{self, BenchOptions, LayerKind};
+use equivar_train::bench_disco;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Models to benchmark (comma-separated).
+    /// Models to benchmark (comma-separated; an empty list skips them).
     #[arg(long, value_delimiter = ',', default_value = "abusing-p4,abusing-p4m")]
     models: Vec<String>,
+    /// DISCO sphere-convolution layers to benchmark, as NLATxNLON grids (comma-separated,
+    /// e.g. 64x128,128x256,256x512), with th_disco.py's settings; equivar's kernels only.
+    #[arg(long, default_value = "")]
+    disco: String,
+    /// Batch of the DISCO benchmarks.
+    #[arg(long, default_value_t = 4)]
+    disco_batch: usize,
+    /// Channels in and out of the DISCO benchmarks.
+    #[arg(long, default_value_t = 16)]
+    disco_channels: usize,
     /// Conv kernels: equivar (ours on the Flex CPU backend), burn (burn's conv2d), or both.
     #[arg(long, default_value = "both")]
     kernels: String,
@@ -64,7 +75,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "", "", "ms", "img/s", "img/s", "ms", "% peak", "% peak"
         );
     }
-    for model in &args.models {
+    let disco_shapes = bench_disco::parse_shapes(&args.disco)?;
+    for model in args.models.iter().filter(|m| !m.is_empty()) {
         for &k in &kernels {
             let f = bench::bench_model(model, 28, k, options, &machine)?;
             if args.json {
@@ -84,9 +96,61 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
         }
     }
-    if args.no_layers {
-        return Ok(());
+    if !args.no_layers {
+        bench_layers(&args, &kernels, options, &machine)?;
     }
+    if !disco_shapes.is_empty() && !args.json {
+        println!(
+            "\n{:<11} {:>5} {:>8} {:>8} {:>10} {:>9} {:>12} {:>9}",
+            "DISCO grid",
+            "batch",
+            "channels",
+            "psi nnz",
+            "construct",
+            "fwd ms",
+            "fwd+bwd ms",
+            "peak MB"
+        );
+    }
+    for shape in disco_shapes {
+        // Bigger grids get fewer repetitions: 1024x2048 takes seconds per pass.
+        let repeats = if shape[0] * shape[1] >= 1 << 21 {
+            3
+        } else {
+            args.repeats.max(1)
+        };
+        let f = bench_disco::bench_disco(
+            shape,
+            args.disco_batch,
+            args.disco_channels,
+            repeats,
+            Kernels::Equivar,
+        )?;
+        if args.json {
+            println!("{}", serde_json::to_string(&f)?);
+        } else {
+            println!(
+                "{:<11} {:>5} {:>8} {:>8} {:>8.1}ms {:>9.2} {:>12.2} {:>9.0}",
+                format!("{}x{}", f.shape[0], f.shape[1]),
+                f.batch,
+                f.channels,
+                f.psi_nnz,
+                f.construct_s * 1e3,
+                f.fwd_ms,
+                f.fwd_bwd_ms,
+                f.peak_rss_mb
+            );
+        }
+    }
+    Ok(())
+}
+
+fn bench_layers(
+    args: &BenchArgs,
+    kernels: &[Kernels],
+    options: BenchOptions,
+    machine: &bench::Machine,
+) -> Result<()> {
     if !args.json {
         println!(
             "\n{:<8} {:>6} {:>9} {:<8} {:>10} {:>11} {:>10} {:>10}",
@@ -100,8 +164,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         (LayerKind::Group, 20, 14),
     ];
     for (kind, fields, size) in layers {
-        for &k in &kernels {
-            let f = bench::bench_layer(kind, fields, size, k, options, &machine)?;
+        for &k in kernels {
+            let f = bench::bench_layer(kind, fields, size, k, options, machine)?;
             if args.json {
                 println!("{}", serde_json::to_string(&f)?);
             } else {

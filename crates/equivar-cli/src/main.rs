@@ -10,6 +10,7 @@ mod demo;
 use anyhow::Result;
 use burn::tensor::{Device, Distribution, Tensor};
 use clap::{Parser, Subcommand};
+use equivar::check::sphere::disco_equivariance;
 use equivar::check::{EquivarianceReport, equivariance_report};
 use equivar::models::{self, MODELS};
 use equivar::plan::{Exactness, Plan};
@@ -39,12 +40,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Measure equivariance at random init under every group element (approximate models allowed).
+    /// Measure equivariance at random init under every group element (approximate models
+    /// allowed); for the sphere layers (disco-s2, disco-s2-iso), under polar and random SO(3)
+    /// rotations on each of --grids.
     Check {
         #[arg(long)]
         model: String,
+        /// Input size of a planar model.
+        #[arg(long, required_unless_present = "grids")]
+        input_size: Option<usize>,
+        /// Sphere grids NLATxNLON for the disco-* layers (comma-separated).
         #[arg(long)]
-        input_size: usize,
+        grids: Option<String>,
+        /// Random SO(3) rotations per grid (disco-* layers).
+        #[arg(long, default_value_t = 3)]
+        rotations: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Number of random inputs.
@@ -188,10 +198,23 @@ fn run(cli: Cli) -> Result<()> {
         Command::Check {
             model,
             input_size,
+            grids,
+            rotations,
             seed,
             batch,
             json,
         } => {
+            if let Some(grids) = grids {
+                let grids = equivar_train::bench_disco::parse_shapes(&grids)?;
+                let report = disco_equivariance(&model, &grids, rotations, seed)?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    println!("{report}");
+                }
+                return Ok(());
+            }
+            let input_size = input_size.expect("clap requires --input-size without --grids");
             let report = run_check(&model, input_size, seed, batch)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

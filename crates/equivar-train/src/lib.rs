@@ -3,6 +3,7 @@
 
 pub mod atomic;
 pub mod bench;
+pub mod bench_disco;
 pub mod config;
 pub mod eval;
 pub mod images;

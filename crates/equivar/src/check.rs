@@ -6,6 +6,8 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub mod sphere;
+
 use crate::error::Result;
 use crate::group::{Element, Group};
 use crate::nn::Net;

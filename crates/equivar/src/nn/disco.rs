@@ -182,18 +182,10 @@ pub struct DiscoConvS2 {
 
 impl DiscoConvS2 {
     pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<4>> {
-        let [out_c, in_c, k] = self.weight.dims();
+        let [_, in_c, _] = self.weight.dims();
         check_input("DiscoConvS2", &self.psi.columns, in_c, &x)?;
-        let [b, _, nlat, nlon] = x.dims();
-        let y = ops::disco_gather(x.reshape([b * in_c, nlat, nlon]), &self.psi);
-        let (t, p) = (self.psi.rows.nlat, self.psi.rows.nlon);
-        let y = y.reshape([b, in_c * k, t * p]);
-        let w = self
-            .weight
-            .val()
-            .reshape([1, out_c, in_c * k])
-            .expand([b, out_c, in_c * k]);
-        Ok(add_bias(w.matmul(y).reshape([b, out_c, t, p]), &self.bias))
+        let y = ops::disco_conv(x, self.weight.val(), &self.psi);
+        Ok(add_bias(y, &self.bias))
     }
 
     /// [`Self::try_forward`], panicking with its message on a bad input shape.
@@ -215,22 +207,10 @@ pub struct DiscoConvTransposeS2 {
 
 impl DiscoConvTransposeS2 {
     pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<4>> {
-        let [out_c, in_c, k] = self.weight.dims();
+        let [_, in_c, _] = self.weight.dims();
         check_input("DiscoConvTransposeS2", &self.psi.rows, in_c, &x)?;
-        let [b, _, nlat, nlon] = x.dims();
-        // Mix channels first: [out * K, in] x [in, nlat * nlon] per image.
-        let w = self
-            .weight
-            .val()
-            .swap_dims(1, 2)
-            .reshape([1, out_c * k, in_c])
-            .expand([b, out_c * k, in_c]);
-        let mixed = w
-            .matmul(x.reshape([b, in_c, nlat * nlon]))
-            .reshape([b * out_c, k, nlat, nlon]);
-        let y = ops::disco_scatter(mixed, &self.psi);
-        let (t, p) = (self.psi.columns.nlat, self.psi.columns.nlon);
-        Ok(add_bias(y.reshape([b, out_c, t, p]), &self.bias))
+        let y = ops::disco_conv_transpose(x, self.weight.val(), &self.psi);
+        Ok(add_bias(y, &self.bias))
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {

@@ -177,7 +177,7 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 /// given by their row and column strides. Bounds are checked here, once, so the unsafe call
 /// below only ever sees in-range operands.
 #[allow(clippy::too_many_arguments)]
-fn sgemm(
+pub(crate) fn sgemm(
     (m, n, k): (usize, usize, usize),
     c: &mut [f32],
     c_rs: usize,

@@ -53,6 +53,24 @@ pub trait GConvBackend: Backend {
 
     /// Its adjoint, `[planes, K, nlat_out, nlon_out]` to `[planes, nlat_in, nlon_in]`.
     fn equivar_disco_scatter(y: FloatTensor<Self>, psi: Arc<DiscoPsi>) -> FloatTensor<Self>;
+
+    /// A whole DISCO convolution without bias, `x [B, in, ...]`, `weight [out, in, K]`: from
+    /// psi's column grid to its row grid, or (`transpose`) from its row grid to its columns.
+    fn equivar_disco_conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        psi: Arc<DiscoPsi>,
+        transpose: bool,
+    ) -> FloatTensor<Self>;
+}
+
+fn disco_shape(x: &FlexTensor, weight: &FlexTensor) -> disco_cpu::DiscoShape {
+    let (x, w) = (dims(x), dims(weight));
+    disco_cpu::DiscoShape {
+        batch: x[0],
+        c_in: w[1],
+        c_out: w[0],
+    }
 }
 
 fn gather_shape(psi: &DiscoPsi, planes: usize) -> Vec<usize> {
@@ -145,6 +163,59 @@ impl GConvBackend for Flex {
             disco_cpu::scatter(&psi, &f32s(&y)),
             scatter_shape(&psi, planes),
         )
+    }
+
+    fn equivar_disco_conv(
+        x: FlexTensor,
+        weight: FlexTensor,
+        psi: Arc<DiscoPsi>,
+        transpose: bool,
+    ) -> FlexTensor {
+        assert_eq!(x.dtype(), DType::F32, "equivar DISCO kernels run in f32");
+        let s = disco_shape(&x, &weight);
+        let (x, weight) = (f32s(&x), f32s(&weight));
+        let (out, grid) = if transpose {
+            let out = disco_cpu::transpose_forward(&psi, s, &x, &weight);
+            (out, &psi.columns)
+        } else {
+            (disco_cpu::conv_forward(&psi, s, &x, &weight), &psi.rows)
+        };
+        flex_tensor(out, vec![s.batch, s.c_out, grid.nlat, grid.nlon])
+    }
+}
+
+#[derive(Debug)]
+struct DiscoConvBackward;
+
+impl Backward<Flex, 2> for DiscoConvBackward {
+    type State = (NodeId, NodeId, Arc<DiscoPsi>, bool);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight] = ops.parents;
+        let dout: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let (x_state, weight_state, psi, transpose) = ops.state;
+        let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
+        let weight: FlexTensor = checkpointer.retrieve_node_output(weight_state);
+        let s = disco_shape(&x, &weight);
+        let (x_shape, w_shape) = (dims(&x), dims(&weight));
+        let wanted = (node_x.is_some(), node_weight.is_some());
+        let (x, weight, dout) = (f32s(&x), f32s(&weight), f32s(&dout));
+        let (dx, dw) = if transpose {
+            disco_cpu::transpose_backward(&psi, s, &x, &weight, &dout, wanted)
+        } else {
+            disco_cpu::conv_backward(&psi, s, &x, &weight, &dout, wanted)
+        };
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, flex_tensor(dx, x_shape));
+        }
+        if let (Some(node), Some(dw)) = (node_weight, dw) {
+            grads.register::<Flex>(node.id, flex_tensor(dw, w_shape));
+        }
     }
 }
 
@@ -335,6 +406,30 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
 
     fn equivar_disco_scatter(y: FloatTensor<Self>, psi: Arc<DiscoPsi>) -> FloatTensor<Self> {
         disco_op::<C>(y, psi, false)
+    }
+
+    fn equivar_disco_conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        psi: Arc<DiscoPsi>,
+        transpose: bool,
+    ) -> FloatTensor<Self> {
+        let forward = |x, weight, psi| Flex::equivar_disco_conv(x, weight, psi, transpose);
+        match DiscoConvBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let out = forward(x.into_primitive(), weight.into_primitive(), psi.clone());
+                prep.finish((x_state, weight_state, psi, transpose), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward(x.into_primitive(), weight.into_primitive(), psi))
+            }
+        }
     }
 }
 

@@ -246,3 +246,47 @@ fn disco_index(psi: &DiscoPsi, device: &Device) -> (Tensor<1, Int>, Tensor<1, In
         Tensor::from_data(TensorData::new(values, [len]), device),
     )
 }
+
+/// A DISCO convolution without bias, `x [B, in, nlat, nlon]` on psi's column grid and
+/// `weight [out, in, K]`, to `[B, out, nlat, nlon]` on its row grid: equivar's fused kernel
+/// on Flex ([`disco_cpu::conv_forward`]), [`disco_gather`] and a batched matmul elsewhere.
+pub fn disco_conv(x: Tensor<4>, weight: Tensor<3>, psi: &Arc<DiscoPsi>) -> Tensor<4> {
+    let [b, c, nlat, nlon] = x.dims();
+    let [o, _, k] = weight.dims();
+    if fast_path(&x) {
+        return Tensor::from_dispatch(Dispatch::equivar_disco_conv(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            psi.clone(),
+            false,
+        ));
+    }
+    let (t, p) = (psi.rows.nlat, psi.rows.nlon);
+    let y = disco_gather(x.reshape([b * c, nlat, nlon]), psi).reshape([b, c * k, t * p]);
+    let w = weight.reshape([1, o, c * k]).expand([b, o, c * k]);
+    w.matmul(y).reshape([b, o, t, p])
+}
+
+/// The transposed DISCO convolution without bias, `x [B, in, nlat, nlon]` on psi's row grid
+/// to `[B, out, nlat, nlon]` on its column grid: channels mixed first, then scattered.
+pub fn disco_conv_transpose(x: Tensor<4>, weight: Tensor<3>, psi: &Arc<DiscoPsi>) -> Tensor<4> {
+    let [b, c, nlat, nlon] = x.dims();
+    let [o, _, k] = weight.dims();
+    if fast_path(&x) {
+        return Tensor::from_dispatch(Dispatch::equivar_disco_conv(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            psi.clone(),
+            true,
+        ));
+    }
+    let w = weight
+        .swap_dims(1, 2)
+        .reshape([1, o * k, c])
+        .expand([b, o * k, c]);
+    let mixed = w
+        .matmul(x.reshape([b, c, nlat * nlon]))
+        .reshape([b * o, k, nlat, nlon]);
+    let (t, p) = (psi.columns.nlat, psi.columns.nlon);
+    disco_scatter(mixed, psi).reshape([b, o, t, p])
+}
