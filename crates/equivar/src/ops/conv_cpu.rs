@@ -174,13 +174,26 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 }
 
 /// `c[m x n] (row stride c_rs) = (accumulate ? c : 0) + a[m x k] . b[k x n]`, with `a` and `b`
-/// given by their row and column strides. Bounds are checked here, once, so the unsafe call
-/// below only ever sees in-range operands.
+/// given by their row and column strides.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn sgemm(
     (m, n, k): (usize, usize, usize),
     c: &mut [f32],
     c_rs: usize,
+    accumulate: bool,
+    a: (&[f32], usize, usize),
+    b: (&[f32], usize, usize),
+    parallelism: Parallelism,
+) {
+    sgemm_strided((m, n, k), (c, c_rs, 1), accumulate, a, b, parallelism)
+}
+
+/// [`sgemm`] with the destination given by its row and column strides too. Bounds are
+/// checked here, once, so the unsafe call below only ever sees in-range operands.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_strided(
+    (m, n, k): (usize, usize, usize),
+    (c, c_rs, c_cs): (&mut [f32], usize, usize),
     accumulate: bool,
     (a, a_rs, a_cs): (&[f32], usize, usize),
     (b, b_rs, b_cs): (&[f32], usize, usize),
@@ -192,12 +205,17 @@ pub(crate) fn sgemm(
     if k == 0 {
         if !accumulate {
             for row in 0..m {
-                c[row * c_rs..row * c_rs + n].fill(0.0);
+                for col in 0..n {
+                    c[row * c_rs + col * c_cs] = 0.0;
+                }
             }
         }
         return;
     }
-    assert!((m - 1) * c_rs + n <= c.len(), "gemm: destination too small");
+    assert!(
+        (m - 1) * c_rs + (n - 1) * c_cs < c.len(),
+        "gemm: destination too small"
+    );
     assert!(
         (m - 1) * a_rs + (k - 1) * a_cs < a.len(),
         "gemm: lhs too small"
@@ -214,7 +232,7 @@ pub(crate) fn sgemm(
             n,
             k,
             c.as_mut_ptr(),
-            1,
+            c_cs as isize,
             c_rs as isize,
             accumulate,
             a.as_ptr(),

@@ -23,11 +23,52 @@ use rayon::prelude::*;
 use super::conv_cpu::sgemm;
 use crate::kernels::DiscoPsi;
 
-/// Longitudes per register block: two AVX2 or one AVX-512 register of f32.
-const LANES: usize = 16;
+/// Longitudes per register block: 8 AVX2 registers of f32, enough independent FMA chains
+/// to hide the FMA latency (a chain per register would wait ~4 cycles per entry); rows
+/// whose length is not a multiple go on in blocks of [`SMALL_LANES`], then one by one.
+const LANES: usize = 64;
+const SMALL_LANES: usize = 16;
+
+/// A zeroed buffer of `len` floats. Buffers of megabytes are asked to be backed by
+/// transparent huge pages (Linux, where enabled for madvise): their first touch then faults
+/// once per 2 MB instead of once per 4 KB, which for the large planes of sphere grids cost
+/// more than the kernels themselves.
+pub fn zeroed(len: usize) -> Vec<f32> {
+    const HUGE: usize = 2 << 20;
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    #[cfg(target_os = "linux")]
+    if len * 4 >= 2 * HUGE {
+        let start = v.as_mut_ptr() as usize;
+        let aligned = (start + HUGE - 1) & !(HUGE - 1);
+        let usable = (start + len * 4).saturating_sub(aligned) & !(HUGE - 1);
+        if usable > 0 {
+            // SAFETY: the range lies inside the allocation just made and is only advised, not
+            // accessed; madvise failing (e.g. THP off) leaves ordinary pages.
+            unsafe {
+                libc::madvise(aligned as *mut libc::c_void, usable, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    v.resize(len, 0.0);
+    v
+}
 
 thread_local! {
     static DOUBLED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// One image's planes with doubled rows, kept between calls.
+    static DOUBLED_IMAGE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// One image's gathered planes (or their gradient), kept between calls.
+    static IMAGE_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's image scratch buffer of `len` floats (contents arbitrary).
+fn with_image_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    IMAGE_SCRATCH.with_borrow_mut(|buffer| {
+        if buffer.len() < len {
+            *buffer = zeroed(len);
+        }
+        f(&mut buffer[..len])
+    })
 }
 
 /// `rows` rows of length `n` each copied twice end to end into `out` (`rows * 2n`).
@@ -39,8 +80,32 @@ fn double_rows(src: &[f32], n: usize, out: &mut Vec<f32>) {
     }
 }
 
-/// `out[l] = sum_e value_e * rows[offset_e + l * stride]` for every l, with the sums of
-/// each block of LANES outputs kept in registers.
+/// `out[0..W] = sum_e value_e * doubled[offset_e + p0 ..][..W]`, the W sums in registers.
+#[inline(always)]
+fn accumulate_block<const W: usize, const FMA: bool>(
+    out: &mut [f32],
+    p0: usize,
+    terms: impl Iterator<Item = (usize, f32)>,
+    doubled: &[f32],
+) {
+    let mut acc = [0.0f32; W];
+    for (offset, v) in terms {
+        let src: &[f32; W] = doubled[offset + p0..offset + p0 + W]
+            .try_into()
+            .expect("W values");
+        for l in 0..W {
+            // mul_add is one instruction only where FMA is enabled (else a libm call).
+            acc[l] = if FMA {
+                v.mul_add(src[l], acc[l])
+            } else {
+                acc[l] + v * src[l]
+            };
+        }
+    }
+    out[p0..p0 + W].copy_from_slice(&acc);
+}
+
+/// `out[l] = sum_e value_e * doubled[offset_e + l * stride]` for every l.
 #[inline(always)]
 fn accumulate_row<const FMA: bool>(
     out: &mut [f32],
@@ -49,27 +114,17 @@ fn accumulate_row<const FMA: bool>(
     stride: usize,
 ) {
     let n = out.len();
-    let blocks = n / LANES;
     if stride == 1 {
-        for b in 0..blocks {
-            let p0 = b * LANES;
-            let mut acc = [0.0f32; LANES];
-            for (offset, v) in terms.clone() {
-                let src: &[f32; LANES] = doubled[offset + p0..offset + p0 + LANES]
-                    .try_into()
-                    .expect("LANES values");
-                for l in 0..LANES {
-                    // mul_add is one instruction only where FMA is enabled (else a libm call).
-                    acc[l] = if FMA {
-                        v.mul_add(src[l], acc[l])
-                    } else {
-                        acc[l] + v * src[l]
-                    };
-                }
-            }
-            out[p0..p0 + LANES].copy_from_slice(&acc);
+        let mut p0 = 0;
+        while p0 + LANES <= n {
+            accumulate_block::<LANES, FMA>(out, p0, terms.clone(), doubled);
+            p0 += LANES;
         }
-        for (p, o) in out.iter_mut().enumerate().skip(blocks * LANES) {
+        while p0 + SMALL_LANES <= n {
+            accumulate_block::<SMALL_LANES, FMA>(out, p0, terms.clone(), doubled);
+            p0 += SMALL_LANES;
+        }
+        for (p, o) in out.iter_mut().enumerate().skip(p0) {
             *o = terms
                 .clone()
                 .map(|(offset, v)| v * doubled[offset + p])
@@ -88,7 +143,7 @@ fn accumulate_row<const FMA: bool>(
 /// `x [planes, nlat_in, nlon_in]` to `y [planes, K, nlat_out, nlon_out]`.
 pub fn gather(psi: &DiscoPsi, x: &[f32]) -> Vec<f32> {
     let planes = x.len() / psi.columns.points();
-    let mut y = vec![0.0f32; planes * psi.kernel_size() * psi.rows.points()];
+    let mut y = zeroed(planes * psi.kernel_size() * psi.rows.points());
     gather_into(psi, x, &mut y);
     y
 }
@@ -163,7 +218,7 @@ unsafe fn gather_plane_avx2(psi: &DiscoPsi, doubled: &[f32], y: &mut [f32]) {
 /// nlon_in]`, `x[i, (j + p s) mod nlon_in] += psi[t, k, (i, j)] y[k, t, p]`.
 pub fn scatter(psi: &DiscoPsi, y: &[f32]) -> Vec<f32> {
     let planes = y.len() / (psi.kernel_size() * psi.rows.points());
-    let mut x = vec![0.0f32; planes * psi.columns.points()];
+    let mut x = zeroed(planes * psi.columns.points());
     scatter_into(psi, y, &mut x);
     x
 }
@@ -236,6 +291,223 @@ unsafe fn scatter_plane_avx2(psi: &DiscoPsi, doubled: &[f32], x: &mut [f32]) {
     scatter_plane::<false>(psi, doubled, x)
 }
 
+/// Pixels per block of [`mix_rows`]: two AVX2 registers.
+const MIX_LANES: usize = 16;
+/// Output rows per block of [`mix_rows`]: 4 x 2 accumulator registers, enough independent
+/// FMA chains, with room left for the loads.
+const MIX_ROWS: usize = 4;
+
+/// `dst[o][..n] = sum_j w[o, j] src[j][..n]` for o < m, with `src` rows `src_stride` apart
+/// and `dst` rows `dst_stride` apart: channel mixing of one ring, whose j source rows are hot
+/// in cache. (A GEMM library packs the long pixel operand for such shapes and runs far
+/// below peak.) Blocks of MIX_ROWS outputs x MIX_LANES pixels accumulate in registers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn mix_rows<const FMA: bool>(
+    w: &[f32],
+    m: usize,
+    j: usize,
+    src: &[f32],
+    src_stride: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+    n: usize,
+) {
+    let mut p0 = 0;
+    while p0 + MIX_LANES <= n {
+        let mut o0 = 0;
+        while o0 + MIX_ROWS <= m {
+            let mut acc = [[0.0f32; MIX_LANES]; MIX_ROWS];
+            for jj in 0..j {
+                let s: &[f32; MIX_LANES] = src[jj * src_stride + p0..][..MIX_LANES]
+                    .try_into()
+                    .expect("MIX_LANES values");
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let wv = w[(o0 + r) * j + jj];
+                    for l in 0..MIX_LANES {
+                        acc_r[l] = if FMA {
+                            wv.mul_add(s[l], acc_r[l])
+                        } else {
+                            acc_r[l] + wv * s[l]
+                        };
+                    }
+                }
+            }
+            for (r, acc_r) in acc.iter().enumerate() {
+                dst[(o0 + r) * dst_stride + p0..][..MIX_LANES].copy_from_slice(acc_r);
+            }
+            o0 += MIX_ROWS;
+        }
+        for o in o0..m {
+            for l in 0..MIX_LANES {
+                dst[o * dst_stride + p0 + l] = (0..j)
+                    .map(|jj| w[o * j + jj] * src[jj * src_stride + p0 + l])
+                    .sum();
+            }
+        }
+        p0 += MIX_LANES;
+    }
+    for p in p0..n {
+        for o in 0..m {
+            dst[o * dst_stride + p] = (0..j)
+                .map(|jj| w[o * j + jj] * src[jj * src_stride + p])
+                .sum();
+        }
+    }
+}
+
+/// `dw[o, j] += sum_p a[o][p] b[j][p]` over one ring's pixels (rows `a_stride`, `b_stride`
+/// apart): blocks of 4 x 2 (o, j) pairs keep 8 independent 8-lane sums in registers.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn accumulate_outer<const FMA: bool>(
+    dw: &mut [f32],
+    m: usize,
+    j: usize,
+    a: &[f32],
+    b: &[f32],
+    a_stride: usize,
+    b_stride: usize,
+    n: usize,
+) {
+    const L: usize = 8;
+    const MO: usize = 4;
+    const MJ: usize = 2;
+    let fused = |x: f32, y: f32, acc: f32| if FMA { x.mul_add(y, acc) } else { acc + x * y };
+    let dot = |o: usize, jj: usize| -> f32 {
+        (0..n)
+            .map(|p| a[o * a_stride + p] * b[jj * b_stride + p])
+            .sum()
+    };
+    let blocks = n / L;
+    let mut o0 = 0;
+    while o0 + MO <= m {
+        let mut j0 = 0;
+        while j0 + MJ <= j {
+            let mut acc = [[[0.0f32; L]; MJ]; MO];
+            for blk in 0..blocks {
+                let p = blk * L;
+                let bs: [&[f32; L]; MJ] = std::array::from_fn(|q| {
+                    b[(j0 + q) * b_stride + p..][..L]
+                        .try_into()
+                        .expect("L values")
+                });
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let av: &[f32; L] = a[(o0 + r) * a_stride + p..][..L]
+                        .try_into()
+                        .expect("L values");
+                    for (q, acc_rq) in acc_r.iter_mut().enumerate() {
+                        for l in 0..L {
+                            acc_rq[l] = fused(av[l], bs[q][l], acc_rq[l]);
+                        }
+                    }
+                }
+            }
+            for r in 0..MO {
+                for q in 0..MJ {
+                    let tail: f32 = (blocks * L..n)
+                        .map(|p| a[(o0 + r) * a_stride + p] * b[(j0 + q) * b_stride + p])
+                        .sum();
+                    dw[(o0 + r) * j + j0 + q] += acc[r][q].iter().sum::<f32>() + tail;
+                }
+            }
+            j0 += MJ;
+        }
+        for jj in j0..j {
+            for o in o0..o0 + MO {
+                dw[o * j + jj] += dot(o, jj);
+            }
+        }
+        o0 += MO;
+    }
+    for o in o0..m {
+        for jj in 0..j {
+            dw[o * j + jj] += dot(o, jj);
+        }
+    }
+}
+
+/// A `&mut [f32]` that parallel tasks write disjoint parts of.
+#[derive(Clone, Copy)]
+struct SharedOut {
+    ptr: usize,
+    len: usize,
+}
+
+impl SharedOut {
+    fn new(v: &mut [f32]) -> Self {
+        SharedOut {
+            ptr: v.as_mut_ptr() as usize,
+            len: v.len(),
+        }
+    }
+
+    /// SAFETY: callers must write only elements no other task touches, and the slice `new`
+    /// was made from must outlive every task.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self) -> &mut [f32] {
+        // SAFETY: as the caller promises above.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut f32, self.len) }
+    }
+}
+
+/// Runs `f` on every plane of `x [planes, nlat, nlon]` with its rows laid twice end to end,
+/// in this thread's scratch buffer.
+fn with_doubled_planes<R>(x: &[f32], nlon: usize, f: impl FnOnce(&[f32]) -> R) -> R {
+    DOUBLED_IMAGE.with_borrow_mut(|out| {
+        if out.len() < 2 * x.len() {
+            *out = zeroed(2 * x.len());
+        }
+        let out = &mut out[..2 * x.len()];
+        out.par_chunks_mut(2 * nlon)
+            .zip(x.par_chunks(nlon))
+            .for_each(|(d, row)| {
+                d[..nlon].copy_from_slice(row);
+                d[nlon..].copy_from_slice(row);
+            });
+        f(out)
+    })
+}
+
+/// The gathered rows `y[c, k][..nlon_out]` of output ring `t` for all channels of one image,
+/// from its doubled planes.
+#[inline(always)]
+fn gather_ring<const FMA: bool>(
+    psi: &DiscoPsi,
+    doubled: &[f32],
+    channels: usize,
+    t: usize,
+    y: &mut [f32],
+) {
+    let (n_in, n_out, k_size) = (psi.columns.nlon, psi.rows.nlon, psi.kernel_size());
+    let plane = 2 * psi.columns.points();
+    for c in 0..channels {
+        let src = &doubled[c * plane..][..plane];
+        for k in 0..k_size {
+            let terms = psi
+                .row(t, k)
+                .iter()
+                .map(|e| (e.ring as usize * 2 * n_in + e.lon as usize, e.value));
+            accumulate_row::<FMA>(
+                &mut y[(c * k_size + k) * n_out..][..n_out],
+                terms,
+                src,
+                psi.stride,
+            );
+        }
+    }
+}
+
+/// Runs `f(t, ring_scratch)` for every output ring in parallel, with a per-task scratch of
+/// `scratch_len` floats, in the AVX2 + FMA build where the CPU has them.
+fn for_each_ring(rings: usize, scratch_len: usize, f: impl Fn(bool, usize, &mut [f32]) + Sync) {
+    let fma = has_avx2_fma();
+    (0..rings).into_par_iter().for_each_init(
+        || vec![0.0f32; scratch_len],
+        |scratch, t| f(fma, t, scratch),
+    );
+}
+
 /// Batch and channels of a fused DISCO convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DiscoShape {
@@ -252,29 +524,80 @@ fn gemm_threads() -> Parallelism {
 }
 
 /// `out [B, out, nlat_r, nlon_r] = weight [out, in * K] . gather(x_b [in, nlat_c, nlon_c])`
-/// per image b (no bias).
+/// per image b (no bias). Fused per output ring: the ring's gathered rows for all channels
+/// (in * K rows of nlon_r, cache-resident) are mixed as soon as they are made.
 pub fn conv_forward(psi: &DiscoPsi, s: DiscoShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, rows, cols) = (psi.kernel_size(), psi.rows.points(), psi.columns.points());
     assert_eq!(x.len(), s.batch * s.c_in * cols, "x is [B, in, nlat, nlon]");
     assert_eq!(weight.len(), s.c_out * s.c_in * k, "weight is [out, in, K]");
-    let mut out = vec![0.0f32; s.batch * s.c_out * rows];
-    let mut y = vec![0.0f32; s.c_in * k * rows];
+    let (n_out, ck) = (psi.rows.nlon, s.c_in * k);
+    let mut out = zeroed(s.batch * s.c_out * rows);
     for b in 0..s.batch {
-        gather_into(psi, &x[b * s.c_in * cols..][..s.c_in * cols], &mut y);
-        sgemm(
-            (s.c_out, rows, s.c_in * k),
-            &mut out[b * s.c_out * rows..][..s.c_out * rows],
-            rows,
-            false,
-            (weight, s.c_in * k, 1),
-            (&y, rows, 1),
-            gemm_threads(),
-        );
+        let x_b = &x[b * s.c_in * cols..][..s.c_in * cols];
+        let out_b = SharedOut::new(&mut out[b * s.c_out * rows..][..s.c_out * rows]);
+        with_doubled_planes(x_b, psi.columns.nlon, |doubled| {
+            for_each_ring(psi.rows.nlat, ck * n_out, |fma, t, y| {
+                // SAFETY: this task writes only ring t of every output channel.
+                let dst = unsafe { out_b.slice() };
+                let dst = &mut dst[t * n_out..];
+                if fma {
+                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                    unsafe { forward_ring_avx2(psi, doubled, s, weight, t, y, dst) }
+                } else {
+                    forward_ring::<false>(psi, doubled, s, weight, t, y, dst)
+                }
+            })
+        });
     }
     out
 }
 
-/// Gradients of [`conv_forward`] for x and the weight, each only if wanted.
+#[inline(always)]
+fn forward_ring<const FMA: bool>(
+    psi: &DiscoPsi,
+    doubled: &[f32],
+    s: DiscoShape,
+    weight: &[f32],
+    t: usize,
+    y: &mut [f32],
+    dst: &mut [f32],
+) {
+    let n_out = psi.rows.nlon;
+    let ck = s.c_in * psi.kernel_size();
+    gather_ring::<FMA>(psi, doubled, s.c_in, t, y);
+    mix_rows::<FMA>(weight, s.c_out, ck, y, n_out, dst, psi.rows.points(), n_out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn forward_ring_avx2(
+    psi: &DiscoPsi,
+    doubled: &[f32],
+    s: DiscoShape,
+    weight: &[f32],
+    t: usize,
+    y: &mut [f32],
+    dst: &mut [f32],
+) {
+    forward_ring::<true>(psi, doubled, s, weight, t, y, dst)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn forward_ring_avx2(
+    psi: &DiscoPsi,
+    doubled: &[f32],
+    s: DiscoShape,
+    weight: &[f32],
+    t: usize,
+    y: &mut [f32],
+    dst: &mut [f32],
+) {
+    forward_ring::<false>(psi, doubled, s, weight, t, y, dst)
+}
+
+/// Gradients of [`conv_forward`] for x and the weight, each only if wanted. Per image and
+/// output ring: the gathered rows are recomputed for the weight gradient, and `W^T dout` is
+/// mixed into the planes whose scatter gives the input gradient.
 pub fn conv_backward(
     psi: &DiscoPsi,
     s: DiscoShape,
@@ -284,40 +607,179 @@ pub fn conv_backward(
     (want_x, want_weight): (bool, bool),
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (k, rows, cols) = (psi.kernel_size(), psi.rows.points(), psi.columns.points());
-    let ck = s.c_in * k;
-    let mut dx = want_x.then(|| vec![0.0f32; s.batch * s.c_in * cols]);
+    let (n_out, ck) = (psi.rows.nlon, s.c_in * k);
+    let mut dx = want_x.then(|| zeroed(s.batch * s.c_in * cols));
     let mut dw = want_weight.then(|| vec![0.0f32; s.c_out * ck]);
-    let mut buffer = vec![0.0f32; ck * rows];
-    for b in 0..s.batch {
-        let dout_b = &dout[b * s.c_out * rows..][..s.c_out * rows];
-        if let Some(dw) = dw.as_mut() {
-            // dW += dout_b [out, rows] . y_b^T [rows, in K].
-            gather_into(psi, &x[b * s.c_in * cols..][..s.c_in * cols], &mut buffer);
-            sgemm(
-                (s.c_out, ck, rows),
-                dw,
-                ck,
-                b > 0,
-                (dout_b, rows, 1),
-                (&buffer, 1, rows),
-                gemm_threads(),
-            );
+    // W^T [in K, out] for the input gradient's mixing.
+    let w_t: Vec<f32> = (0..ck)
+        .flat_map(|j| (0..s.c_out).map(move |o| (o, j)))
+        .map(|(o, j)| weight[o * ck + j])
+        .collect();
+    let fma = has_avx2_fma();
+    with_image_scratch(if want_x { ck * rows } else { 0 }, |dy| {
+        for b in 0..s.batch {
+            let dout_b = &dout[b * s.c_out * rows..][..s.c_out * rows];
+            if let Some(dw) = dw.as_mut() {
+                let x_b = &x[b * s.c_in * cols..][..s.c_in * cols];
+                let partial = with_doubled_planes(x_b, psi.columns.nlon, |doubled| {
+                    (0..psi.rows.nlat)
+                        .into_par_iter()
+                        .fold(
+                            || (vec![0.0f32; s.c_out * ck], vec![0.0f32; ck * n_out]),
+                            |(mut acc, mut y), t| {
+                                let dout_t = &dout_b[t * n_out..];
+                                if fma {
+                                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                                    unsafe {
+                                        weight_grad_ring_avx2(
+                                            psi, doubled, s, dout_t, t, &mut y, &mut acc,
+                                        )
+                                    }
+                                } else {
+                                    weight_grad_ring::<false>(
+                                        psi, doubled, s, dout_t, t, &mut y, &mut acc,
+                                    )
+                                }
+                                (acc, y)
+                            },
+                        )
+                        .map(|(acc, _)| acc)
+                        .reduce(
+                            || vec![0.0f32; s.c_out * ck],
+                            |mut a, b| {
+                                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                                a
+                            },
+                        )
+                });
+                dw.iter_mut().zip(&partial).for_each(|(x, y)| *x += y);
+            }
+            if let Some(dx) = dx.as_mut() {
+                // dy ring-major, [nlat_r, in K, nlon_r]: each ring's rows are written together.
+                dy.par_chunks_mut(ck * n_out)
+                    .enumerate()
+                    .for_each(|(t, dst)| {
+                        let src = &dout_b[t * n_out..];
+                        if fma {
+                            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                            unsafe {
+                                mix_rows_avx2(&w_t, ck, s.c_out, src, rows, dst, n_out, n_out)
+                            }
+                        } else {
+                            mix_rows::<false>(&w_t, ck, s.c_out, src, rows, dst, n_out, n_out)
+                        }
+                    });
+                scatter_ring_major(
+                    psi,
+                    dy,
+                    s.c_in,
+                    &mut dx[b * s.c_in * cols..][..s.c_in * cols],
+                );
+            }
         }
-        if let Some(dx) = dx.as_mut() {
-            // dy_b = W^T [in K, out] . dout_b, then the adjoint of the gather.
-            sgemm(
-                (ck, rows, s.c_out),
-                &mut buffer,
-                rows,
-                false,
-                (weight, 1, ck),
-                (dout_b, rows, 1),
-                gemm_threads(),
-            );
-            scatter_into(psi, &buffer, &mut dx[b * s.c_in * cols..][..s.c_in * cols]);
-        }
-    }
+    });
     (dx, dw)
+}
+
+/// [`scatter_into`] from planes stored ring-major, `y [nlat_r, channels * K, nlon_r]`.
+fn scatter_ring_major(psi: &DiscoPsi, y: &[f32], channels: usize, x: &mut [f32]) {
+    let (n_out, k_size, nlat) = (psi.rows.nlon, psi.kernel_size(), psi.rows.nlat);
+    let ck = channels * k_size;
+    x.par_chunks_mut(psi.columns.points())
+        .enumerate()
+        .for_each(|(c, x)| {
+            DOUBLED.with_borrow_mut(|doubled| {
+                doubled.clear();
+                // Row (k, t) of this channel's gathered planes, as scatter_plane reads them.
+                for k in 0..k_size {
+                    for t in 0..nlat {
+                        let row = &y[(t * ck + c * k_size + k) * n_out..][..n_out];
+                        doubled.extend_from_slice(row);
+                        doubled.extend_from_slice(row);
+                    }
+                }
+                if has_avx2_fma() {
+                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                    unsafe { scatter_plane_avx2(psi, doubled, x) }
+                } else {
+                    scatter_plane::<false>(psi, doubled, x)
+                }
+            })
+        });
+}
+
+#[inline(always)]
+fn weight_grad_ring<const FMA: bool>(
+    psi: &DiscoPsi,
+    doubled: &[f32],
+    s: DiscoShape,
+    dout_t: &[f32],
+    t: usize,
+    y: &mut [f32],
+    acc: &mut [f32],
+) {
+    let n_out = psi.rows.nlon;
+    let ck = s.c_in * psi.kernel_size();
+    gather_ring::<FMA>(psi, doubled, s.c_in, t, y);
+    accumulate_outer::<FMA>(acc, s.c_out, ck, dout_t, y, psi.rows.points(), n_out, n_out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weight_grad_ring_avx2(
+    psi: &DiscoPsi,
+    doubled: &[f32],
+    s: DiscoShape,
+    dout_t: &[f32],
+    t: usize,
+    y: &mut [f32],
+    acc: &mut [f32],
+) {
+    weight_grad_ring::<true>(psi, doubled, s, dout_t, t, y, acc)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn weight_grad_ring_avx2(
+    psi: &DiscoPsi,
+    doubled: &[f32],
+    s: DiscoShape,
+    dout_t: &[f32],
+    t: usize,
+    y: &mut [f32],
+    acc: &mut [f32],
+) {
+    weight_grad_ring::<false>(psi, doubled, s, dout_t, t, y, acc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn mix_rows_avx2(
+    w: &[f32],
+    m: usize,
+    j: usize,
+    src: &[f32],
+    src_stride: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+    n: usize,
+) {
+    mix_rows::<true>(w, m, j, src, src_stride, dst, dst_stride, n)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn mix_rows_avx2(
+    w: &[f32],
+    m: usize,
+    j: usize,
+    src: &[f32],
+    src_stride: usize,
+    dst: &mut [f32],
+    dst_stride: usize,
+    n: usize,
+) {
+    mix_rows::<false>(w, m, j, src, src_stride, dst, dst_stride, n)
 }
 
 /// `weight [out, in, K]` as `[out, K, in]`: the transposed convolution mixes channels first.
@@ -340,24 +802,21 @@ pub fn transpose_forward(psi: &DiscoPsi, s: DiscoShape, x: &[f32], weight: &[f32
     assert_eq!(x.len(), s.batch * s.c_in * rows, "x is [B, in, nlat, nlon]");
     assert_eq!(weight.len(), s.c_out * s.c_in * k, "weight is [out, in, K]");
     let w = out_k_in(weight, s, k);
-    let mut out = vec![0.0f32; s.batch * s.c_out * cols];
-    let mut mixed = vec![0.0f32; s.c_out * k * rows];
-    for b in 0..s.batch {
-        sgemm(
-            (s.c_out * k, rows, s.c_in),
-            &mut mixed,
-            rows,
-            false,
-            (&w, s.c_in, 1),
-            (&x[b * s.c_in * rows..][..s.c_in * rows], rows, 1),
-            gemm_threads(),
-        );
-        scatter_into(
-            psi,
-            &mixed,
-            &mut out[b * s.c_out * cols..][..s.c_out * cols],
-        );
-    }
+    let mut out = zeroed(s.batch * s.c_out * cols);
+    with_image_scratch(s.c_out * k * rows, |mixed| {
+        for b in 0..s.batch {
+            sgemm(
+                (s.c_out * k, rows, s.c_in),
+                mixed,
+                rows,
+                false,
+                (&w, s.c_in, 1),
+                (&x[b * s.c_in * rows..][..s.c_in * rows], rows, 1),
+                gemm_threads(),
+            );
+            scatter_into(psi, mixed, &mut out[b * s.c_out * cols..][..s.c_out * cols]);
+        }
+    });
     out
 }
 
@@ -373,41 +832,38 @@ pub fn transpose_backward(
     let (k, rows, cols) = (psi.kernel_size(), psi.rows.points(), psi.columns.points());
     let ok = s.c_out * k;
     let w = out_k_in(weight, s, k);
-    let mut dx = want_x.then(|| vec![0.0f32; s.batch * s.c_in * rows]);
+    let mut dx = want_x.then(|| zeroed(s.batch * s.c_in * rows));
     let mut dw_oki = want_weight.then(|| vec![0.0f32; ok * s.c_in]);
-    let mut dmixed = vec![0.0f32; ok * rows];
-    for b in 0..s.batch {
-        gather_into(
-            psi,
-            &dout[b * s.c_out * cols..][..s.c_out * cols],
-            &mut dmixed,
-        );
-        let x_b = &x[b * s.c_in * rows..][..s.c_in * rows];
-        if let Some(dw) = dw_oki.as_mut() {
-            // dW' [out K, in] += dmixed [out K, rows] . x_b^T [rows, in].
-            sgemm(
-                (ok, s.c_in, rows),
-                dw,
-                s.c_in,
-                b > 0,
-                (&dmixed, rows, 1),
-                (x_b, 1, rows),
-                gemm_threads(),
-            );
+    with_image_scratch(ok * rows, |dmixed| {
+        for b in 0..s.batch {
+            gather_into(psi, &dout[b * s.c_out * cols..][..s.c_out * cols], dmixed);
+            let x_b = &x[b * s.c_in * rows..][..s.c_in * rows];
+            if let Some(dw) = dw_oki.as_mut() {
+                // dW' [out K, in] += dmixed [out K, rows] . x_b^T [rows, in].
+                sgemm(
+                    (ok, s.c_in, rows),
+                    dw,
+                    s.c_in,
+                    b > 0,
+                    (dmixed, rows, 1),
+                    (x_b, 1, rows),
+                    gemm_threads(),
+                );
+            }
+            if let Some(dx) = dx.as_mut() {
+                // dx_b [in, rows] = W'^T [in, out K] . dmixed.
+                sgemm(
+                    (s.c_in, rows, ok),
+                    &mut dx[b * s.c_in * rows..][..s.c_in * rows],
+                    rows,
+                    false,
+                    (&w, 1, s.c_in),
+                    (dmixed, rows, 1),
+                    gemm_threads(),
+                );
+            }
         }
-        if let Some(dx) = dx.as_mut() {
-            // dx_b [in, rows] = W'^T [in, out K] . dmixed.
-            sgemm(
-                (s.c_in, rows, ok),
-                &mut dx[b * s.c_in * rows..][..s.c_in * rows],
-                rows,
-                false,
-                (&w, 1, s.c_in),
-                (&dmixed, rows, 1),
-                gemm_threads(),
-            );
-        }
-    }
+    });
     let dw = dw_oki.map(|d| {
         let mut out = vec![0.0f32; d.len()];
         for o in 0..s.c_out {
