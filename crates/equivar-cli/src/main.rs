@@ -8,6 +8,11 @@ mod commands;
 mod demo;
 
 use anyhow::Result;
+
+/// Large tensors on transparent huge pages (see `HugePageAllocator`): fewer page faults.
+#[global_allocator]
+static ALLOCATOR: equivar::ops::HugePageAllocator = equivar::ops::HugePageAllocator;
+
 use burn::tensor::{Device, Distribution, Tensor};
 use clap::{Parser, Subcommand};
 use equivar::check::sphere::disco_equivariance;

@@ -297,7 +297,7 @@ pub fn disco_equivariance(
             .init_conv(&device)?;
         let weight = host(layer.weight.val());
         let bias: Vec<f64> = vec![0.0; c_out];
-        let mut rng = Rng::new(seed ^ 0x5EED_0F_5A);
+        let mut rng = Rng::new(seed ^ 0x5EED_0F5A);
         let signals: Vec<Polynomial> = (0..c_in).map(|_| Polynomial::random(&mut rng)).collect();
         let sample = |rotation: Option<&[[f64; 3]; 3]>| -> Vec<f64> {
             let mut v = Vec::with_capacity(c_in * grid.points());

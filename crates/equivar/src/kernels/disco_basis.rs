@@ -129,7 +129,7 @@ impl FilterBasis {
                 for n in 0..radial {
                     let radial_part = window * (n as f64 * PI * r / cutoff).cos();
                     for a in 0..azimuthal {
-                        let m = (a + 1) / 2;
+                        let m = a.div_ceil(2);
                         let angular = match a {
                             0 => 1.0,
                             _ if a % 2 == 1 => (m as f64 * phi).cos(),

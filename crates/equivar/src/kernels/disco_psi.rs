@@ -104,7 +104,7 @@ impl DiscoPsi {
             ),
             reason,
         };
-        if columns.nlon % rows.nlon != 0 {
+        if !columns.nlon.is_multiple_of(rows.nlon) {
             return Err(invalid(format!(
                 "the longitudes of the finer grid ({}) must be a multiple of the coarser's ({}), \
                  so that a shift of the coarse grid is a whole number of fine steps; e.g. 64x128 \

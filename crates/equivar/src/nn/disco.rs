@@ -160,16 +160,6 @@ fn check_input(layer: &str, grid: &SphereGrid, channels: usize, x: &Tensor<4>) -
     Ok(())
 }
 
-fn add_bias(y: Tensor<4>, bias: &Option<Param<Tensor<1>>>) -> Tensor<4> {
-    match bias {
-        Some(b) => {
-            let channels = y.dims()[1];
-            y + b.val().reshape([1, channels, 1, 1])
-        }
-        None => y,
-    }
-}
-
 /// DISCO convolution `[B, in, nlat_in, nlon_in] -> [B, out, nlat_out, nlon_out]`.
 #[derive(Module, Debug)]
 pub struct DiscoConvS2 {
@@ -184,8 +174,8 @@ impl DiscoConvS2 {
     pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<4>> {
         let [_, in_c, _] = self.weight.dims();
         check_input("DiscoConvS2", &self.psi.columns, in_c, &x)?;
-        let y = ops::disco_conv(x, self.weight.val(), &self.psi);
-        Ok(add_bias(y, &self.bias))
+        let bias = self.bias.as_ref().map(|b| b.val());
+        Ok(ops::disco_conv(x, self.weight.val(), bias, &self.psi))
     }
 
     /// [`Self::try_forward`], panicking with its message on a bad input shape.
@@ -209,8 +199,13 @@ impl DiscoConvTransposeS2 {
     pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<4>> {
         let [_, in_c, _] = self.weight.dims();
         check_input("DiscoConvTransposeS2", &self.psi.rows, in_c, &x)?;
-        let y = ops::disco_conv_transpose(x, self.weight.val(), &self.psi);
-        Ok(add_bias(y, &self.bias))
+        let bias = self.bias.as_ref().map(|b| b.val());
+        Ok(ops::disco_conv_transpose(
+            x,
+            self.weight.val(),
+            bias,
+            &self.psi,
+        ))
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {

@@ -34,21 +34,8 @@ const SMALL_LANES: usize = 16;
 /// once per 2 MB instead of once per 4 KB, which for the large planes of sphere grids cost
 /// more than the kernels themselves.
 pub fn zeroed(len: usize) -> Vec<f32> {
-    const HUGE: usize = 2 << 20;
     let mut v: Vec<f32> = Vec::with_capacity(len);
-    #[cfg(target_os = "linux")]
-    if len * 4 >= 2 * HUGE {
-        let start = v.as_mut_ptr() as usize;
-        let aligned = (start + HUGE - 1) & !(HUGE - 1);
-        let usable = (start + len * 4).saturating_sub(aligned) & !(HUGE - 1);
-        if usable > 0 {
-            // SAFETY: the range lies inside the allocation just made and is only advised, not
-            // accessed; madvise failing (e.g. THP off) leaves ordinary pages.
-            unsafe {
-                libc::madvise(aligned as *mut libc::c_void, usable, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
+    super::huge_pages::advise_huge_pages(v.as_mut_ptr().cast(), len * 4);
     v.resize(len, 0.0);
     v
 }
@@ -269,11 +256,10 @@ fn scatter_plane<const FMA: bool>(psi: &DiscoPsi, doubled: &[f32], x: &mut [f32]
             // Only q = j + p s receive from entry e: p = (q - j) / s.
             out.fill(0.0);
             for e in entries {
-                let src = &doubled[e.row as usize * 2 * n_out..][..2 * n_out];
+                let src = &doubled[e.row as usize * 2 * n_out..][..n_out];
                 let j = e.lon as usize;
-                for p in 0..n_out {
-                    let q = (j + p * s) % n_in;
-                    out[q] += e.value * src[p];
+                for (p, value) in src.iter().enumerate() {
+                    out[(j + p * s) % n_in] += e.value * value;
                 }
             }
         }
@@ -357,7 +343,8 @@ fn mix_rows<const FMA: bool>(
 }
 
 /// `dw[o, j] += sum_p a[o][p] b[j][p]` over one ring's pixels (rows `a_stride`, `b_stride`
-/// apart): blocks of 4 x 2 (o, j) pairs keep 8 independent 8-lane sums in registers.
+/// apart): for each j, blocks of MIX_ROWS o keep MIX_ROWS x MIX_LANES partial sums in
+/// registers (the shape of [`mix_rows`]'s accumulators) while the pixels stream past.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn accumulate_outer<const FMA: bool>(
@@ -370,59 +357,41 @@ fn accumulate_outer<const FMA: bool>(
     b_stride: usize,
     n: usize,
 ) {
-    const L: usize = 8;
-    const MO: usize = 4;
-    const MJ: usize = 2;
-    let fused = |x: f32, y: f32, acc: f32| if FMA { x.mul_add(y, acc) } else { acc + x * y };
-    let dot = |o: usize, jj: usize| -> f32 {
-        (0..n)
+    let blocks = n / MIX_LANES;
+    let dot = |o: usize, jj: usize, from: usize| -> f32 {
+        (from..n)
             .map(|p| a[o * a_stride + p] * b[jj * b_stride + p])
             .sum()
     };
-    let blocks = n / L;
-    let mut o0 = 0;
-    while o0 + MO <= m {
-        let mut j0 = 0;
-        while j0 + MJ <= j {
-            let mut acc = [[[0.0f32; L]; MJ]; MO];
+    for jj in 0..j {
+        let b_row = &b[jj * b_stride..][..n];
+        let mut o0 = 0;
+        while o0 + MIX_ROWS <= m {
+            let mut acc = [[0.0f32; MIX_LANES]; MIX_ROWS];
             for blk in 0..blocks {
-                let p = blk * L;
-                let bs: [&[f32; L]; MJ] = std::array::from_fn(|q| {
-                    b[(j0 + q) * b_stride + p..][..L]
-                        .try_into()
-                        .expect("L values")
-                });
+                let p = blk * MIX_LANES;
+                let bv: &[f32; MIX_LANES] = b_row[p..][..MIX_LANES].try_into().expect("lanes");
                 for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let av: &[f32; L] = a[(o0 + r) * a_stride + p..][..L]
+                    let av: &[f32; MIX_LANES] = a[(o0 + r) * a_stride + p..][..MIX_LANES]
                         .try_into()
-                        .expect("L values");
-                    for (q, acc_rq) in acc_r.iter_mut().enumerate() {
-                        for l in 0..L {
-                            acc_rq[l] = fused(av[l], bs[q][l], acc_rq[l]);
-                        }
+                        .expect("lanes");
+                    for l in 0..MIX_LANES {
+                        acc_r[l] = if FMA {
+                            av[l].mul_add(bv[l], acc_r[l])
+                        } else {
+                            acc_r[l] + av[l] * bv[l]
+                        };
                     }
                 }
             }
-            for r in 0..MO {
-                for q in 0..MJ {
-                    let tail: f32 = (blocks * L..n)
-                        .map(|p| a[(o0 + r) * a_stride + p] * b[(j0 + q) * b_stride + p])
-                        .sum();
-                    dw[(o0 + r) * j + j0 + q] += acc[r][q].iter().sum::<f32>() + tail;
-                }
+            for (r, acc_r) in acc.iter().enumerate() {
+                dw[(o0 + r) * j + jj] +=
+                    acc_r.iter().sum::<f32>() + dot(o0 + r, jj, blocks * MIX_LANES);
             }
-            j0 += MJ;
+            o0 += MIX_ROWS;
         }
-        for jj in j0..j {
-            for o in o0..o0 + MO {
-                dw[o * j + jj] += dot(o, jj);
-            }
-        }
-        o0 += MO;
-    }
-    for o in o0..m {
-        for jj in 0..j {
-            dw[o * j + jj] += dot(o, jj);
+        for o in o0..m {
+            dw[o * j + jj] += dot(o, jj, 0);
         }
     }
 }
@@ -506,6 +475,30 @@ fn for_each_ring(rings: usize, scratch_len: usize, f: impl Fn(bool, usize, &mut 
         || vec![0.0f32; scratch_len],
         |scratch, t| f(fma, t, scratch),
     );
+}
+
+/// Adds `bias[o]` to every pixel of channel o of `out [B, out, pixels]`.
+pub fn add_bias(out: &mut [f32], bias: &[f32], batch: usize) {
+    let plane = out.len() / (batch * bias.len()).max(1);
+    if plane == 0 || bias.iter().all(|b| *b == 0.0) {
+        return;
+    }
+    out.par_chunks_mut(plane).enumerate().for_each(|(i, p)| {
+        let b = bias[i % bias.len()];
+        p.iter_mut().for_each(|v| *v += b);
+    });
+}
+
+/// The bias gradient: per channel o, the sum of `dout [B, out, pixels]` over images and pixels.
+pub fn bias_grad(dout: &[f32], batch: usize, channels: usize) -> Vec<f32> {
+    let plane = dout.len() / (batch * channels).max(1);
+    let sums: Vec<f64> = dout
+        .par_chunks(plane.max(1))
+        .map(|p| p.iter().map(|v| *v as f64).sum())
+        .collect();
+    (0..channels)
+        .map(|o| (0..batch).map(|b| sums[b * channels + o]).sum::<f64>() as f32)
+        .collect()
 }
 
 /// Batch and channels of a fused DISCO convolution.

@@ -54,11 +54,13 @@ pub trait GConvBackend: Backend {
     /// Its adjoint, `[planes, K, nlat_out, nlon_out]` to `[planes, nlat_in, nlon_in]`.
     fn equivar_disco_scatter(y: FloatTensor<Self>, psi: Arc<DiscoPsi>) -> FloatTensor<Self>;
 
-    /// A whole DISCO convolution without bias, `x [B, in, ...]`, `weight [out, in, K]`: from
-    /// psi's column grid to its row grid, or (`transpose`) from its row grid to its columns.
+    /// A whole DISCO convolution plus bias, `x [B, in, ...]`, `weight [out, in, K]`, `bias
+    /// [out]`: from psi's column grid to its row grid, or (`transpose`) from its row grid to
+    /// its columns.
     fn equivar_disco_conv(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         psi: Arc<DiscoPsi>,
         transpose: bool,
     ) -> FloatTensor<Self>;
@@ -168,18 +170,20 @@ impl GConvBackend for Flex {
     fn equivar_disco_conv(
         x: FlexTensor,
         weight: FlexTensor,
+        bias: FlexTensor,
         psi: Arc<DiscoPsi>,
         transpose: bool,
     ) -> FlexTensor {
         assert_eq!(x.dtype(), DType::F32, "equivar DISCO kernels run in f32");
         let s = disco_shape(&x, &weight);
         let (x, weight) = (f32s(&x), f32s(&weight));
-        let (out, grid) = if transpose {
+        let (mut out, grid) = if transpose {
             let out = disco_cpu::transpose_forward(&psi, s, &x, &weight);
             (out, &psi.columns)
         } else {
             (disco_cpu::conv_forward(&psi, s, &x, &weight), &psi.rows)
         };
+        disco_cpu::add_bias(&mut out, &f32s(&bias), s.batch);
         flex_tensor(out, vec![s.batch, s.c_out, grid.nlat, grid.nlon])
     }
 }
@@ -187,16 +191,16 @@ impl GConvBackend for Flex {
 #[derive(Debug)]
 struct DiscoConvBackward;
 
-impl Backward<Flex, 2> for DiscoConvBackward {
+impl Backward<Flex, 3> for DiscoConvBackward {
     type State = (NodeId, NodeId, Arc<DiscoPsi>, bool);
 
     fn backward(
         self,
-        ops: Ops<Self::State, 2>,
+        ops: Ops<Self::State, 3>,
         grads: &mut Gradients,
         checkpointer: &mut Checkpointer,
     ) {
-        let [node_x, node_weight] = ops.parents;
+        let [node_x, node_weight, node_bias] = ops.parents;
         let dout: FlexTensor = grads.consume::<Flex>(&ops.node);
         let (x_state, weight_state, psi, transpose) = ops.state;
         let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
@@ -215,6 +219,10 @@ impl Backward<Flex, 2> for DiscoConvBackward {
         }
         if let (Some(node), Some(dw)) = (node_weight, dw) {
             grads.register::<Flex>(node.id, flex_tensor(dw, w_shape));
+        }
+        if let Some(node) = node_bias {
+            let db = disco_cpu::bias_grad(&dout, s.batch, s.c_out);
+            grads.register::<Flex>(node.id, flex_tensor(db, vec![s.c_out]));
         }
     }
 }
@@ -411,24 +419,34 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
     fn equivar_disco_conv(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         psi: Arc<DiscoPsi>,
         transpose: bool,
     ) -> FloatTensor<Self> {
-        let forward = |x, weight, psi| Flex::equivar_disco_conv(x, weight, psi, transpose);
+        let forward =
+            |x, weight, bias, psi| Flex::equivar_disco_conv(x, weight, bias, psi, transpose);
         match DiscoConvBackward
-            .prepare::<C>([x.node(), weight.node()])
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
                 let x_state = prep.checkpoint(&x);
                 let weight_state = prep.checkpoint(&weight);
-                let out = forward(x.into_primitive(), weight.into_primitive(), psi.clone());
+                let out = forward(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                    psi.clone(),
+                );
                 prep.finish((x_state, weight_state, psi, transpose), out)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(forward(x.into_primitive(), weight.into_primitive(), psi))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+                psi,
+            )),
         }
     }
 }

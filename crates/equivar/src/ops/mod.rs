@@ -9,6 +9,7 @@ pub mod batch_norm_cpu;
 pub mod conv_cpu;
 pub mod disco_cpu;
 mod flex;
+mod huge_pages;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -21,6 +22,7 @@ use burn::tensor::{DType, Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use crate::kernels::DiscoPsi;
 
 pub use flex::GConvBackend;
+pub use huge_pages::HugePageAllocator;
 
 /// Which conv implementation [`conv2d`] uses on the CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,16 +249,24 @@ fn disco_index(psi: &DiscoPsi, device: &Device) -> (Tensor<1, Int>, Tensor<1, In
     )
 }
 
-/// A DISCO convolution without bias, `x [B, in, nlat, nlon]` on psi's column grid and
-/// `weight [out, in, K]`, to `[B, out, nlat, nlon]` on its row grid: equivar's fused kernel
-/// on Flex ([`disco_cpu::conv_forward`]), [`disco_gather`] and a batched matmul elsewhere.
-pub fn disco_conv(x: Tensor<4>, weight: Tensor<3>, psi: &Arc<DiscoPsi>) -> Tensor<4> {
+/// A DISCO convolution, `x [B, in, nlat, nlon]` on psi's column grid, `weight [out, in, K]`
+/// and one bias per output channel, to `[B, out, nlat, nlon]` on its row grid: equivar's
+/// fused kernel on Flex ([`disco_cpu::conv_forward`]), [`disco_gather`] and a batched matmul
+/// elsewhere.
+pub fn disco_conv(
+    x: Tensor<4>,
+    weight: Tensor<3>,
+    bias: Option<Tensor<1>>,
+    psi: &Arc<DiscoPsi>,
+) -> Tensor<4> {
     let [b, c, nlat, nlon] = x.dims();
     let [o, _, k] = weight.dims();
     if fast_path(&x) {
+        let bias = bias.unwrap_or_else(|| Tensor::zeros([o], &x.device()));
         return Tensor::from_dispatch(Dispatch::equivar_disco_conv(
             x.into_dispatch(),
             weight.into_dispatch(),
+            bias.into_dispatch(),
             psi.clone(),
             false,
         ));
@@ -264,18 +274,35 @@ pub fn disco_conv(x: Tensor<4>, weight: Tensor<3>, psi: &Arc<DiscoPsi>) -> Tenso
     let (t, p) = (psi.rows.nlat, psi.rows.nlon);
     let y = disco_gather(x.reshape([b * c, nlat, nlon]), psi).reshape([b, c * k, t * p]);
     let w = weight.reshape([1, o, c * k]).expand([b, o, c * k]);
-    w.matmul(y).reshape([b, o, t, p])
+    with_bias(w.matmul(y).reshape([b, o, t, p]), bias)
 }
 
-/// The transposed DISCO convolution without bias, `x [B, in, nlat, nlon]` on psi's row grid
-/// to `[B, out, nlat, nlon]` on its column grid: channels mixed first, then scattered.
-pub fn disco_conv_transpose(x: Tensor<4>, weight: Tensor<3>, psi: &Arc<DiscoPsi>) -> Tensor<4> {
+fn with_bias(y: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
+    match bias {
+        Some(b) => {
+            let channels = y.dims()[1];
+            y + b.reshape([1, channels, 1, 1])
+        }
+        None => y,
+    }
+}
+
+/// The transposed DISCO convolution, `x [B, in, nlat, nlon]` on psi's row grid to `[B, out,
+/// nlat, nlon]` on its column grid: channels mixed first, then scattered, then the bias.
+pub fn disco_conv_transpose(
+    x: Tensor<4>,
+    weight: Tensor<3>,
+    bias: Option<Tensor<1>>,
+    psi: &Arc<DiscoPsi>,
+) -> Tensor<4> {
     let [b, c, nlat, nlon] = x.dims();
     let [o, _, k] = weight.dims();
     if fast_path(&x) {
+        let bias = bias.unwrap_or_else(|| Tensor::zeros([o], &x.device()));
         return Tensor::from_dispatch(Dispatch::equivar_disco_conv(
             x.into_dispatch(),
             weight.into_dispatch(),
+            bias.into_dispatch(),
             psi.clone(),
             true,
         ));
@@ -288,5 +315,5 @@ pub fn disco_conv_transpose(x: Tensor<4>, weight: Tensor<3>, psi: &Arc<DiscoPsi>
         .matmul(x.reshape([b, c, nlat * nlon]))
         .reshape([b * o, k, nlat, nlon]);
     let (t, p) = (psi.columns.nlat, psi.columns.nlon);
-    disco_scatter(mixed, psi).reshape([b, o, t, p])
+    with_bias(disco_scatter(mixed, psi).reshape([b, o, t, p]), bias)
 }
