@@ -13,6 +13,7 @@ use equivar_train::config::DEFAULT_BATCH_NORM_RECALIBRATION;
 use equivar_train::eval::{RotationCurve, paper_angles, rotation_curve};
 use equivar_train::images::PreparedImages;
 use equivar_train::reproduce::{self, Profile};
+use equivar_train::spherical_mnist::{self, SphericalProfile};
 use equivar_train::trainer::{self, TrainOptions, TrainOutcome, load_run};
 use equivar_train::{Regime, TrainConfig};
 use serde_json::json;
@@ -227,8 +228,29 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 }
 
 pub fn reproduce(study: &str, quick: bool, out: &Path, data_dir: Option<PathBuf>) -> Result<()> {
+    if study == "spherical-mnist" {
+        let profile = if quick {
+            SphericalProfile::quick()
+        } else {
+            SphericalProfile::full()
+        };
+        if !quick
+            && !equivar_data::dataset::is_fetched(
+                Dataset::Mnist,
+                &equivar_data::cache_dir(data_dir.as_deref()),
+            )
+        {
+            bail!(
+                "the full profile needs all of MNIST: run `equivar data fetch mnist` first (or use --quick)"
+            );
+        }
+        let results = spherical_mnist::reproduce(&profile, out, data_dir, true)?;
+        println!("\n{}", spherical_mnist::markdown(&results));
+        println!("wrote {}/results.json and results.md", out.display());
+        return Ok(());
+    }
     if study != "using-abusing" {
-        bail!("unknown study `{study}`; known: using-abusing");
+        bail!("unknown study `{study}`; known: using-abusing, spherical-mnist");
     }
     let profile = if quick {
         Profile::quick()

@@ -84,11 +84,13 @@ enum Command {
     /// Throughput, latency and construction time of the reference models and single conv
     /// layers (medians), with GFLOP/s and the share of the measured fp32 GEMM peak.
     Bench(bench::BenchArgs),
-    /// Reproduce a paper's study: `using-abusing` (Edixhoven et al. 2023, MNIST).
+    /// Reproduce a paper's study: `using-abusing` (Edixhoven et al. 2023, MNIST) or
+    /// `spherical-mnist` (Cohen et al. 2018's NR/NR, NR/R, R/R with a DISCO spherical CNN).
     Reproduce {
-        /// The study: using-abusing.
+        /// The study: using-abusing or spherical-mnist.
         study: String,
-        /// The quick profile (under an hour on 2 cores) instead of the paper's settings.
+        /// The quick profile (under an hour on 2 cores; spherical-mnist under 45 minutes)
+        /// instead of the paper's settings.
         #[arg(long)]
         quick: bool,
         #[arg(long)]

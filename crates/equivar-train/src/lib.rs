@@ -11,6 +11,7 @@ pub mod plot;
 pub mod regime;
 pub mod reproduce;
 pub mod run_dir;
+pub mod spherical_mnist;
 pub mod trainer;
 
 pub use config::TrainConfig;

@@ -6,6 +6,8 @@ use crate::group::Group;
 use crate::space::Window;
 use crate::spec::{NetSpec, Reduce};
 
+pub mod sphere;
+
 /// A named reference model.
 #[derive(Clone, Copy, Debug)]
 pub struct ModelInfo {

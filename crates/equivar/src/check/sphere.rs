@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{EquivarError, Result};
 use crate::kernels::FilterBasis;
 use crate::nn::{DiscoConfig, DiscoConvS2};
-use crate::space::SphereGrid;
+use crate::space::{SphereGrid, apply_inverse, rotation_from_quaternion};
 
 /// Degree of the random polynomial input signals.
 pub const SIGNAL_DEGREE: usize = 6;
@@ -128,32 +128,12 @@ impl Rng {
 
 /// A uniformly random rotation (from a random unit quaternion).
 fn random_rotation(rng: &mut Rng) -> [[f64; 3]; 3] {
-    let mut q = [rng.normal(), rng.normal(), rng.normal(), rng.normal()];
-    let n = q.iter().map(|v| v * v).sum::<f64>().sqrt();
-    q.iter_mut().for_each(|v| *v /= n);
-    let [w, x, y, z] = q;
-    [
-        [
-            1.0 - 2.0 * (y * y + z * z),
-            2.0 * (x * y - w * z),
-            2.0 * (x * z + w * y),
-        ],
-        [
-            2.0 * (x * y + w * z),
-            1.0 - 2.0 * (x * x + z * z),
-            2.0 * (y * z - w * x),
-        ],
-        [
-            2.0 * (x * z - w * y),
-            2.0 * (y * z + w * x),
-            1.0 - 2.0 * (x * x + y * y),
-        ],
-    ]
+    rotation_from_quaternion([rng.normal(), rng.normal(), rng.normal(), rng.normal()])
 }
 
 /// `Q^T v`.
 fn apply_transpose(q: &[[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {
-    std::array::from_fn(|i| (0..3).map(|r| q[r][i] * v[r]).sum())
+    apply_inverse(q, v)
 }
 
 /// A random polynomial of degree <= SIGNAL_DEGREE in (x, y, z): a band-limited function.

@@ -58,13 +58,35 @@ fn with_image_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// `rows` rows of length `n` each copied twice end to end into `out` (`rows * 2n`).
-fn double_rows(src: &[f32], n: usize, out: &mut Vec<f32>) {
-    out.clear();
-    for row in src.chunks_exact(n) {
-        out.extend_from_slice(row);
-        out.extend_from_slice(row);
+/// `rows` rows of length `n` each copied twice end to end into `out` (`rows * 2n`),
+/// deinterleaved into `stride` phases (see [`double_row`]).
+fn double_rows(src: &[f32], n: usize, stride: usize, out: &mut Vec<f32>) {
+    out.resize(2 * src.len(), 0.0);
+    for (row, d) in src.chunks_exact(n).zip(out.chunks_exact_mut(2 * n)) {
+        double_row(row, stride, d);
     }
+}
+
+/// One row of `n` values into `2n`: for each phase r < stride, the values at r, r + stride,
+/// ... (m = n / stride of them) laid twice end to end. With stride 1 the row twice. Reading
+/// `j + p * stride` for p = 0.. of the original row is then reading the contiguous run at
+/// `phase_offset(j, n, stride) + p`, across the wrap-around.
+fn double_row(row: &[f32], stride: usize, out: &mut [f32]) {
+    let m = row.len() / stride;
+    for r in 0..stride {
+        let phase = &mut out[r * 2 * m..][..2 * m];
+        for (q, v) in row.iter().skip(r).step_by(stride).enumerate() {
+            phase[q] = *v;
+            phase[q + m] = *v;
+        }
+    }
+}
+
+/// Where column `j` of a row starts in its [`double_row`] layout.
+#[inline(always)]
+fn phase_offset(j: usize, n: usize, stride: usize) -> usize {
+    let m = n / stride;
+    (j % stride) * 2 * m + j / stride
 }
 
 /// `out[0..W] = sum_e value_e * doubled[offset_e + p0 ..][..W]`, the W sums in registers.
@@ -150,7 +172,7 @@ pub fn gather_into(psi: &DiscoPsi, x: &[f32], y: &mut [f32]) {
         .zip(x.par_chunks(plane_in))
         .for_each(|(y, x)| {
             DOUBLED.with_borrow_mut(|doubled| {
-                double_rows(x, psi.columns.nlon, doubled);
+                double_rows(x, psi.columns.nlon, psi.stride, doubled);
                 if has_avx2_fma() {
                     // SAFETY: the CPU has AVX2 and FMA (checked at run time).
                     unsafe { gather_plane_avx2(psi, doubled, y) }
@@ -181,11 +203,11 @@ fn gather_plane<const FMA: bool>(psi: &DiscoPsi, doubled: &[f32], y: &mut [f32])
     for t in 0..psi.rows.nlat {
         for k in 0..psi.kernel_size() {
             let out = &mut y[(k * psi.rows.nlat + t) * n_out..][..n_out];
-            let terms = psi
-                .row(t, k)
-                .iter()
-                .map(|e| (e.ring as usize * 2 * n_in + e.lon as usize, e.value));
-            accumulate_row::<FMA>(out, terms, doubled, psi.stride);
+            let terms = psi.row(t, k).iter().map(|e| {
+                let lon = phase_offset(e.lon as usize, n_in, psi.stride);
+                (e.ring as usize * 2 * n_in + lon, e.value)
+            });
+            accumulate_row::<FMA>(out, terms, doubled, 1);
         }
     }
 }
@@ -228,7 +250,7 @@ pub fn scatter_into(psi: &DiscoPsi, y: &[f32], x: &mut [f32]) {
         .zip(y.par_chunks(plane_out))
         .for_each(|(x, y)| {
             DOUBLED.with_borrow_mut(|doubled| {
-                double_rows(y, psi.rows.nlon, doubled);
+                double_rows(y, psi.rows.nlon, 1, doubled);
                 if has_avx2_fma() {
                     // SAFETY: the CPU has AVX2 and FMA (checked at run time).
                     unsafe { scatter_plane_avx2(psi, doubled, x) }
@@ -253,13 +275,20 @@ fn scatter_plane<const FMA: bool>(psi: &DiscoPsi, doubled: &[f32], x: &mut [f32]
                 .map(|e| (e.row as usize * 2 * n_out + n_out - e.lon as usize, e.value));
             accumulate_row::<FMA>(out, terms, doubled, 1);
         } else {
-            // Only q = j + p s receive from entry e: p = (q - j) / s.
-            out.fill(0.0);
-            for e in entries {
-                let src = &doubled[e.row as usize * 2 * n_out..][..n_out];
-                let j = e.lon as usize;
-                for (p, value) in src.iter().enumerate() {
-                    out[(j + p * s) % n_in] += e.value * value;
+            // Phase r of the ring, x[i, r + m s], receives from the entries with j = r mod s:
+            // x_r[m] = sum_e v_e y[row_e, m - j_e / s], a run of the doubled row as above.
+            let mut phase = [0.0f32; 0].to_vec();
+            phase.resize(n_out, 0.0);
+            for r in 0..s {
+                let terms = entries.iter().filter(|e| e.lon as usize % s == r).map(|e| {
+                    (
+                        e.row as usize * 2 * n_out + n_out - e.lon as usize / s,
+                        e.value,
+                    )
+                });
+                accumulate_row::<FMA>(&mut phase, terms, doubled, 1);
+                for (m, v) in phase.iter().enumerate() {
+                    out[r + m * s] = *v;
                 }
             }
         }
@@ -422,7 +451,7 @@ impl SharedOut {
 
 /// Runs `f` on every plane of `x [planes, nlat, nlon]` with its rows laid twice end to end,
 /// in this thread's scratch buffer.
-fn with_doubled_planes<R>(x: &[f32], nlon: usize, f: impl FnOnce(&[f32]) -> R) -> R {
+fn with_doubled_planes<R>(x: &[f32], nlon: usize, stride: usize, f: impl FnOnce(&[f32]) -> R) -> R {
     DOUBLED_IMAGE.with_borrow_mut(|out| {
         if out.len() < 2 * x.len() {
             *out = zeroed(2 * x.len());
@@ -430,10 +459,7 @@ fn with_doubled_planes<R>(x: &[f32], nlon: usize, f: impl FnOnce(&[f32]) -> R) -
         let out = &mut out[..2 * x.len()];
         out.par_chunks_mut(2 * nlon)
             .zip(x.par_chunks(nlon))
-            .for_each(|(d, row)| {
-                d[..nlon].copy_from_slice(row);
-                d[nlon..].copy_from_slice(row);
-            });
+            .for_each(|(d, row)| double_row(row, stride, d));
         f(out)
     })
 }
@@ -453,16 +479,11 @@ fn gather_ring<const FMA: bool>(
     for c in 0..channels {
         let src = &doubled[c * plane..][..plane];
         for k in 0..k_size {
-            let terms = psi
-                .row(t, k)
-                .iter()
-                .map(|e| (e.ring as usize * 2 * n_in + e.lon as usize, e.value));
-            accumulate_row::<FMA>(
-                &mut y[(c * k_size + k) * n_out..][..n_out],
-                terms,
-                src,
-                psi.stride,
-            );
+            let terms = psi.row(t, k).iter().map(|e| {
+                let lon = phase_offset(e.lon as usize, n_in, psi.stride);
+                (e.ring as usize * 2 * n_in + lon, e.value)
+            });
+            accumulate_row::<FMA>(&mut y[(c * k_size + k) * n_out..][..n_out], terms, src, 1);
         }
     }
 }
@@ -528,7 +549,7 @@ pub fn conv_forward(psi: &DiscoPsi, s: DiscoShape, x: &[f32], weight: &[f32]) ->
     for b in 0..s.batch {
         let x_b = &x[b * s.c_in * cols..][..s.c_in * cols];
         let out_b = SharedOut::new(&mut out[b * s.c_out * rows..][..s.c_out * rows]);
-        with_doubled_planes(x_b, psi.columns.nlon, |doubled| {
+        with_doubled_planes(x_b, psi.columns.nlon, psi.stride, |doubled| {
             for_each_ring(psi.rows.nlat, ck * n_out, |fma, t, y| {
                 // SAFETY: this task writes only ring t of every output channel.
                 let dst = unsafe { out_b.slice() };
@@ -614,7 +635,7 @@ pub fn conv_backward(
             let dout_b = &dout[b * s.c_out * rows..][..s.c_out * rows];
             if let Some(dw) = dw.as_mut() {
                 let x_b = &x[b * s.c_in * cols..][..s.c_in * cols];
-                let partial = with_doubled_planes(x_b, psi.columns.nlon, |doubled| {
+                let partial = with_doubled_planes(x_b, psi.columns.nlon, psi.stride, |doubled| {
                     (0..psi.rows.nlat)
                         .into_par_iter()
                         .fold(

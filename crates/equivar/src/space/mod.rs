@@ -7,5 +7,5 @@ mod sphere;
 mod window;
 
 pub use grid::GridAction;
-pub use sphere::{SphereGrid, SphereGridKind};
+pub use sphere::{SphereGrid, SphereGridKind, apply_inverse, rotation_from_quaternion};
 pub use window::Window;

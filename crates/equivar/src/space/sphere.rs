@@ -163,6 +163,35 @@ impl SphereGrid {
     }
 }
 
+/// The rotation matrix of a unit quaternion `[w, x, y, z]` (normalised here). Uniformly
+/// random rotations come from quaternions with four independent standard normal entries.
+pub fn rotation_from_quaternion(q: [f64; 4]) -> [[f64; 3]; 3] {
+    let n = q.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let [w, x, y, z] = q.map(|v| v / n);
+    [
+        [
+            1.0 - 2.0 * (y * y + z * z),
+            2.0 * (x * y - w * z),
+            2.0 * (x * z + w * y),
+        ],
+        [
+            2.0 * (x * y + w * z),
+            1.0 - 2.0 * (x * x + z * z),
+            2.0 * (y * z - w * x),
+        ],
+        [
+            2.0 * (x * z - w * y),
+            2.0 * (y * z + w * x),
+            1.0 - 2.0 * (x * x + y * y),
+        ],
+    ]
+}
+
+/// `R^T v`: the point that `R` moves to `v`.
+pub fn apply_inverse(r: &[[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {
+    std::array::from_fn(|i| (0..3).map(|k| r[k][i] * v[k]).sum())
+}
+
 /// Clenshaw-Curtis nodes theta_i = pi i / n (n = nlat - 1) and weights for int_0^pi f sin:
 /// w_i = c_i / n * (1 - sum_{k=1}^{n/2} b_k cos(2 k theta_i) / (4 k^2 - 1)), with c_i = 1 at
 /// the poles and 2 elsewhere, b_k = 1 for k = n/2 (n even) and 2 otherwise. They sum to 2.
