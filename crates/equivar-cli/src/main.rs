@@ -52,11 +52,11 @@ enum Command {
         #[arg(long)]
         model: String,
         /// Input size of a planar model.
-        #[arg(long, required_unless_present = "grids")]
+        #[arg(long)]
         input_size: Option<usize>,
         /// Sphere grids NLATxNLON for the disco-* layers (comma-separated).
-        #[arg(long)]
-        grids: Option<String>,
+        #[arg(long, default_value = "32x64,64x128,128x256,256x512")]
+        grids: String,
         /// Random SO(3) rotations per grid (disco-* layers).
         #[arg(long, default_value_t = 3)]
         rotations: usize,
@@ -211,7 +211,7 @@ fn run(cli: Cli) -> Result<()> {
             batch,
             json,
         } => {
-            if let Some(grids) = grids {
+            if model.starts_with("disco") {
                 let grids = equivar_train::bench_disco::parse_shapes(&grids)?;
                 let report = disco_equivariance(&model, &grids, rotations, seed)?;
                 if json {
@@ -221,7 +221,12 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 return Ok(());
             }
-            let input_size = input_size.expect("clap requires --input-size without --grids");
+            let Some(input_size) = input_size else {
+                anyhow::bail!(
+                    "--input-size is required for `{model}` (a planar model; the sphere layers \
+                     disco-s2 and disco-s2-iso take --grids instead)"
+                );
+            };
             let report = run_check(&model, input_size, seed, batch)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
