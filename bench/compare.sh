@@ -49,7 +49,8 @@ for ours_key, exported_key, higher_better in figures:
     ref = esc.get(exported_key) if exported_key in esc else esc.get(ours_key)
     ratio = (e / ref if higher_better else ref / e) if (e and ref) else float("nan")
     fmt = lambda v: f"{v:10.4g}" if isinstance(v, (int, float)) else f"{'-':>10}"
-    print(f"{ours_key:<18} {fmt(esc.get(ours_key))} {(fmt(esc.get(exported_key)) if exported_key != ours_key else f"{chr(45):>10}"):>11} {fmt(plain.get(ours_key))} "
+    exported = fmt(esc.get(exported_key)) if exported_key != ours_key else "%10s" % "-"
+    print(f"{ours_key:<18} {fmt(esc.get(ours_key))} {exported:>11} {fmt(plain.get(ours_key))} "
           f"{fmt(e)} {fmt(b)} {ratio:8.2f}x")
 print("(eq/escnn: how many times better equivar is; inference and latency against escnn's exported model)")
 PY

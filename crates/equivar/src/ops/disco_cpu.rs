@@ -114,38 +114,28 @@ fn accumulate_block<const W: usize, const FMA: bool>(
     out[p0..p0 + W].copy_from_slice(&acc);
 }
 
-/// `out[l] = sum_e value_e * doubled[offset_e + l * stride]` for every l.
+/// `out[l] = sum_e value_e * doubled[offset_e + l]` for every l.
 #[inline(always)]
 fn accumulate_row<const FMA: bool>(
     out: &mut [f32],
     terms: impl Iterator<Item = (usize, f32)> + Clone,
     doubled: &[f32],
-    stride: usize,
 ) {
     let n = out.len();
-    if stride == 1 {
-        let mut p0 = 0;
-        while p0 + LANES <= n {
-            accumulate_block::<LANES, FMA>(out, p0, terms.clone(), doubled);
-            p0 += LANES;
-        }
-        while p0 + SMALL_LANES <= n {
-            accumulate_block::<SMALL_LANES, FMA>(out, p0, terms.clone(), doubled);
-            p0 += SMALL_LANES;
-        }
-        for (p, o) in out.iter_mut().enumerate().skip(p0) {
-            *o = terms
-                .clone()
-                .map(|(offset, v)| v * doubled[offset + p])
-                .sum();
-        }
-    } else {
-        for (p, o) in out.iter_mut().enumerate() {
-            *o = terms
-                .clone()
-                .map(|(offset, v)| v * doubled[offset + p * stride])
-                .sum();
-        }
+    let mut p0 = 0;
+    while p0 + LANES <= n {
+        accumulate_block::<LANES, FMA>(out, p0, terms.clone(), doubled);
+        p0 += LANES;
+    }
+    while p0 + SMALL_LANES <= n {
+        accumulate_block::<SMALL_LANES, FMA>(out, p0, terms.clone(), doubled);
+        p0 += SMALL_LANES;
+    }
+    for (p, o) in out.iter_mut().enumerate().skip(p0) {
+        *o = terms
+            .clone()
+            .map(|(offset, v)| v * doubled[offset + p])
+            .sum();
     }
 }
 
@@ -207,7 +197,7 @@ fn gather_plane<const FMA: bool>(psi: &DiscoPsi, doubled: &[f32], y: &mut [f32])
                 let lon = phase_offset(e.lon as usize, n_in, psi.stride);
                 (e.ring as usize * 2 * n_in + lon, e.value)
             });
-            accumulate_row::<FMA>(out, terms, doubled, 1);
+            accumulate_row::<FMA>(out, terms, doubled);
         }
     }
 }
@@ -273,12 +263,11 @@ fn scatter_plane<const FMA: bool>(psi: &DiscoPsi, doubled: &[f32], x: &mut [f32]
             let terms = entries
                 .iter()
                 .map(|e| (e.row as usize * 2 * n_out + n_out - e.lon as usize, e.value));
-            accumulate_row::<FMA>(out, terms, doubled, 1);
+            accumulate_row::<FMA>(out, terms, doubled);
         } else {
             // Phase r of the ring, x[i, r + m s], receives from the entries with j = r mod s:
             // x_r[m] = sum_e v_e y[row_e, m - j_e / s], a run of the doubled row as above.
-            let mut phase = [0.0f32; 0].to_vec();
-            phase.resize(n_out, 0.0);
+            let mut phase = vec![0.0f32; n_out];
             for r in 0..s {
                 let terms = entries.iter().filter(|e| e.lon as usize % s == r).map(|e| {
                     (
@@ -286,7 +275,7 @@ fn scatter_plane<const FMA: bool>(psi: &DiscoPsi, doubled: &[f32], x: &mut [f32]
                         e.value,
                     )
                 });
-                accumulate_row::<FMA>(&mut phase, terms, doubled, 1);
+                accumulate_row::<FMA>(&mut phase, terms, doubled);
                 for (m, v) in phase.iter().enumerate() {
                     out[r + m * s] = *v;
                 }
@@ -483,7 +472,7 @@ fn gather_ring<const FMA: bool>(
                 let lon = phase_offset(e.lon as usize, n_in, psi.stride);
                 (e.ring as usize * 2 * n_in + lon, e.value)
             });
-            accumulate_row::<FMA>(&mut y[(c * k_size + k) * n_out..][..n_out], terms, src, 1);
+            accumulate_row::<FMA>(&mut y[(c * k_size + k) * n_out..][..n_out], terms, src);
         }
     }
 }

@@ -9,6 +9,15 @@
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Switches the advice on or off for the whole process (for A/B measurements; the CLI reads
+/// `EQUIVAR_HUGE_PAGES=0`).
+pub fn set_huge_pages(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
 
 /// Allocations of at least this many bytes are advised to use huge pages.
 const THRESHOLD: usize = 4 << 20;
@@ -20,7 +29,7 @@ pub struct HugePageAllocator;
 /// Advises the whole 2 MB pages inside `[ptr, ptr + size)`; failures leave ordinary pages.
 pub(crate) fn advise_huge_pages(ptr: *mut u8, size: usize) {
     #[cfg(target_os = "linux")]
-    if !ptr.is_null() && size >= THRESHOLD {
+    if !ptr.is_null() && size >= THRESHOLD && ENABLED.load(Ordering::Relaxed) {
         let start = ptr as usize;
         let aligned = (start + HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
         let usable = (start + size).saturating_sub(aligned) & !(HUGE_PAGE - 1);
