@@ -189,6 +189,13 @@ fn run(cli: Cli) -> Result<()> {
                     .trainable_params();
                 println!("{:<14} {:>8}  {}", m.name, params, m.summary);
             }
+            println!("\nsphere layers (equivar check --model NAME [--grids 32x64,...]):");
+            for (name, _, description) in equivar::check::sphere::disco_models() {
+                println!("{name:<14} {:>8}  {description}", "");
+            }
+            println!(
+                "spherical MNIST classifier: equivar reproduce spherical-mnist --quick --out DIR"
+            );
         }
         Command::Plan {
             model,
