@@ -6,10 +6,11 @@
 //! it); [`check`] measures the error per layer; [`Net::export`](nn::Net::export) gives plain
 //! burn layers with identical outputs.
 //!
-//! Layers, lowest first: [`group`] (C_N, D_N) -> [`space`] (pixel grid actions, windows) ->
-//! [`kernels`] (filter expansion maps) -> [`field`] (feature types) -> [`spec`] / [`plan`]
-//! (model descriptions and their static plan) -> [`nn`] (burn modules) -> [`check`],
-//! [`export`], [`models`]. [`ops`] holds our own CPU kernels (conv2d forward and backward),
+//! Layers, lowest first: [`group`] (C_N, D_N) -> [`space`] (pixel grid actions, windows,
+//! sphere grids) -> [`kernels`] (filter expansion maps, DISCO bases and psi) -> [`field`]
+//! (feature types) -> [`spec`] / [`plan`] (model descriptions and their static plan) -> [`nn`]
+//! (burn modules, including DISCO sphere convolutions) -> [`check`], [`export`], [`models`].
+//! [`ops`] holds our own CPU kernels (conv2d, batch norm and DISCO, forward and backward),
 //! which the layers use on burn's Flex backend.
 //!
 //! ```no_run

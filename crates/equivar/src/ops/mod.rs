@@ -3,7 +3,9 @@
 //! [`conv2d`] is the one entry point the layers call: on burn's `Flex` CPU backend (with or
 //! without autodiff) it runs [`conv_cpu`]'s im2col + GEMM kernels; on every other backend, or
 //! when [`set_kernels`] chose [`Kernels::Burn`], it runs burn's own `conv2d`. Likewise
-//! [`batch_norm_train`] runs [`batch_norm_cpu`] in place of burn's training-mode batch norm.
+//! [`batch_norm_train`] runs [`batch_norm_cpu`] in place of burn's training-mode batch norm,
+//! and [`disco_conv`] / [`disco_conv_transpose`] run [`disco_cpu`]'s fused sphere kernels in
+//! place of a select, a scatter-add and a batched matmul.
 
 pub mod batch_norm_cpu;
 pub mod conv_cpu;
