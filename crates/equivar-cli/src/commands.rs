@@ -228,35 +228,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
 }
 
 pub fn reproduce(study: &str, quick: bool, out: &Path, data_dir: Option<PathBuf>) -> Result<()> {
-    if study == "spherical-mnist" {
-        let profile = if quick {
-            SphericalProfile::quick()
-        } else {
-            SphericalProfile::full()
-        };
-        if !quick
-            && !equivar_data::dataset::is_fetched(
-                Dataset::Mnist,
-                &equivar_data::cache_dir(data_dir.as_deref()),
-            )
-        {
-            bail!(
-                "the full profile needs all of MNIST: run `equivar data fetch mnist` first (or use --quick)"
-            );
-        }
-        let results = spherical_mnist::reproduce(&profile, out, data_dir, true)?;
-        println!("\n{}", spherical_mnist::markdown(&results));
-        println!("wrote {}/results.json and results.md", out.display());
-        return Ok(());
-    }
-    if study != "using-abusing" {
+    if study != "using-abusing" && study != "spherical-mnist" {
         bail!("unknown study `{study}`; known: using-abusing, spherical-mnist");
     }
-    let profile = if quick {
-        Profile::quick()
-    } else {
-        Profile::full()
-    };
+    // Both full profiles train on all of MNIST; the quick ones run on the embedded subset.
     if !quick
         && !equivar_data::dataset::is_fetched(
             Dataset::Mnist,
@@ -267,6 +242,22 @@ pub fn reproduce(study: &str, quick: bool, out: &Path, data_dir: Option<PathBuf>
             "the full profile needs all of MNIST: run `equivar data fetch mnist` first (or use --quick)"
         );
     }
+    if study == "spherical-mnist" {
+        let profile = if quick {
+            SphericalProfile::quick()
+        } else {
+            SphericalProfile::full()
+        };
+        let results = spherical_mnist::reproduce(&profile, out, data_dir, true)?;
+        println!("\n{}", spherical_mnist::markdown(&results));
+        println!("wrote {}/results.json and results.md", out.display());
+        return Ok(());
+    }
+    let profile = if quick {
+        Profile::quick()
+    } else {
+        Profile::full()
+    };
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     reproduce::using_abusing(&profile, out, data_dir, true)?;
     Ok(())

@@ -108,7 +108,7 @@ fn rayon_threads() -> usize {
 }
 
 /// Median seconds of `repeats` runs of `f`, after `warmup` untimed ones.
-fn median_seconds(warmup: usize, repeats: usize, mut f: impl FnMut()) -> f64 {
+pub(crate) fn median_seconds(warmup: usize, repeats: usize, mut f: impl FnMut()) -> f64 {
     for _ in 0..warmup {
         f();
     }

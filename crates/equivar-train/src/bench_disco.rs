@@ -3,8 +3,6 @@
 //! and out, 16 -> 16 channels, batch 4, piecewise-linear basis of kernel shape (3, 3), the
 //! default cutoff of one latitude spacing), plus the process's peak resident memory.
 
-use std::time::Instant;
-
 use anyhow::{Context, Result};
 use burn::tensor::{Device, Distribution, Tensor};
 use equivar::kernels::FilterBasis;
@@ -13,7 +11,7 @@ use equivar::ops::{self, Kernels};
 use equivar::space::SphereGrid;
 use serde::Serialize;
 
-use crate::bench::kernels_name;
+use crate::bench::{kernels_name, median_seconds};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DiscoFigures {
@@ -67,21 +65,6 @@ pub fn peak_rss_mb() -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn median_seconds(warmup: usize, repeats: usize, mut f: impl FnMut()) -> f64 {
-    for _ in 0..warmup {
-        f();
-    }
-    let mut times: Vec<f64> = (0..repeats.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
 }
 
 /// Benchmarks one DISCO layer on an `nlat x nlon` equiangular grid.

@@ -131,11 +131,6 @@ fn random_rotation(rng: &mut Rng) -> [[f64; 3]; 3] {
     rotation_from_quaternion([rng.normal(), rng.normal(), rng.normal(), rng.normal()])
 }
 
-/// `Q^T v`.
-fn apply_transpose(q: &[[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {
-    apply_inverse(q, v)
-}
-
 /// A random polynomial of degree <= SIGNAL_DEGREE in (x, y, z): a band-limited function.
 struct Polynomial {
     terms: Vec<([i32; 3], f64)>,
@@ -285,7 +280,7 @@ pub fn disco_equivariance(
                 for i in 0..nlat {
                     for j in 0..nlon {
                         let w = grid.unit_vector(i, j);
-                        v.push(s.eval(rotation.map_or(w, |q| apply_transpose(q, w))));
+                        v.push(s.eval(rotation.map_or(w, |q| apply_inverse(q, w))));
                     }
                 }
             }
@@ -337,7 +332,7 @@ pub fn disco_equivariance(
             let at_points: Vec<Vec<f64>> = points
                 .par_iter()
                 .map(|&(i, j)| {
-                    let centre = apply_transpose(&q, grid.unit_vector(i, j));
+                    let centre = apply_inverse(&q, grid.unit_vector(i, j));
                     output_at(&layer, &weight, &bias, &x, centre)
                 })
                 .collect();

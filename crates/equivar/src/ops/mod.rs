@@ -120,7 +120,7 @@ pub fn conv2d(
 }
 
 /// Whether equivar's CPU kernels serve `x`.
-fn fast_path(x: &Tensor<4>) -> bool {
+fn fast_path<const D: usize>(x: &Tensor<D>) -> bool {
     kernels() == Kernels::Equivar && is_flex(&x.device()) && x.dtype() == DType::F32
 }
 
@@ -166,7 +166,7 @@ pub fn disco_gather(x: Tensor<3>, psi: &Arc<DiscoPsi>) -> Tensor<4> {
         psi.columns.nlat,
         psi.columns.nlon
     );
-    if fast_path_3(&x) {
+    if fast_path(&x) {
         return Tensor::from_dispatch(Dispatch::equivar_disco_gather(
             x.into_dispatch(),
             psi.clone(),
@@ -197,7 +197,7 @@ pub fn disco_scatter(y: Tensor<4>, psi: &Arc<DiscoPsi>) -> Tensor<3> {
         psi.rows.nlat,
         psi.rows.nlon
     );
-    if kernels() == Kernels::Equivar && is_flex(&y.device()) && y.dtype() == DType::F32 {
+    if fast_path(&y) {
         return Tensor::from_dispatch(Dispatch::equivar_disco_scatter(
             y.into_dispatch(),
             psi.clone(),
@@ -215,10 +215,6 @@ pub fn disco_scatter_generic(y: Tensor<4>, psi: &DiscoPsi) -> Tensor<3> {
     Tensor::<2>::zeros([planes, out[1] * out[2]], &picked.device())
         .select_assign(1, columns, picked, IndexingUpdateOp::Add)
         .reshape(out)
-}
-
-fn fast_path_3(x: &Tensor<3>) -> bool {
-    kernels() == Kernels::Equivar && is_flex(&x.device()) && x.dtype() == DType::F32
 }
 
 /// psi unrolled over the output longitudes: for every entry and p, the flat input index,
@@ -264,19 +260,30 @@ pub fn disco_conv(
     let [b, c, nlat, nlon] = x.dims();
     let [o, _, k] = weight.dims();
     if fast_path(&x) {
-        let bias = bias.unwrap_or_else(|| Tensor::zeros([o], &x.device()));
-        return Tensor::from_dispatch(Dispatch::equivar_disco_conv(
-            x.into_dispatch(),
-            weight.into_dispatch(),
-            bias.into_dispatch(),
-            psi.clone(),
-            false,
-        ));
+        return fused_disco_conv(x, weight, bias, psi, false);
     }
     let (t, p) = (psi.rows.nlat, psi.rows.nlon);
     let y = disco_gather(x.reshape([b * c, nlat, nlon]), psi).reshape([b, c * k, t * p]);
     let w = weight.reshape([1, o, c * k]).expand([b, o, c * k]);
     with_bias(w.matmul(y).reshape([b, o, t, p]), bias)
+}
+
+/// equivar's fused DISCO kernel (Flex only), a missing bias as zeros.
+fn fused_disco_conv(
+    x: Tensor<4>,
+    weight: Tensor<3>,
+    bias: Option<Tensor<1>>,
+    psi: &Arc<DiscoPsi>,
+    transpose: bool,
+) -> Tensor<4> {
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([weight.dims()[0]], &x.device()));
+    Tensor::from_dispatch(Dispatch::equivar_disco_conv(
+        x.into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+        psi.clone(),
+        transpose,
+    ))
 }
 
 fn with_bias(y: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
@@ -300,14 +307,7 @@ pub fn disco_conv_transpose(
     let [b, c, nlat, nlon] = x.dims();
     let [o, _, k] = weight.dims();
     if fast_path(&x) {
-        let bias = bias.unwrap_or_else(|| Tensor::zeros([o], &x.device()));
-        return Tensor::from_dispatch(Dispatch::equivar_disco_conv(
-            x.into_dispatch(),
-            weight.into_dispatch(),
-            bias.into_dispatch(),
-            psi.clone(),
-            true,
-        ));
+        return fused_disco_conv(x, weight, bias, psi, true);
     }
     let w = weight
         .swap_dims(1, 2)
