@@ -9,7 +9,8 @@ mod demo;
 
 use anyhow::Result;
 
-/// Large tensors on transparent huge pages (see `HugePageAllocator`): fewer page faults.
+/// Large tensors on transparent huge pages, and large freed blocks reused (see
+/// `HugePageAllocator`): fewer page faults.
 #[global_allocator]
 static ALLOCATOR: equivar::ops::HugePageAllocator = equivar::ops::HugePageAllocator;
 

@@ -598,9 +598,10 @@ unsafe fn forward_ring_avx2(
     forward_ring::<false>(psi, doubled, s, weight, t, y, dst)
 }
 
-/// Gradients of [`conv_forward`] for x and the weight, each only if wanted. Per image and
-/// output ring: the gathered rows are recomputed for the weight gradient, and `W^T dout` is
-/// mixed into the planes whose scatter gives the input gradient.
+/// Gradients of [`conv_forward`] for x and the weight, each only if wanted, image by image.
+/// The weight gradient recomputes each output ring's gathered rows and multiplies them with
+/// the ring's `dout`; the input gradient ([`input_grad_image`]) scatters `W^T dout`, mixed
+/// ring by ring in cache.
 pub fn conv_backward(
     psi: &DiscoPsi,
     s: DiscoShape,
@@ -618,97 +619,235 @@ pub fn conv_backward(
         .flat_map(|j| (0..s.c_out).map(move |o| (o, j)))
         .map(|(o, j)| weight[o * ck + j])
         .collect();
+    let window = RingWindow::new(psi, s.c_in);
     let fma = has_avx2_fma();
-    with_image_scratch(if want_x { ck * rows } else { 0 }, |dy| {
-        for b in 0..s.batch {
-            let dout_b = &dout[b * s.c_out * rows..][..s.c_out * rows];
-            if let Some(dw) = dw.as_mut() {
-                let x_b = &x[b * s.c_in * cols..][..s.c_in * cols];
-                let partial = with_doubled_planes(x_b, psi.columns.nlon, psi.stride, |doubled| {
-                    (0..psi.rows.nlat)
-                        .into_par_iter()
-                        .fold(
-                            || (vec![0.0f32; s.c_out * ck], vec![0.0f32; ck * n_out]),
-                            |(mut acc, mut y), t| {
-                                let dout_t = &dout_b[t * n_out..];
-                                if fma {
-                                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                                    unsafe {
-                                        weight_grad_ring_avx2(
-                                            psi, doubled, s, dout_t, t, &mut y, &mut acc,
-                                        )
-                                    }
-                                } else {
-                                    weight_grad_ring::<false>(
+    for b in 0..s.batch {
+        let dout_b = &dout[b * s.c_out * rows..][..s.c_out * rows];
+        if let Some(dw) = dw.as_mut() {
+            let x_b = &x[b * s.c_in * cols..][..s.c_in * cols];
+            let partial = with_doubled_planes(x_b, psi.columns.nlon, psi.stride, |doubled| {
+                (0..psi.rows.nlat)
+                    .into_par_iter()
+                    .fold(
+                        || (vec![0.0f32; s.c_out * ck], vec![0.0f32; ck * n_out]),
+                        |(mut acc, mut y), t| {
+                            let dout_t = &dout_b[t * n_out..];
+                            if fma {
+                                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                                unsafe {
+                                    weight_grad_ring_avx2(
                                         psi, doubled, s, dout_t, t, &mut y, &mut acc,
                                     )
                                 }
-                                (acc, y)
-                            },
-                        )
-                        .map(|(acc, _)| acc)
-                        .reduce(
-                            || vec![0.0f32; s.c_out * ck],
-                            |mut a, b| {
-                                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                                a
-                            },
-                        )
-                });
-                dw.iter_mut().zip(&partial).for_each(|(x, y)| *x += y);
-            }
-            if let Some(dx) = dx.as_mut() {
-                // dy ring-major, [nlat_r, in K, nlon_r]: each ring's rows are written together.
-                dy.par_chunks_mut(ck * n_out)
-                    .enumerate()
-                    .for_each(|(t, dst)| {
-                        let src = &dout_b[t * n_out..];
-                        if fma {
-                            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                            unsafe {
-                                mix_rows_avx2(&w_t, ck, s.c_out, src, rows, dst, n_out, n_out)
+                            } else {
+                                weight_grad_ring::<false>(
+                                    psi, doubled, s, dout_t, t, &mut y, &mut acc,
+                                )
                             }
-                        } else {
-                            mix_rows::<false>(&w_t, ck, s.c_out, src, rows, dst, n_out, n_out)
-                        }
-                    });
-                scatter_ring_major(
-                    psi,
-                    dy,
-                    s.c_in,
-                    &mut dx[b * s.c_in * cols..][..s.c_in * cols],
-                );
-            }
+                            (acc, y)
+                        },
+                    )
+                    .map(|(acc, _)| acc)
+                    .reduce(
+                        || vec![0.0f32; s.c_out * ck],
+                        |mut a, b| {
+                            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                            a
+                        },
+                    )
+            });
+            dw.iter_mut().zip(&partial).for_each(|(x, y)| *x += y);
         }
-    });
+        if let Some(dx) = dx.as_mut() {
+            let dx_b = &mut dx[b * s.c_in * cols..][..s.c_in * cols];
+            input_grad_image(psi, s, &w_t, &window, dout_b, dx_b);
+        }
+    }
     (dx, dw)
 }
 
-/// [`scatter_into`] from planes stored ring-major, `y [nlat_r, channels * K, nlon_r]`.
-fn scatter_ring_major(psi: &DiscoPsi, y: &[f32], channels: usize, x: &mut [f32]) {
-    let (n_out, k_size, nlat) = (psi.rows.nlon, psi.kernel_size(), psi.rows.nlat);
-    let ck = channels * k_size;
-    x.par_chunks_mut(psi.columns.points())
-        .enumerate()
-        .for_each(|(c, x)| {
-            DOUBLED.with_borrow_mut(|doubled| {
-                doubled.clear();
-                // Row (k, t) of this channel's gathered planes, as scatter_plane reads them.
-                for k in 0..k_size {
-                    for t in 0..nlat {
-                        let row = &y[(t * ck + c * k_size + k) * n_out..][..n_out];
-                        doubled.extend_from_slice(row);
-                        doubled.extend_from_slice(row);
+/// How [`input_grad_image`] walks the input rings: in chunks (the parallel tasks) and, within
+/// a chunk, in groups of channels, keeping the mixed rows `W^T dout` of the output rings that
+/// the current input ring reads in a window of `slots` rings. Output ring t lives in slot
+/// `t mod slots`; since the rings one input ring reads are consecutive and at most `slots`,
+/// they never share a slot, and as the input ring moves down the sphere each output ring is
+/// mixed about once per chunk.
+struct RingWindow {
+    /// The output rings each input ring's psi entries read, `lo..=hi` (None: no entries).
+    reads: Vec<Option<(usize, usize)>>,
+    slots: usize,
+    /// Input channels per group, so the window of one group stays in the L2 cache.
+    group: usize,
+    /// Input rings per parallel task.
+    chunk: usize,
+}
+
+/// Bytes the window of one channel group may take: about half an L2 cache.
+const WINDOW_BYTES: usize = 256 << 10;
+
+impl RingWindow {
+    fn new(psi: &DiscoPsi, c_in: usize) -> Self {
+        let nlat_r = psi.rows.nlat;
+        let reads: Vec<Option<(usize, usize)>> = (0..psi.columns.nlat)
+            .map(|i| {
+                let rings = psi.ring(i).iter().map(|e| e.row as usize % nlat_r);
+                let lo = rings.clone().min()?;
+                Some((lo, rings.max().expect("not empty")))
+            })
+            .collect();
+        let slots = reads
+            .iter()
+            .flatten()
+            .map(|(lo, hi)| hi - lo + 1)
+            .max()
+            .unwrap_or(1);
+        let channel_bytes = slots * psi.kernel_size() * 2 * psi.rows.nlon * 4;
+        let group = (WINDOW_BYTES / channel_bytes).clamp(1, c_in.max(1));
+        let tasks = 4 * rayon::current_num_threads();
+        let chunk = psi.columns.nlat.div_ceil(tasks).max(4 * slots);
+        RingWindow {
+            reads,
+            slots,
+            group,
+            chunk,
+        }
+    }
+}
+
+/// The input gradient of one image, `dx_b [in, nlat_c, nlon_c]`: for each input ring i,
+/// `dx[c, i, q] = sum_e v_e dy[c, k_e, t_e, q - j_e]` over ring i's psi entries, where
+/// `dy[c, k, t] = sum_o W[o, c, k] dout[o, t]` is mixed for the few output rings t that ring i
+/// reads, while they are in cache, instead of for the whole image first.
+fn input_grad_image(
+    psi: &DiscoPsi,
+    s: DiscoShape,
+    w_t: &[f32],
+    window: &RingWindow,
+    dout_b: &[f32],
+    dx_b: &mut [f32],
+) {
+    let fma = has_avx2_fma();
+    let nlat_c = psi.columns.nlat;
+    let dx_out = SharedOut::new(dx_b);
+    (0..nlat_c.div_ceil(window.chunk))
+        .into_par_iter()
+        .for_each(|chunk| {
+            let rings = chunk * window.chunk..((chunk + 1) * window.chunk).min(nlat_c);
+            // SAFETY: this task writes only the input rings of its chunk, in every channel.
+            let dx_b = unsafe { dx_out.slice() };
+            if fma {
+                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                unsafe { input_grad_rings_avx2(psi, s, w_t, window, dout_b, rings, dx_b) }
+            } else {
+                input_grad_rings::<false>(psi, s, w_t, window, dout_b, rings, dx_b)
+            }
+        });
+}
+
+/// [`input_grad_image`] for the input rings `rings`, writing only those rings of `dx_b`.
+#[inline(always)]
+fn input_grad_rings<const FMA: bool>(
+    psi: &DiscoPsi,
+    s: DiscoShape,
+    w_t: &[f32],
+    window: &RingWindow,
+    dout_b: &[f32],
+    rings: std::ops::Range<usize>,
+    dx_b: &mut [f32],
+) {
+    let (n_in, n_out, stride) = (psi.columns.nlon, psi.rows.nlon, psi.stride);
+    let (nlat_r, k_size) = (psi.rows.nlat, psi.kernel_size());
+    let row_len = 2 * n_out;
+    let slot_len = window.group * k_size * row_len;
+    let mut mixed = vec![0.0f32; window.slots * slot_len];
+    let mut phase = vec![0.0f32; n_out];
+    // Per psi entry of the current input ring: its phase and its offset in the window for
+    // the group's first channel.
+    let mut terms: Vec<(usize, usize, f32)> = Vec::new();
+    for c0 in (0..s.c_in).step_by(window.group) {
+        let group = window.group.min(s.c_in - c0);
+        let mut held: Vec<Option<usize>> = vec![None; window.slots];
+        for i in rings.clone() {
+            let Some((lo, hi)) = window.reads[i] else {
+                for c in c0..c0 + group {
+                    dx_b[(c * psi.columns.nlat + i) * n_in..][..n_in].fill(0.0);
+                }
+                continue;
+            };
+            for t in lo..=hi {
+                let slot = t % window.slots;
+                if held[slot] == Some(t) {
+                    continue;
+                }
+                held[slot] = Some(t);
+                // Rows (c, k) for c in the group: sum_o W^T[(c, k), o] dout[o, t], laid twice.
+                let dst = &mut mixed[slot * slot_len..][..slot_len];
+                let w = &w_t[c0 * k_size * s.c_out..];
+                let src = &dout_b[t * n_out..];
+                let m = group * k_size;
+                mix_rows::<FMA>(w, m, s.c_out, src, psi.rows.points(), dst, row_len, n_out);
+                for row in dst.chunks_exact_mut(row_len).take(m) {
+                    row.copy_within(..n_out, n_out);
+                }
+            }
+            terms.clear();
+            terms.extend(psi.ring(i).iter().map(|e| {
+                let (k, t) = (e.row as usize / nlat_r, e.row as usize % nlat_r);
+                let (lon, r) = (e.lon as usize / stride, e.lon as usize % stride);
+                let offset = (t % window.slots) * slot_len + k * row_len + n_out - lon;
+                (r, offset, e.value)
+            }));
+            for c in 0..group {
+                let out = &mut dx_b[((c0 + c) * psi.columns.nlat + i) * n_in..][..n_in];
+                let channel = c * k_size * row_len;
+                if stride == 1 {
+                    // dx[c, i, q] = sum_e v_e dy[row_e, q - j_e]: a run of the doubled row.
+                    let terms = terms.iter().map(|&(_, o, v)| (o + channel, v));
+                    accumulate_row::<FMA>(out, terms, &mixed);
+                } else {
+                    // Phase r, dx[c, i, r + m s], receives from the entries with j = r mod s:
+                    // sum_e v_e dy[row_e, m - j_e / s].
+                    for r in 0..stride {
+                        let terms = terms
+                            .iter()
+                            .filter(|e| e.0 == r)
+                            .map(|&(_, o, v)| (o + channel, v));
+                        accumulate_row::<FMA>(&mut phase, terms, &mixed);
+                        for (m, v) in phase.iter().enumerate() {
+                            out[r + m * stride] = *v;
+                        }
                     }
                 }
-                if has_avx2_fma() {
-                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                    unsafe { scatter_plane_avx2(psi, doubled, x) }
-                } else {
-                    scatter_plane::<false>(psi, doubled, x)
-                }
-            })
-        });
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn input_grad_rings_avx2(
+    psi: &DiscoPsi,
+    s: DiscoShape,
+    w_t: &[f32],
+    window: &RingWindow,
+    dout_b: &[f32],
+    rings: std::ops::Range<usize>,
+    dx_b: &mut [f32],
+) {
+    input_grad_rings::<true>(psi, s, w_t, window, dout_b, rings, dx_b)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn input_grad_rings_avx2(
+    psi: &DiscoPsi,
+    s: DiscoShape,
+    w_t: &[f32],
+    window: &RingWindow,
+    dout_b: &[f32],
+    rings: std::ops::Range<usize>,
+    dx_b: &mut [f32],
+) {
+    input_grad_rings::<false>(psi, s, w_t, window, dout_b, rings, dx_b)
 }
 
 #[inline(always)]
@@ -752,37 +891,6 @@ unsafe fn weight_grad_ring_avx2(
     acc: &mut [f32],
 ) {
     weight_grad_ring::<false>(psi, doubled, s, dout_t, t, y, acc)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn mix_rows_avx2(
-    w: &[f32],
-    m: usize,
-    j: usize,
-    src: &[f32],
-    src_stride: usize,
-    dst: &mut [f32],
-    dst_stride: usize,
-    n: usize,
-) {
-    mix_rows::<true>(w, m, j, src, src_stride, dst, dst_stride, n)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn mix_rows_avx2(
-    w: &[f32],
-    m: usize,
-    j: usize,
-    src: &[f32],
-    src_stride: usize,
-    dst: &mut [f32],
-    dst_stride: usize,
-    n: usize,
-) {
-    mix_rows::<false>(w, m, j, src, src_stride, dst, dst_stride, n)
 }
 
 /// `weight [out, in, K]` as `[out, K, in]`: the transposed convolution mixes channels first.

@@ -24,7 +24,7 @@ use burn::tensor::{DType, Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use crate::kernels::DiscoPsi;
 
 pub use flex::GConvBackend;
-pub use huge_pages::{HugePageAllocator, set_huge_pages};
+pub use huge_pages::{HugePageAllocator, set_block_reuse, set_huge_pages};
 
 /// Which conv implementation [`conv2d`] uses on the CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
