@@ -5,11 +5,15 @@
 //!   column-grid plane `[nlat_in, nlon_in]` to K row-grid planes `[K, nlat_out, nlon_out]`.
 //! - [`scatter`]: its adjoint, K row-grid planes to one column-grid plane.
 //!
-//! - [`conv_forward`] / [`conv_backward`]: a whole DISCO convolution, per image a gather of
-//!   every input channel and one GEMM with the `[out, in * K]` weight; and
-//!   [`transpose_forward`] / [`transpose_backward`] for the transposed convolution (GEMM, then
-//!   scatter). The gathered planes live for one image at a time and are recomputed in the
-//!   backward pass, so memory stays a few images' worth.
+//! - [`conv_forward`] / [`conv_backward`]: a whole DISCO convolution, fused ring by ring.
+//!   The forward and the weight gradient run over output rings in parallel chunks; each
+//!   chunk keeps the input rings it reads in a small window ([`DoubledRings`]), gathers one
+//!   ring's in * K rows and mixes them with the `[out, in * K]` weight (or multiplies them with
+//!   `dout`) while they are in cache. The input gradient runs over input rings, mixing `W^T
+//!   dout` for the few output rings each reads ([`RingWindow`]) and scattering it. Nothing of
+//!   size in * K * pixels is ever stored, so memory stays that of the tensors themselves.
+//! - [`transpose_forward`] / [`transpose_backward`] for the transposed convolution (GEMM,
+//!   then scatter).
 //!
 //! Each output row is built in blocks of [`LANES`] longitudes held in registers while all of
 //! its psi entries stream past, reading the input rows from a copy laid twice end to end, so
@@ -42,8 +46,6 @@ pub fn zeroed(len: usize) -> Vec<f32> {
 
 thread_local! {
     static DOUBLED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// One image's planes with doubled rows, kept between calls.
-    static DOUBLED_IMAGE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// One image's gathered planes (or their gradient), kept between calls.
     static IMAGE_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
@@ -72,6 +74,12 @@ fn double_rows(src: &[f32], n: usize, stride: usize, out: &mut Vec<f32>) {
 /// `j + p * stride` for p = 0.. of the original row is then reading the contiguous run at
 /// `phase_offset(j, n, stride) + p`, across the wrap-around.
 fn double_row(row: &[f32], stride: usize, out: &mut [f32]) {
+    if stride == 1 {
+        let (first, second) = out.split_at_mut(row.len());
+        first.copy_from_slice(row);
+        second.copy_from_slice(row);
+        return;
+    }
     let m = row.len() / stride;
     for r in 0..stride {
         let phase = &mut out[r * 2 * m..][..2 * m];
@@ -438,53 +446,122 @@ impl SharedOut {
     }
 }
 
-/// Runs `f` on every plane of `x [planes, nlat, nlon]` with its rows laid twice end to end,
-/// in this thread's scratch buffer.
-fn with_doubled_planes<R>(x: &[f32], nlon: usize, stride: usize, f: impl FnOnce(&[f32]) -> R) -> R {
-    DOUBLED_IMAGE.with_borrow_mut(|out| {
-        if out.len() < 2 * x.len() {
-            *out = zeroed(2 * x.len());
-        }
-        let out = &mut out[..2 * x.len()];
-        out.par_chunks_mut(2 * nlon)
-            .zip(x.par_chunks(nlon))
-            .for_each(|(d, row)| double_row(row, stride, d));
-        f(out)
-    })
+/// The input rings each output ring reads, for the fused convolution's passes over output
+/// rings: each task takes a chunk of consecutive output rings and keeps the input rings they
+/// read, doubled, in a window ([`DoubledRings`]) instead of doubling whole images up front.
+struct InputRings {
+    /// Per output ring, the input rings its psi entries read, `lo..=hi`.
+    reads: Vec<Option<(usize, usize)>>,
+    slots: usize,
+    /// Output rings per parallel task.
+    chunk: usize,
 }
 
-/// The gathered rows `y[c, k][..nlon_out]` of output ring `t` for all channels of one image,
-/// from its doubled planes.
-#[inline(always)]
-fn gather_ring<const FMA: bool>(
-    psi: &DiscoPsi,
-    doubled: &[f32],
-    channels: usize,
-    t: usize,
-    y: &mut [f32],
-) {
-    let (n_in, n_out, k_size) = (psi.columns.nlon, psi.rows.nlon, psi.kernel_size());
-    let plane = 2 * psi.columns.points();
-    for c in 0..channels {
-        let src = &doubled[c * plane..][..plane];
-        for k in 0..k_size {
-            let terms = psi.row(t, k).iter().map(|e| {
-                let lon = phase_offset(e.lon as usize, n_in, psi.stride);
-                (e.ring as usize * 2 * n_in + lon, e.value)
-            });
-            accumulate_row::<FMA>(&mut y[(c * k_size + k) * n_out..][..n_out], terms, src);
+impl InputRings {
+    fn new(psi: &DiscoPsi) -> Self {
+        let reads: Vec<Option<(usize, usize)>> = (0..psi.rows.nlat)
+            .map(|t| {
+                let rings = (0..psi.kernel_size())
+                    .flat_map(|k| psi.row(t, k))
+                    .map(|e| e.ring as usize);
+                Some((rings.clone().min()?, rings.max().expect("not empty")))
+            })
+            .collect();
+        let slots = reads
+            .iter()
+            .flatten()
+            .map(|(lo, hi)| hi - lo + 1)
+            .max()
+            .unwrap_or(1);
+        // Many small tasks: rings near the poles cost more than the rest.
+        let tasks = 8 * rayon::current_num_threads();
+        let chunk = psi.rows.nlat.div_ceil(tasks).max(slots);
+        InputRings {
+            reads,
+            slots,
+            chunk,
         }
+    }
+
+    fn chunks(&self, nlat: usize) -> impl IndexedParallelIterator<Item = std::ops::Range<usize>> {
+        let chunk = self.chunk;
+        (0..nlat.div_ceil(chunk))
+            .into_par_iter()
+            .map(move |c| c * chunk..((c + 1) * chunk).min(nlat))
     }
 }
 
-/// Runs `f(t, ring_scratch)` for every output ring in parallel, with a per-task scratch of
-/// `scratch_len` floats, in the AVX2 + FMA build where the CPU has them.
-fn for_each_ring(rings: usize, scratch_len: usize, f: impl Fn(bool, usize, &mut [f32]) + Sync) {
-    let fma = has_avx2_fma();
-    (0..rings).into_par_iter().for_each_init(
-        || vec![0.0f32; scratch_len],
-        |scratch, t| f(fma, t, scratch),
-    );
+/// A task's window of input rings for every channel of one image, each row laid twice end to
+/// end (see [`double_row`]): input ring i in slot `i mod slots`, channel c at `c * 2 nlon` in
+/// its slot.
+struct DoubledRings {
+    data: Vec<f32>,
+    held: Vec<Option<usize>>,
+    slot_len: usize,
+}
+
+impl DoubledRings {
+    fn new(psi: &DiscoPsi, rings: &InputRings, channels: usize) -> Self {
+        let slot_len = channels * 2 * psi.columns.nlon;
+        DoubledRings {
+            data: vec![0.0; rings.slots * slot_len],
+            held: vec![None; rings.slots],
+            slot_len,
+        }
+    }
+
+    /// Makes sure input rings `lo..=hi` of `x_b [channels, nlat, nlon]` are in the window.
+    fn hold(&mut self, psi: &DiscoPsi, x_b: &[f32], (lo, hi): (usize, usize)) {
+        let (nlon, nlat) = (psi.columns.nlon, psi.columns.nlat);
+        let slots = self.held.len();
+        for i in lo..=hi {
+            if self.held[i % slots] == Some(i) {
+                continue;
+            }
+            self.held[i % slots] = Some(i);
+            let slot = &mut self.data[(i % slots) * self.slot_len..][..self.slot_len];
+            for (c, dst) in slot.chunks_exact_mut(2 * nlon).enumerate() {
+                double_row(&x_b[(c * nlat + i) * nlon..][..nlon], psi.stride, dst);
+            }
+        }
+    }
+
+    /// Where column `lon` of input ring `ring`, channel 0, starts.
+    fn offset(&self, psi: &DiscoPsi, ring: usize, lon: usize) -> usize {
+        (ring % self.held.len()) * self.slot_len + phase_offset(lon, psi.columns.nlon, psi.stride)
+    }
+}
+
+/// The gathered rows `y[c, k][..nlon_out]` of output ring `t` for all channels of one image,
+/// from the window holding the input rings it reads. `terms` is scratch, one list per basis
+/// function; channels go outermost, so the K rows of a channel read its input rows while hot.
+#[inline(always)]
+fn gather_ring<const FMA: bool>(
+    psi: &DiscoPsi,
+    window: &DoubledRings,
+    channels: usize,
+    t: usize,
+    terms: &mut Vec<Vec<(usize, f32)>>,
+    y: &mut [f32],
+) {
+    let (n_in, n_out, k_size) = (psi.columns.nlon, psi.rows.nlon, psi.kernel_size());
+    terms.resize_with(k_size, Vec::new);
+    for (k, terms) in terms.iter_mut().enumerate() {
+        terms.clear();
+        terms.extend(
+            psi.row(t, k)
+                .iter()
+                .map(|e| (window.offset(psi, e.ring as usize, e.lon as usize), e.value)),
+        );
+    }
+    for c in 0..channels {
+        let channel = c * 2 * n_in;
+        for (k, terms) in terms.iter().enumerate() {
+            let terms = terms.iter().map(|&(o, v)| (o + channel, v));
+            let out = &mut y[(c * k_size + k) * n_out..][..n_out];
+            accumulate_row::<FMA>(out, terms, &window.data);
+        }
+    }
 }
 
 /// Adds `bias[o]` to every pixel of channel o of `out [B, out, pixels]`.
@@ -528,74 +605,125 @@ fn gemm_threads() -> Parallelism {
 
 /// `out [B, out, nlat_r, nlon_r] = weight [out, in * K] . gather(x_b [in, nlat_c, nlon_c])`
 /// per image b (no bias). Fused per output ring: the ring's gathered rows for all channels
-/// (in * K rows of nlon_r, cache-resident) are mixed as soon as they are made.
+/// (in * K rows of nlon_r, cache-resident) are mixed as soon as they are made; each task
+/// takes a chunk of output rings and doubles only the input rings they read.
 pub fn conv_forward(psi: &DiscoPsi, s: DiscoShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, rows, cols) = (psi.kernel_size(), psi.rows.points(), psi.columns.points());
     assert_eq!(x.len(), s.batch * s.c_in * cols, "x is [B, in, nlat, nlon]");
     assert_eq!(weight.len(), s.c_out * s.c_in * k, "weight is [out, in, K]");
-    let (n_out, ck) = (psi.rows.nlon, s.c_in * k);
+    let rings = InputRings::new(psi);
+    let fma = has_avx2_fma();
     let mut out = zeroed(s.batch * s.c_out * rows);
     for b in 0..s.batch {
         let x_b = &x[b * s.c_in * cols..][..s.c_in * cols];
         let out_b = SharedOut::new(&mut out[b * s.c_out * rows..][..s.c_out * rows]);
-        with_doubled_planes(x_b, psi.columns.nlon, psi.stride, |doubled| {
-            for_each_ring(psi.rows.nlat, ck * n_out, |fma, t, y| {
-                // SAFETY: this task writes only ring t of every output channel.
-                let dst = unsafe { out_b.slice() };
-                let dst = &mut dst[t * n_out..];
-                if fma {
-                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                    unsafe { forward_ring_avx2(psi, doubled, s, weight, t, y, dst) }
-                } else {
-                    forward_ring::<false>(psi, doubled, s, weight, t, y, dst)
-                }
-            })
+        rings.chunks(psi.rows.nlat).for_each(|chunk| {
+            // SAFETY: this task writes only its chunk's rings of every output channel.
+            let dst = unsafe { out_b.slice() };
+            forward_rings(psi, &rings, s, x_b, weight, chunk, dst, fma);
         });
     }
     out
 }
 
+/// Output rings `chunk` of one image's [`conv_forward`] into `dst [out, nlat_r, nlon_r]`.
+#[allow(clippy::too_many_arguments)]
+fn forward_rings(
+    psi: &DiscoPsi,
+    rings: &InputRings,
+    s: DiscoShape,
+    x_b: &[f32],
+    weight: &[f32],
+    chunk: std::ops::Range<usize>,
+    dst: &mut [f32],
+    fma: bool,
+) {
+    let (n_out, ck) = (psi.rows.nlon, s.c_in * psi.kernel_size());
+    let mut window = DoubledRings::new(psi, rings, s.c_in);
+    let mut ring = RingScratch::new(ck * n_out);
+    for t in chunk {
+        let dst = &mut dst[t * n_out..];
+        let Some(read) = rings.reads[t] else {
+            for o in 0..s.c_out {
+                dst[o * psi.rows.points()..][..n_out].fill(0.0);
+            }
+            continue;
+        };
+        window.hold(psi, x_b, read);
+        if fma {
+            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+            unsafe { forward_ring_avx2(psi, &window, s, weight, t, &mut ring, dst) }
+        } else {
+            forward_ring::<false>(psi, &window, s, weight, t, &mut ring, dst)
+        }
+    }
+}
+
+/// A task's scratch for one output ring: its gathered rows and the psi terms per basis
+/// function.
+struct RingScratch {
+    y: Vec<f32>,
+    terms: Vec<Vec<(usize, f32)>>,
+}
+
+impl RingScratch {
+    fn new(len: usize) -> Self {
+        RingScratch {
+            y: vec![0.0; len],
+            terms: Vec::new(),
+        }
+    }
+}
+
 #[inline(always)]
 fn forward_ring<const FMA: bool>(
     psi: &DiscoPsi,
-    doubled: &[f32],
+    window: &DoubledRings,
     s: DiscoShape,
     weight: &[f32],
     t: usize,
-    y: &mut [f32],
+    ring: &mut RingScratch,
     dst: &mut [f32],
 ) {
-    let n_out = psi.rows.nlon;
-    let ck = s.c_in * psi.kernel_size();
-    gather_ring::<FMA>(psi, doubled, s.c_in, t, y);
-    mix_rows::<FMA>(weight, s.c_out, ck, y, n_out, dst, psi.rows.points(), n_out);
+    let (n_out, ck) = (psi.rows.nlon, s.c_in * psi.kernel_size());
+    gather_ring::<FMA>(psi, window, s.c_in, t, &mut ring.terms, &mut ring.y);
+    mix_rows::<FMA>(
+        weight,
+        s.c_out,
+        ck,
+        &ring.y,
+        n_out,
+        dst,
+        psi.rows.points(),
+        n_out,
+    );
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn forward_ring_avx2(
     psi: &DiscoPsi,
-    doubled: &[f32],
+    window: &DoubledRings,
     s: DiscoShape,
     weight: &[f32],
     t: usize,
-    y: &mut [f32],
+    ring: &mut RingScratch,
     dst: &mut [f32],
 ) {
-    forward_ring::<true>(psi, doubled, s, weight, t, y, dst)
+    forward_ring::<true>(psi, window, s, weight, t, ring, dst)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn forward_ring_avx2(
     psi: &DiscoPsi,
-    doubled: &[f32],
+    window: &DoubledRings,
     s: DiscoShape,
     weight: &[f32],
     t: usize,
-    y: &mut [f32],
+    ring: &mut RingScratch,
     dst: &mut [f32],
 ) {
-    forward_ring::<false>(psi, doubled, s, weight, t, y, dst)
+    forward_ring::<false>(psi, window, s, weight, t, ring, dst)
 }
 
 /// Gradients of [`conv_forward`] for x and the weight, each only if wanted, image by image.
@@ -611,7 +739,7 @@ pub fn conv_backward(
     (want_x, want_weight): (bool, bool),
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let (k, rows, cols) = (psi.kernel_size(), psi.rows.points(), psi.columns.points());
-    let (n_out, ck) = (psi.rows.nlon, s.c_in * k);
+    let ck = s.c_in * k;
     let mut dx = want_x.then(|| zeroed(s.batch * s.c_in * cols));
     let mut dw = want_weight.then(|| vec![0.0f32; s.c_out * ck]);
     // W^T [in K, out] for the input gradient's mixing.
@@ -620,42 +748,26 @@ pub fn conv_backward(
         .map(|(o, j)| weight[o * ck + j])
         .collect();
     let window = RingWindow::new(psi, s.c_in);
+    let rings = InputRings::new(psi);
     let fma = has_avx2_fma();
     for b in 0..s.batch {
         let dout_b = &dout[b * s.c_out * rows..][..s.c_out * rows];
         if let Some(dw) = dw.as_mut() {
             let x_b = &x[b * s.c_in * cols..][..s.c_in * cols];
-            let partial = with_doubled_planes(x_b, psi.columns.nlon, psi.stride, |doubled| {
-                (0..psi.rows.nlat)
-                    .into_par_iter()
-                    .fold(
-                        || (vec![0.0f32; s.c_out * ck], vec![0.0f32; ck * n_out]),
-                        |(mut acc, mut y), t| {
-                            let dout_t = &dout_b[t * n_out..];
-                            if fma {
-                                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                                unsafe {
-                                    weight_grad_ring_avx2(
-                                        psi, doubled, s, dout_t, t, &mut y, &mut acc,
-                                    )
-                                }
-                            } else {
-                                weight_grad_ring::<false>(
-                                    psi, doubled, s, dout_t, t, &mut y, &mut acc,
-                                )
-                            }
-                            (acc, y)
-                        },
-                    )
-                    .map(|(acc, _)| acc)
-                    .reduce(
-                        || vec![0.0f32; s.c_out * ck],
-                        |mut a, b| {
-                            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                            a
-                        },
-                    )
-            });
+            let partial = rings
+                .chunks(psi.rows.nlat)
+                .map(|chunk| {
+                    let mut acc = vec![0.0f32; s.c_out * ck];
+                    weight_grad_rings(psi, &rings, s, x_b, dout_b, chunk, &mut acc, fma);
+                    acc
+                })
+                .reduce(
+                    || vec![0.0f32; s.c_out * ck],
+                    |mut a, b| {
+                        a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                        a
+                    },
+                );
             dw.iter_mut().zip(&partial).for_each(|(x, y)| *x += y);
         }
         if let Some(dx) = dx.as_mut() {
@@ -850,47 +962,113 @@ unsafe fn input_grad_rings_avx2(
     input_grad_rings::<false>(psi, s, w_t, window, dout_b, rings, dx_b)
 }
 
+/// The weight gradient's share of output rings `chunk` of one image, added to `acc [out, in
+/// K]`: the rings' gathered rows, recomputed, times their `dout`.
+#[allow(clippy::too_many_arguments)]
+fn weight_grad_rings(
+    psi: &DiscoPsi,
+    rings: &InputRings,
+    s: DiscoShape,
+    x_b: &[f32],
+    dout_b: &[f32],
+    chunk: std::ops::Range<usize>,
+    acc: &mut [f32],
+    fma: bool,
+) {
+    let mut window = DoubledRings::new(psi, rings, s.c_in);
+    let mut ring = RingScratch::new(s.c_in * psi.kernel_size() * psi.rows.nlon);
+    for t in chunk {
+        let Some(read) = rings.reads[t] else { continue };
+        window.hold(psi, x_b, read);
+        let dout_t = &dout_b[t * psi.rows.nlon..];
+        if fma {
+            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+            unsafe { weight_grad_ring_avx2(psi, &window, s, dout_t, t, &mut ring, acc) }
+        } else {
+            weight_grad_ring::<false>(psi, &window, s, dout_t, t, &mut ring, acc)
+        }
+    }
+}
+
 #[inline(always)]
 fn weight_grad_ring<const FMA: bool>(
     psi: &DiscoPsi,
-    doubled: &[f32],
+    window: &DoubledRings,
     s: DiscoShape,
     dout_t: &[f32],
     t: usize,
-    y: &mut [f32],
+    ring: &mut RingScratch,
     acc: &mut [f32],
 ) {
-    let n_out = psi.rows.nlon;
-    let ck = s.c_in * psi.kernel_size();
-    gather_ring::<FMA>(psi, doubled, s.c_in, t, y);
-    accumulate_outer::<FMA>(acc, s.c_out, ck, dout_t, y, psi.rows.points(), n_out, n_out);
+    let (n_out, ck) = (psi.rows.nlon, s.c_in * psi.kernel_size());
+    gather_ring::<FMA>(psi, window, s.c_in, t, &mut ring.terms, &mut ring.y);
+    let (y, rows) = (&ring.y, psi.rows.points());
+    if FMA {
+        // A call of its own: inlined into this larger function, LLVM left it scalar.
+        // SAFETY: FMA builds run only where the CPU has AVX2 and FMA.
+        unsafe { accumulate_outer_avx2(acc, s.c_out, ck, dout_t, y, rows, n_out, n_out) }
+    } else {
+        accumulate_outer::<false>(acc, s.c_out, ck, dout_t, y, rows, n_out, n_out)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn accumulate_outer_avx2(
+    dw: &mut [f32],
+    m: usize,
+    j: usize,
+    a: &[f32],
+    b: &[f32],
+    a_stride: usize,
+    b_stride: usize,
+    n: usize,
+) {
+    accumulate_outer::<true>(dw, m, j, a, b, a_stride, b_stride, n)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn accumulate_outer_avx2(
+    dw: &mut [f32],
+    m: usize,
+    j: usize,
+    a: &[f32],
+    b: &[f32],
+    a_stride: usize,
+    b_stride: usize,
+    n: usize,
+) {
+    accumulate_outer::<false>(dw, m, j, a, b, a_stride, b_stride, n)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn weight_grad_ring_avx2(
     psi: &DiscoPsi,
-    doubled: &[f32],
+    window: &DoubledRings,
     s: DiscoShape,
     dout_t: &[f32],
     t: usize,
-    y: &mut [f32],
+    ring: &mut RingScratch,
     acc: &mut [f32],
 ) {
-    weight_grad_ring::<true>(psi, doubled, s, dout_t, t, y, acc)
+    weight_grad_ring::<true>(psi, window, s, dout_t, t, ring, acc)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn weight_grad_ring_avx2(
     psi: &DiscoPsi,
-    doubled: &[f32],
+    window: &DoubledRings,
     s: DiscoShape,
     dout_t: &[f32],
     t: usize,
-    y: &mut [f32],
+    ring: &mut RingScratch,
     acc: &mut [f32],
 ) {
-    weight_grad_ring::<false>(psi, doubled, s, dout_t, t, y, acc)
+    weight_grad_ring::<false>(psi, window, s, dout_t, t, ring, acc)
 }
 
 /// `weight [out, in, K]` as `[out, K, in]`: the transposed convolution mixes channels first.
