@@ -7,15 +7,15 @@
 //!
 //! - [`conv_forward`] / [`conv_backward`]: a whole DISCO convolution, fused ring by ring.
 //!   The forward and the weight gradient run over output rings in parallel chunks; each
-//!   chunk keeps the input rings it reads in a small window ([`DoubledRings`]), gathers one
+//!   chunk keeps the input rings it reads in a small window (`DoubledRings`), gathers one
 //!   ring's in * K rows and mixes them with the `[out, in * K]` weight (or multiplies them with
 //!   `dout`) while they are in cache. The input gradient runs over input rings, mixing `W^T
-//!   dout` for the few output rings each reads ([`RingWindow`]) and scattering it. Nothing of
+//!   dout` for the few output rings each reads (`RingWindow`) and scattering it. Nothing of
 //!   size in * K * pixels is ever stored, so memory stays that of the tensors themselves.
 //! - [`transpose_forward`] / [`transpose_backward`] for the transposed convolution (GEMM,
 //!   then scatter).
 //!
-//! Each output row is built in blocks of [`LANES`] longitudes held in registers while all of
+//! Each output row is built in blocks of `LANES` longitudes held in registers while all of
 //! its psi entries stream past, reading the input rows from a copy laid twice end to end, so
 //! the wrap-around of the longitude shift needs no branch and every read is contiguous.
 
@@ -448,7 +448,7 @@ impl SharedOut {
 
 /// The input rings each output ring reads, for the fused convolution's passes over output
 /// rings: each task takes a chunk of consecutive output rings and keeps the input rings they
-/// read, doubled, in a window ([`DoubledRings`]) instead of doubling whole images up front.
+/// read, doubled, in a window (`DoubledRings`) instead of doubling whole images up front.
 struct InputRings {
     /// Per output ring, the input rings its psi entries read, `lo..=hi`.
     reads: Vec<Option<(usize, usize)>>,
@@ -728,7 +728,7 @@ unsafe fn forward_ring_avx2(
 
 /// Gradients of [`conv_forward`] for x and the weight, each only if wanted, image by image.
 /// The weight gradient recomputes each output ring's gathered rows and multiplies them with
-/// the ring's `dout`; the input gradient ([`input_grad_image`]) scatters `W^T dout`, mixed
+/// the ring's `dout`; the input gradient (`input_grad_image`) scatters `W^T dout`, mixed
 /// ring by ring in cache.
 pub fn conv_backward(
     psi: &DiscoPsi,
