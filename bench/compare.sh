@@ -44,5 +44,13 @@ for ours_key, exported_key, higher_better in figures:
     exported = fmt(esc.get(exported_key)) if exported_key != ours_key else "%10s" % "-"
     print(f"{ours_key:<18} {fmt(esc.get(ours_key))} {exported:>11} {fmt(plain.get(ours_key))} "
           f"{fmt(e)} {fmt(b)} {ratio:8.2f}x")
-print("(eq/escnn: how many times better equivar is; inference and latency against escnn's exported model)")
+frozen = ours.get(("abusing-p4", "equivar"), {})
+for ours_key, peer_key, higher_better in [("frozen_infer_b128_ips", "exported_infer_b128_ips", True),
+                                          ("frozen_infer_b1_ms", "exported_infer_b1_ms", False)]:
+    e, ref = frozen.get(ours_key), esc.get(peer_key)
+    ratio = (e / ref if higher_better else ref / e) if (e and ref) else float("nan")
+    fmt = lambda v: f"{v:10.4g}" if isinstance(v, (int, float)) else f"{'-':>10}"
+    print(f"{ours_key:<18} {'-':>10} {fmt(ref):>11} {'-':>10} {fmt(e)} {'-':>10} {ratio:8.2f}x")
+print("(eq/escnn: how many times better equivar is; inference and latency against escnn's exported model;")
+print(" frozen_*: equivar's frozen inference model, Net::to_frozen, against escnn's exported model)")
 PY

@@ -60,7 +60,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             machine.threads, machine.sgemm_2048_gflops
         );
         println!(
-            "{:<12} {:<8} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10}",
+            "{:<12} {:<8} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>11} {:>10}",
             "model",
             "kernels",
             "construct",
@@ -68,11 +68,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "infer b128",
             "infer b1",
             "train",
-            "infer"
+            "infer",
+            "frozen b128",
+            "frozen b1"
         );
         println!(
-            "{:<12} {:<8} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10}",
-            "", "", "ms", "img/s", "img/s", "ms", "% peak", "% peak"
+            "{:<12} {:<8} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>11} {:>10}",
+            "", "", "ms", "img/s", "img/s", "ms", "% peak", "% peak", "img/s", "ms"
         );
     }
     let disco_shapes = bench_disco::parse_shapes(&args.disco)?;
@@ -83,7 +85,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 println!("{}", serde_json::to_string(&f)?);
             } else {
                 println!(
-                    "{:<12} {:<8} {:>10.3} {:>11.0} {:>11.0} {:>10.3} {:>9.1}% {:>9.1}%",
+                    "{:<12} {:<8} {:>10.3} {:>11.0} {:>11.0} {:>10.3} {:>9.1}% {:>9.1}% {:>11.0} {:>10.3}",
                     f.model,
                     f.kernels,
                     f.construct_s * 1e3,
@@ -91,7 +93,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     f.infer_b128_ips,
                     f.infer_b1_ms,
                     100.0 * f.train_peak_share,
-                    100.0 * f.infer_peak_share
+                    100.0 * f.infer_peak_share,
+                    f.frozen_infer_b128_ips,
+                    f.frozen_infer_b1_ms
                 );
             }
         }

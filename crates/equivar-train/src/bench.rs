@@ -61,6 +61,11 @@ pub struct ModelFigures {
     pub train_b128_ips: f64,
     pub infer_b128_ips: f64,
     pub infer_b1_ms: f64,
+    /// The same with the frozen inference model (`Net::to_frozen`: filters cached, batch
+    /// norm folded, activations fused, no tensors), and the time to freeze.
+    pub frozen_infer_b128_ips: f64,
+    pub frozen_infer_b1_ms: f64,
+    pub freeze_s: f64,
     /// Forward conv work per image.
     pub conv_mflop_per_image: f64,
     pub train_gflops: f64,
@@ -191,6 +196,28 @@ pub fn bench_model(
         settle(frozen.logits(x_one.clone()).expect("input fits the model"));
     });
 
+    let freeze_s = median_seconds(1, options.repeats, || {
+        let _ = net.to_frozen();
+    });
+    let compiled = net.to_frozen();
+    let host = |t: &Tensor<4>| {
+        let dims = t.dims();
+        let values = t.clone().into_data().try_into_vec::<f32>().expect("f32");
+        (values, dims)
+    };
+    let (batch_values, batch_shape) = host(&x_plain);
+    let frozen_infer_s = median_seconds(2, options.repeats, || {
+        let _ = compiled
+            .logits(&batch_values, batch_shape)
+            .expect("input fits the model");
+    });
+    let (one_values, one_shape) = host(&x_one);
+    let frozen_latency_s = median_seconds(5, options.repeats.max(30), || {
+        let _ = compiled
+            .logits(&one_values, one_shape)
+            .expect("input fits the model");
+    });
+
     let train_ips = batch as f64 / step_s;
     let infer_ips = batch as f64 / infer_s;
     let train_gflops = 3.0 * conv_flop_per_image * train_ips / 1e9;
@@ -206,6 +233,9 @@ pub fn bench_model(
         train_b128_ips: train_ips,
         infer_b128_ips: infer_ips,
         infer_b1_ms: latency_s * 1e3,
+        frozen_infer_b128_ips: batch as f64 / frozen_infer_s,
+        frozen_infer_b1_ms: frozen_latency_s * 1e3,
+        freeze_s,
         conv_mflop_per_image: conv_flop_per_image / 1e6,
         train_gflops,
         infer_gflops,

@@ -25,6 +25,7 @@ pub mod check;
 pub mod error;
 pub mod export;
 pub mod field;
+pub mod frozen;
 pub mod group;
 pub mod kernels;
 pub mod models;
@@ -35,3 +36,4 @@ pub mod space;
 pub mod spec;
 
 pub use error::{EquivarError, Result};
+pub use frozen::FrozenNet;

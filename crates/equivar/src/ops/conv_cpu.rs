@@ -396,6 +396,18 @@ fn check_lengths(s: &ConvShape, x: &[f32], weight: &[f32]) {
 
 /// The forward pass: `[B, C_out, H_out, W_out]`, NCHW, contiguous.
 pub fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    forward_then(s, x, weight, bias, |_| {})
+}
+
+/// [`forward`], then `epilogue` on each image's output `[C_out, H_out, W_out]` while it is
+/// still in cache (an inference model's activation).
+pub fn forward_then(
+    s: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    epilogue: impl Fn(&mut [f32]) + Sync,
+) -> Vec<f32> {
     check_lengths(s, x, weight);
     if let Some(b) = bias {
         assert_eq!(b.len(), s.c_out, "conv2d: bias length");
@@ -430,6 +442,7 @@ pub fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -
                     product(col, y);
                 });
             }
+            epilogue(y);
         });
     out
 }

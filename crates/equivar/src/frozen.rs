@@ -1,0 +1,429 @@
+//! A frozen inference model: a [`Net`] compiled once into plain steps on host buffers, with
+//! the convolutions' filters expanded and cached, every batch norm folded into the
+//! convolution before it, and the activation after it applied in the convolution's epilogue.
+//! No tensors, no autodiff graph and no filter expansion per call: for serving and latency.
+//!
+//! It computes the function of the net in inference mode (batch norm on running statistics,
+//! dropout off); `tests/frozen.rs` compares the two. It runs on the CPU with equivar's conv
+//! kernels whatever device the net lives on.
+
+use burn::module::Module;
+use rayon::prelude::*;
+
+use crate::error::{EquivarError, Result};
+use crate::nn::{Layer, Net};
+use crate::ops::conv_cpu::{self, ConvShape};
+use crate::space::Window;
+use crate::spec::{Activation, Reduce};
+
+/// One step of a [`FrozenNet`], on `[batch, channels, height, width]` buffers.
+#[derive(Clone, Debug)]
+enum Step {
+    /// A convolution with the expanded filter `[out, in, k, k]`, a bias per output channel
+    /// (batch norm folded in), then the activation, if any.
+    Conv {
+        c_in: usize,
+        c_out: usize,
+        window: Window,
+        weight: Vec<f32>,
+        bias: Vec<f32>,
+        activation: Option<Activation>,
+    },
+    /// `x * scale[c] + shift[c]`: a batch norm with no convolution before it to fold into.
+    Affine {
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+    },
+    Activation(Activation),
+    Pool {
+        reduce: Reduce,
+        window: Window,
+    },
+    GlobalAvgPool,
+    /// Max or mean over each group of `order` consecutive channels.
+    GroupReduce {
+        order: usize,
+        reduce: Reduce,
+    },
+    /// `[b, in, 1, 1] -> [b, out, 1, 1]`, `weight [in, out]` as burn stores it.
+    Linear {
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        out: usize,
+    },
+}
+
+/// A [`Net`] frozen for inference (see the module docs).
+#[derive(Clone, Debug)]
+pub struct FrozenNet {
+    steps: Vec<Step>,
+    model: String,
+    /// Input `[channels, size, size]`.
+    channels: usize,
+    size: usize,
+}
+
+/// Host values of a tensor of any rank.
+fn host<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 values")
+}
+
+/// Per-channel scale and shift of an inference batch norm over fields of `times` channels.
+fn batch_norm_affine(bn: &crate::nn::EquivariantBatchNorm) -> (Vec<f32>, Vec<f32>) {
+    let norm = &bn.norm;
+    let times = bn.field_type.field_size();
+    let gamma = host(norm.gamma.val());
+    let beta = host(norm.beta.val());
+    let mean = host(norm.running_mean.value());
+    let var = host(norm.running_var.value());
+    let per_field: Vec<(f32, f32)> = (0..gamma.len())
+        .map(|f| {
+            let scale = gamma[f] as f64 / (var[f] as f64 + norm.epsilon).sqrt();
+            (
+                scale as f32,
+                (beta[f] as f64 - mean[f] as f64 * scale) as f32,
+            )
+        })
+        .collect();
+    per_field
+        .iter()
+        .flat_map(|&sf| std::iter::repeat_n(sf, times))
+        .unzip()
+}
+
+impl Net {
+    /// This net frozen for inference: filters expanded once, batch norms folded into the
+    /// convolutions before them, activations fused into the convolutions' epilogues.
+    pub fn to_frozen(&self) -> FrozenNet {
+        let net = self.valid();
+        let mut steps: Vec<Step> = Vec::new();
+        for layer in &net.layers {
+            match layer {
+                Layer::LiftingConv(l) => steps.push(conv_step(
+                    l.expanded_filter(),
+                    l.expanded_bias(),
+                    l.geometry.window,
+                )),
+                Layer::GroupConv(l) => steps.push(conv_step(
+                    l.expanded_filter(),
+                    l.expanded_bias(),
+                    l.geometry.window,
+                )),
+                Layer::BatchNorm(bn) => {
+                    let (scale, shift) = batch_norm_affine(bn);
+                    match steps.last_mut() {
+                        Some(Step::Conv {
+                            weight,
+                            bias,
+                            activation: None,
+                            ..
+                        }) => {
+                            // BN(W x + b) = (scale W) x + (scale b + shift), per output channel.
+                            let patch = weight.len() / scale.len();
+                            for (c, row) in weight.chunks_exact_mut(patch).enumerate() {
+                                row.iter_mut().for_each(|w| *w *= scale[c]);
+                                bias[c] = bias[c] * scale[c] + shift[c];
+                            }
+                        }
+                        _ => steps.push(Step::Affine { scale, shift }),
+                    }
+                }
+                Layer::Activation(a) => match steps.last_mut() {
+                    Some(Step::Conv {
+                        activation: activation @ None,
+                        ..
+                    }) => *activation = Some(a.function),
+                    _ => steps.push(Step::Activation(a.function)),
+                },
+                Layer::SpatialPool(p) => steps.push(Step::Pool {
+                    reduce: p.reduce,
+                    window: p.window,
+                }),
+                Layer::GlobalAvgPool(_) => steps.push(Step::GlobalAvgPool),
+                Layer::GroupPool(p) => steps.push(Step::GroupReduce {
+                    order: p.field_type.group.order(),
+                    reduce: p.reduce,
+                }),
+                Layer::Dropout(_) => {}
+                Layer::Linear(l) => {
+                    let [_, out] = l.linear.weight.dims();
+                    steps.push(Step::Linear {
+                        weight: host(l.linear.weight.val()),
+                        bias: l.linear.bias.as_ref().map(|b| host(b.val())),
+                        out,
+                    })
+                }
+            }
+        }
+        FrozenNet {
+            steps,
+            model: self.plan.model.clone(),
+            channels: self.plan.input_type.channels(),
+            size: self.plan.input_size,
+        }
+    }
+}
+
+fn conv_step(
+    filter: burn::tensor::Tensor<4>,
+    bias: Option<burn::tensor::Tensor<1>>,
+    window: Window,
+) -> Step {
+    let [c_out, c_in, _, _] = filter.dims();
+    Step::Conv {
+        c_in,
+        c_out,
+        window,
+        weight: host(filter),
+        bias: bias.map_or_else(|| vec![0.0; c_out], host),
+        activation: None,
+    }
+}
+
+/// Applies `f` to every value of `x`, as burn's activations define it.
+fn activate(f: Activation, x: &mut [f32]) {
+    match f {
+        Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::LeakyRelu { negative_slope } => {
+            let slope = negative_slope as f32;
+            x.iter_mut()
+                .for_each(|v| *v = if *v >= 0.0 { *v } else { *v * slope })
+        }
+        Activation::Elu { alpha } => {
+            let alpha = alpha as f32;
+            x.iter_mut().for_each(|v| {
+                if *v <= 0.0 {
+                    *v = alpha * v.exp_m1()
+                }
+            })
+        }
+        Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
+        Activation::Sigmoid => x.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
+    }
+}
+
+/// A buffer `[batch, channels, height, width]`.
+struct Maps {
+    values: Vec<f32>,
+    channels: usize,
+    height: usize,
+    width: usize,
+}
+
+impl Maps {
+    fn plane(&self) -> usize {
+        self.height * self.width
+    }
+}
+
+/// Max or mean pooling of every plane, as burn's pools define it: padding is -inf for the max
+/// and counts as zeros in the mean.
+fn pool(x: &Maps, batch: usize, reduce: Reduce, w: Window) -> Maps {
+    let span = w.dilation * (w.kernel - 1) + 1;
+    let out_h = (x.height + 2 * w.padding - span) / w.stride + 1;
+    let out_w = (x.width + 2 * w.padding - span) / w.stride + 1;
+    let mut values = vec![0.0f32; batch * x.channels * out_h * out_w];
+    values
+        .par_chunks_mut(out_h * out_w)
+        .zip(x.values.par_chunks(x.plane()))
+        .for_each(|(out, plane)| {
+            for oy in 0..out_h {
+                for ox in 0..out_w {
+                    let mut acc = match reduce {
+                        Reduce::Max => f32::NEG_INFINITY,
+                        Reduce::Mean => 0.0,
+                    };
+                    for ky in 0..w.kernel {
+                        let y = (oy * w.stride + ky * w.dilation) as isize - w.padding as isize;
+                        for kx in 0..w.kernel {
+                            let xx =
+                                (ox * w.stride + kx * w.dilation) as isize - w.padding as isize;
+                            let inside = (0..x.height as isize).contains(&y)
+                                && (0..x.width as isize).contains(&xx);
+                            if !inside {
+                                continue;
+                            }
+                            let v = plane[y as usize * x.width + xx as usize];
+                            acc = match reduce {
+                                Reduce::Max => acc.max(v),
+                                Reduce::Mean => acc + v,
+                            };
+                        }
+                    }
+                    out[oy * out_w + ox] = match reduce {
+                        Reduce::Max => acc,
+                        Reduce::Mean => acc / (w.kernel * w.kernel) as f32,
+                    };
+                }
+            }
+        });
+    Maps {
+        values,
+        channels: x.channels,
+        height: out_h,
+        width: out_w,
+    }
+}
+
+impl FrozenNet {
+    /// The model it was frozen from.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Runs the model on `x [batch, channels, size, size]` (NCHW, contiguous) and returns its
+    /// output, `[batch, channels', height', width']` flattened, with that shape.
+    pub fn forward(&self, x: &[f32], shape: [usize; 4]) -> Result<(Vec<f32>, [usize; 4])> {
+        let [batch, channels, height, width] = shape;
+        let (c, n) = (self.channels, self.size);
+        if channels != c
+            || height != n
+            || width != n
+            || batch == 0
+            || x.len() != shape.iter().product::<usize>()
+        {
+            return Err(EquivarError::InputShape {
+                context: format!("frozen model `{}`", self.model),
+                expected: format!("[batch >= 1, {c}, {n}, {n}] with as many values"),
+                found: vec![x.len(), batch, channels, height, width],
+                fix: format!(
+                    "the model was frozen for {n}x{n} inputs with {c} channels; pass that shape \
+                     and a buffer of batch * {} values",
+                    c * n * n
+                ),
+            });
+        }
+        let mut maps = Maps {
+            values: x.to_vec(),
+            channels,
+            height,
+            width,
+        };
+        for step in &self.steps {
+            maps = self.run(step, maps, batch);
+        }
+        let shape = [batch, maps.channels, maps.height, maps.width];
+        Ok((maps.values, shape))
+    }
+
+    /// Class scores `[batch, classes]` of a classifier whose output is `1 x 1`, flattened.
+    pub fn logits(&self, x: &[f32], shape: [usize; 4]) -> Result<Vec<f32>> {
+        let (values, [_, _, h, w]) = self.forward(x, shape)?;
+        if h * w != 1 {
+            return Err(EquivarError::InputShape {
+                context: format!("logits of frozen model `{}`", self.model),
+                expected: "a 1x1 output".to_string(),
+                found: vec![h, w],
+                fix: "end the model with a global pool (and a linear head)".to_string(),
+            });
+        }
+        Ok(values)
+    }
+
+    fn run(&self, step: &Step, x: Maps, batch: usize) -> Maps {
+        match step {
+            Step::Conv {
+                c_in,
+                c_out,
+                window: w,
+                weight,
+                bias,
+                activation,
+            } => {
+                let s = ConvShape {
+                    batch,
+                    c_in: *c_in,
+                    height: x.height,
+                    width: x.width,
+                    c_out: *c_out,
+                    kernel: w.kernel,
+                    stride: w.stride,
+                    padding: w.padding,
+                    dilation: w.dilation,
+                };
+                let values = conv_cpu::forward_then(&s, &x.values, weight, Some(bias), |y| {
+                    if let Some(f) = activation {
+                        activate(*f, y)
+                    }
+                });
+                Maps {
+                    values,
+                    channels: *c_out,
+                    height: s.out_height(),
+                    width: s.out_width(),
+                }
+            }
+            Step::Affine { scale, shift } => {
+                let mut x = x;
+                let plane = x.plane();
+                x.values
+                    .par_chunks_mut(plane)
+                    .enumerate()
+                    .for_each(|(i, p)| {
+                        let c = i % scale.len();
+                        p.iter_mut().for_each(|v| *v = *v * scale[c] + shift[c]);
+                    });
+                x
+            }
+            Step::Activation(f) => {
+                let mut x = x;
+                let chunk = x.plane().max(1024);
+                x.values.par_chunks_mut(chunk).for_each(|p| activate(*f, p));
+                x
+            }
+            Step::Pool { reduce, window } => pool(&x, batch, *reduce, *window),
+            Step::GlobalAvgPool => {
+                let plane = x.plane();
+                let values = x
+                    .values
+                    .chunks_exact(plane)
+                    .map(|p| (p.iter().map(|v| *v as f64).sum::<f64>() / plane as f64) as f32)
+                    .collect();
+                Maps {
+                    values,
+                    channels: x.channels,
+                    height: 1,
+                    width: 1,
+                }
+            }
+            Step::GroupReduce { order, reduce } => {
+                let plane = x.plane();
+                let mut values = Vec::with_capacity(x.values.len() / order);
+                for group in x.values.chunks_exact(order * plane) {
+                    for p in 0..plane {
+                        let members = (0..*order).map(|g| group[g * plane + p]);
+                        values.push(match reduce {
+                            Reduce::Max => members.fold(f32::NEG_INFINITY, f32::max),
+                            Reduce::Mean => members.sum::<f32>() / *order as f32,
+                        });
+                    }
+                }
+                Maps {
+                    values,
+                    channels: x.channels / order,
+                    height: x.height,
+                    width: x.width,
+                }
+            }
+            Step::Linear { weight, bias, out } => {
+                let inp = x.channels;
+                let mut values = Vec::with_capacity(batch * out);
+                for features in x.values.chunks_exact(inp) {
+                    for o in 0..*out {
+                        let dot: f32 = (0..inp).map(|i| features[i] * weight[i * out + o]).sum();
+                        values.push(dot + bias.as_ref().map_or(0.0, |b| b[o]));
+                    }
+                }
+                Maps {
+                    values,
+                    channels: *out,
+                    height: 1,
+                    width: 1,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The frozen inference model computes what the net computes in inference mode: filters
+//! expanded once, batch norms folded into the convolutions, activations fused, on models
+//! whose every parameter and running statistic has been moved off its initial value.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Device, Distribution, Tensor};
+use equivar::field::FieldType;
+use equivar::group::Group;
+use equivar::models;
+use equivar::nn::Net;
+use equivar::plan::Exactness;
+use equivar::space::Window;
+use equivar::spec::{Activation, NetSpec, Reduce};
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+fn relative_error(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+    diff / scale.max(1e-30)
+}
+
+/// Adds noise to every float parameter (weights, biases, batch norm scales and shifts), so
+/// that no fold can pass by an initial zero or one.
+struct Perturb;
+
+impl ModuleMapper for Perturb {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| {
+            let noise = Tensor::random(t.shape(), Distribution::Normal(0.0, 0.3), &t.device());
+            t + noise
+        })
+    }
+}
+
+/// `spec` at `size`, perturbed, with running statistics recalibrated on random images.
+fn prepared(spec: &NetSpec, size: usize, device: &Device) -> Net {
+    let ad = device.clone().autodiff();
+    let net = spec
+        .init(size, Exactness::AllowApproximate, &ad)
+        .unwrap()
+        .map(&mut Perturb);
+    let channels = net.plan.input_type.channels();
+    let batches = (0..2).map(|_| {
+        Tensor::<4>::random(
+            [8, channels, size, size],
+            Distribution::Normal(0.3, 1.0),
+            &ad,
+        )
+    });
+    net.recalibrate_batch_norm(batches).unwrap();
+    net
+}
+
+fn compare(net: &Net, batch: usize, device: &Device) -> f64 {
+    let (channels, n) = (net.plan.input_type.channels(), net.plan.input_size);
+    let x = Tensor::<4>::random(
+        [batch, channels, n, n],
+        Distribution::Normal(0.3, 1.0),
+        device,
+    );
+    let inference = net.valid();
+    let want = host(inference.forward(x.clone()));
+    let frozen = net.to_frozen();
+    let (got, shape) = frozen
+        .forward(&host(x.clone()), [batch, channels, n, n])
+        .unwrap();
+    assert_eq!(shape.to_vec(), inference.forward(x).dims().to_vec());
+    relative_error(&got, &want)
+}
+
+#[test]
+fn frozen_reference_models_match_the_inference_net() {
+    let device = Device::flex();
+    device.seed(3);
+    for name in ["abusing-p4", "abusing-p4m", "abusing-z2", "cohen-p4cnn"] {
+        let net = prepared(&models::spec(name).unwrap(), 28, &device);
+        for batch in [1, 3] {
+            let e = compare(&net, batch, &device);
+            assert!(e <= 1e-5, "{name} batch {batch}: relative error {e:.2e}");
+        }
+    }
+}
+
+/// Batch norms after an activation (not foldable), activations after a pool, a mean pool
+/// with padding, a leaky ReLU and an ELU: the steps that are not fused.
+#[test]
+fn unfused_steps_match_the_inference_net() {
+    let device = Device::flex();
+    device.seed(4);
+    let conv3 = Window::new(3).padding(1);
+    let spec = NetSpec::new("unfused", FieldType::trivial(Group::Cyclic(4), 2))
+        .lifting_conv(3, conv3)
+        .activation(Activation::LeakyRelu {
+            negative_slope: 0.1,
+        })
+        .batch_norm()
+        .avg_pool(Window::new(3).stride(2).padding(1))
+        .activation(Activation::Elu { alpha: 0.7 })
+        .group_conv(4, Window::new(3).dilation(2))
+        .batch_norm()
+        .max_pool(Window::new(2).stride(1).padding(1))
+        .activation(Activation::Tanh)
+        .group_pool(Reduce::Mean)
+        .global_avg_pool()
+        .linear(5);
+    let net = prepared(&spec, 17, &device);
+    let e = compare(&net, 2, &device);
+    assert!(e <= 1e-5, "relative error {e:.2e}");
+}
+
+#[test]
+fn a_wrong_input_is_a_named_error() {
+    let device = Device::flex();
+    let net = models::spec("abusing-p4")
+        .unwrap()
+        .init(28, Exactness::Require, &device)
+        .unwrap();
+    let frozen = net.to_frozen();
+    let x = vec![0.0f32; 27 * 27];
+    let e = frozen.forward(&x, [1, 1, 27, 27]).unwrap_err().to_string();
+    assert!(
+        e.contains("frozen model `abusing-p4`") && e.contains("28x28"),
+        "{e}"
+    );
+    let e = frozen.logits(&x, [1, 1, 28, 28]).unwrap_err().to_string();
+    assert!(e.contains("as many values"), "{e}");
+}
