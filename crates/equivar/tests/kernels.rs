@@ -148,6 +148,50 @@ fn forward_without_bias_is_the_plain_product() {
     assert_eq!(y.len(), 2 * 4 * 4 * 3);
 }
 
+/// With fewer images than threads the forward splits each image's output rows into bands
+/// (one im2col + GEMM per band): odd heights, strides, padding, dilation and a bias, in pools
+/// of 2, 3 and 4 threads so the split is taken whatever the machine.
+#[test]
+fn banded_forward_matches_the_reference_loops() {
+    for threads in [2, 3, 4] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for (batch, size, window) in [
+            (1, 13, [3, 1, 1, 1]),
+            (2, 17, [3, 2, 1, 1]),
+            (1, 11, [3, 1, 2, 2]),
+        ] {
+            let [kernel, stride, padding, dilation] = window;
+            let s = ConvShape {
+                batch,
+                c_in: 3,
+                height: size,
+                width: size - 2,
+                c_out: 5,
+                kernel,
+                stride,
+                padding,
+                dilation,
+            };
+            let x: Vec<f32> = (0..s.input_len())
+                .map(|i| ((i * 7) % 11) as f32 - 5.0)
+                .collect();
+            let w: Vec<f32> = (0..s.weight_len())
+                .map(|i| (i % 5) as f32 * 0.3 - 0.6)
+                .collect();
+            let b: Vec<f32> = (0..s.c_out).map(|i| i as f32 - 2.0).collect();
+            let relu = |y: &mut [f32]| y.iter_mut().for_each(|v| *v = v.max(0.0));
+            let y = pool.install(|| conv_cpu::forward_then(&s, &x, &w, Some(&b), relu));
+            let mut want = conv_cpu::reference::forward(&s, &x, &w, Some(&b));
+            relu(&mut want);
+            let e = relative_error(&y, &want);
+            assert!(e <= TOL, "{threads} threads, {s:?}: {e:.2e}");
+        }
+    }
+}
+
 #[test]
 fn invalid_geometry_is_named() {
     let s = ConvShape {

@@ -295,13 +295,14 @@ fn valid_columns(offset: isize, stride: usize, width: usize, out_width: usize) -
 }
 
 /// Calls `f(patch_row, oy, input_row_index, (lo, hi), column_offset)` for every patch row and
-/// output row: the shared walk of im2col and col2im. `input_row_index` is `None` where the
-/// window row lies in the padding.
+/// output row `oy` in `out_rows`: the shared walk of im2col and col2im. `input_row_index` is
+/// `None` where the window row lies in the padding.
 fn for_each_patch_row(
     s: &ConvShape,
+    out_rows: std::ops::Range<usize>,
     mut f: impl FnMut(usize, usize, Option<usize>, (usize, usize), isize),
 ) {
-    let (ho, wo) = (s.out_height(), s.out_width());
+    let wo = s.out_width();
     let k = s.kernel;
     for ci in 0..s.c_in {
         for ky in 0..k {
@@ -309,7 +310,7 @@ fn for_each_patch_row(
                 let row = (ci * k + ky) * k + kx;
                 let x_off = (kx * s.dilation) as isize - s.padding as isize;
                 let cols = valid_columns(x_off, s.stride, s.width, wo);
-                for oy in 0..ho {
+                for oy in out_rows.clone() {
                     let iy = (oy * s.stride + ky * s.dilation) as isize - s.padding as isize;
                     let input_row =
                         (iy >= 0 && iy < s.height as isize).then(|| ci * s.height + iy as usize);
@@ -322,9 +323,15 @@ fn for_each_patch_row(
 
 /// Writes the patch matrix `[K x N]` of one image.
 fn im2col(s: &ConvShape, image: &[f32], col: &mut [f32]) {
-    let (n, wo, w, stride) = (s.out_pixels(), s.out_width(), s.width, s.stride);
-    for_each_patch_row(s, |row, oy, input_row, (lo, hi), x_off| {
-        let dst = &mut col[row * n + oy * wo..row * n + (oy + 1) * wo];
+    im2col_rows(s, image, 0..s.out_height(), col)
+}
+
+/// The patch matrix of one image's output rows `out_rows` only, `[K x rows * W_out]`.
+fn im2col_rows(s: &ConvShape, image: &[f32], out_rows: std::ops::Range<usize>, col: &mut [f32]) {
+    let (wo, w, stride) = (s.out_width(), s.width, s.stride);
+    let (first, n) = (out_rows.start, out_rows.len() * wo);
+    for_each_patch_row(s, out_rows, |row, oy, input_row, (lo, hi), x_off| {
+        let dst = &mut col[row * n + (oy - first) * wo..][..wo];
         let Some(iy) = input_row else {
             dst.fill(0.0);
             return;
@@ -353,25 +360,29 @@ fn im2col(s: &ConvShape, image: &[f32], col: &mut [f32]) {
 /// [`im2col`]).
 fn col2im_add(s: &ConvShape, col: &[f32], image: &mut [f32]) {
     let (n, wo, w, stride) = (s.out_pixels(), s.out_width(), s.width, s.stride);
-    for_each_patch_row(s, |row, oy, input_row, (lo, hi), x_off| {
-        let Some(iy) = input_row else { return };
-        if lo >= hi {
-            return;
-        }
-        let src = &col[row * n + oy * wo + lo..row * n + oy * wo + hi];
-        let dst = &mut image[iy * w..(iy + 1) * w];
-        let start = (lo as isize * stride as isize + x_off) as usize;
-        if stride == 1 {
-            // contiguous on both sides: a plain vectorised add
-            for (d, g) in dst[start..start + src.len()].iter_mut().zip(src) {
-                *d += g;
+    for_each_patch_row(
+        s,
+        0..s.out_height(),
+        |row, oy, input_row, (lo, hi), x_off| {
+            let Some(iy) = input_row else { return };
+            if lo >= hi {
+                return;
             }
-        } else {
-            for (d, g) in dst[start..].iter_mut().step_by(stride).zip(src) {
-                *d += g;
+            let src = &col[row * n + oy * wo + lo..row * n + oy * wo + hi];
+            let dst = &mut image[iy * w..(iy + 1) * w];
+            let start = (lo as isize * stride as isize + x_off) as usize;
+            if stride == 1 {
+                // contiguous on both sides: a plain vectorised add
+                for (d, g) in dst[start..start + src.len()].iter_mut().zip(src) {
+                    *d += g;
+                }
+            } else {
+                for (d, g) in dst[start..].iter_mut().step_by(stride).zip(src) {
+                    *d += g;
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 /// How to spread one call over the machine: rayon over images when the batch can feed every
@@ -399,8 +410,8 @@ pub fn forward(s: &ConvShape, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -
     forward_then(s, x, weight, bias, |_| {})
 }
 
-/// [`forward`], then `epilogue` on each image's output `[C_out, H_out, W_out]` while it is
-/// still in cache (an inference model's activation).
+/// [`forward`], then `epilogue` on the output while it is still in cache (an inference model's
+/// activation). It must act value by value: it may be given any part of the output.
 pub fn forward_then(
     s: &ConvShape,
     x: &[f32],
@@ -411,6 +422,10 @@ pub fn forward_then(
     check_lengths(s, x, weight);
     if let Some(b) = bias {
         assert_eq!(b.len(), s.c_out, "conv2d: bias length");
+    }
+    let threads = rayon::current_num_threads();
+    if s.batch < threads && !s.is_pointwise() && s.out_height() >= 2 * threads {
+        return forward_in_bands(s, x, weight, bias, &epilogue, threads);
     }
     let (k, n) = (s.patch_len(), s.out_pixels());
     let parallelism = gemm_parallelism(s.batch);
@@ -444,6 +459,64 @@ pub fn forward_then(
             }
             epilogue(y);
         });
+    out
+}
+
+/// [`forward_then`] for fewer images than threads (latency): each image's output rows are
+/// split into bands, one task per band doing its own im2col and a single-threaded GEMM. (The
+/// GEMM's own threading leaves im2col serial and, at these sizes, waits on its workers.)
+fn forward_in_bands(
+    s: &ConvShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    epilogue: &(impl Fn(&mut [f32]) + Sync),
+    threads: usize,
+) -> Vec<f32> {
+    let (k, n, wo) = (s.patch_len(), s.out_pixels(), s.out_width());
+    let rows_per_band = s.out_height().div_ceil(threads);
+    let bands: Vec<std::ops::Range<usize>> = (0..s.out_height())
+        .step_by(rows_per_band)
+        .map(|r| r..(r + rows_per_band).min(s.out_height()))
+        .collect();
+    let mut out = vec![0.0f32; s.output_len()];
+    for (y, image) in out
+        .chunks_mut(s.out_image_len())
+        .zip(x.chunks(s.image_len()))
+    {
+        let parts: Vec<Vec<f32>> = bands
+            .par_iter()
+            .map(|rows| {
+                let nb = rows.len() * wo;
+                let mut part = vec![0.0f32; s.c_out * nb];
+                if let Some(b) = bias {
+                    for (row, &value) in part.chunks_mut(nb).zip(b) {
+                        row.fill(value);
+                    }
+                }
+                with_scratch(k * nb, |col| {
+                    im2col_rows(s, image, rows.clone(), col);
+                    sgemm(
+                        (s.c_out, nb, k),
+                        &mut part,
+                        nb,
+                        bias.is_some(),
+                        (weight, k, 1),
+                        (col, nb, 1),
+                        Parallelism::None,
+                    );
+                });
+                epilogue(&mut part);
+                part
+            })
+            .collect();
+        for (rows, part) in bands.iter().zip(&parts) {
+            let nb = rows.len() * wo;
+            for (dst, src) in y.chunks_mut(n).zip(part.chunks(nb)) {
+                dst[rows.start * wo..][..nb].copy_from_slice(src);
+            }
+        }
+    }
     out
 }
 
