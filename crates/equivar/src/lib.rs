@@ -4,12 +4,14 @@
 //! [`plan::Plan`] says, before any tensor exists, whether a model is *exactly* equivariant
 //! at a given input size (a stride-2 layer whose sampling grid is off centre silently breaks
 //! it); [`check`] measures the error per layer; [`Net::export`](nn::Net::export) gives plain
-//! burn layers with identical outputs.
+//! burn layers with identical outputs; [`Net::to_frozen`](nn::Net::to_frozen) a frozen
+//! inference model ([`frozen`]: filters cached, batch norm folded, activations fused).
 //!
 //! Layers, lowest first: [`group`] (C_N, D_N) -> [`space`] (pixel grid actions, windows,
 //! sphere grids) -> [`kernels`] (filter expansion maps, DISCO bases and psi) -> [`field`]
 //! (feature types) -> [`spec`] / [`plan`] (model descriptions and their static plan) -> [`nn`]
-//! (burn modules, including DISCO sphere convolutions) -> [`check`], [`export`], [`models`].
+//! (burn modules, including DISCO sphere convolutions) -> [`check`], [`export`], [`frozen`],
+//! [`models`].
 //! [`ops`] holds our own CPU kernels (conv2d, batch norm and DISCO, forward and backward),
 //! which the layers use on burn's Flex backend.
 //!
