@@ -1,10 +1,15 @@
 //! Times the frozen inference model of a reference net:
-//! `cargo run --release -p equivar --example frozen_profile -- abusing-p4 128`.
+//! `cargo run --release -p equivar --example frozen_profile -- abusing-p4 128` (`WINOGRAD=0`:
+//! im2col + GEMM only).
 use std::time::Instant;
 
 use burn::tensor::Device;
 use equivar::models;
 use equivar::plan::Exactness;
+
+/// As in the CLI: huge pages and reuse of large freed blocks.
+#[global_allocator]
+static ALLOCATOR: equivar::ops::HugePageAllocator = equivar::ops::HugePageAllocator;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -14,7 +19,8 @@ fn main() {
         .expect("model")
         .init(28, Exactness::Require, &Device::flex())
         .expect("net");
-    let frozen = net.to_frozen();
+    let winograd = std::env::var("WINOGRAD").as_deref() != Ok("0");
+    let frozen = net.to_frozen().with_winograd(winograd);
     let x: Vec<f32> = (0..batch * 28 * 28)
         .map(|i| (i % 17) as f32 * 0.1)
         .collect();

@@ -67,12 +67,19 @@ fn compare(net: &Net, batch: usize, device: &Device) -> f64 {
     );
     let inference = net.valid();
     let want = host(inference.forward(x.clone()));
-    let frozen = net.to_frozen();
-    let (got, shape) = frozen
-        .forward(&host(x.clone()), [batch, channels, n, n])
-        .unwrap();
-    assert_eq!(shape.to_vec(), inference.forward(x).dims().to_vec());
-    relative_error(&got, &want)
+    let shape = [batch, channels, n, n];
+    let mut worst = 0.0f64;
+    // With Winograd for the 3x3 convolutions (the default) and with im2col + GEMM only.
+    for winograd in [true, false] {
+        let frozen = net.to_frozen().with_winograd(winograd);
+        let (got, got_shape) = frozen.forward(&host(x.clone()), shape).unwrap();
+        assert_eq!(
+            got_shape.to_vec(),
+            inference.forward(x.clone()).dims().to_vec()
+        );
+        worst = worst.max(relative_error(&got, &want));
+    }
+    worst
 }
 
 #[test]

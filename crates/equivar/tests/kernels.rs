@@ -10,7 +10,7 @@ use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use equivar::ops::conv_cpu::{self, ConvShape, Wanted};
-use equivar::ops::{self, Kernels};
+use equivar::ops::{self, Kernels, winograd_cpu};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 
@@ -187,6 +187,50 @@ fn banded_forward_matches_the_reference_loops() {
             let mut want = conv_cpu::reference::forward(&s, &x, &w, Some(&b));
             relu(&mut want);
             let e = relative_error(&y, &want);
+            assert!(e <= TOL, "{threads} threads, {s:?}: {e:.2e}");
+        }
+    }
+}
+
+/// Winograd F(2x2, 3x3) against the plain loops: odd and even sizes (partial tiles at the
+/// border), padding 0-2, several images and channel counts, chunks split across 1-3 threads.
+#[test]
+fn winograd_forward_matches_the_reference_loops() {
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for (batch, c_in, c_out, height, width, padding) in [
+            (1, 1, 1, 3, 3, 0),
+            (2, 3, 5, 7, 9, 1),
+            (3, 8, 6, 14, 14, 1),
+            (1, 40, 40, 28, 28, 1),
+            (2, 4, 3, 6, 5, 2),
+            (2, 5, 7, 11, 8, 0),
+        ] {
+            let s = ConvShape {
+                batch,
+                c_in,
+                height,
+                width,
+                c_out,
+                kernel: 3,
+                stride: 1,
+                padding,
+                dilation: 1,
+            };
+            let x: Vec<f32> = (0..s.input_len())
+                .map(|i| ((i * 7) % 13) as f32 * 0.2 - 1.2)
+                .collect();
+            let w: Vec<f32> = (0..s.weight_len())
+                .map(|i| ((i * 3) % 7) as f32 * 0.1 - 0.3)
+                .collect();
+            let b: Vec<f32> = (0..c_out).map(|i| 0.5 - i as f32 * 0.1).collect();
+            let filter = winograd_cpu::WinogradFilter::new(&w, c_out, c_in);
+            let got = pool.install(|| winograd_cpu::forward(&s, &x, &filter, &b, |_| {}));
+            let want = conv_cpu::reference::forward(&s, &x, &w, Some(&b));
+            let e = relative_error(&got, &want);
             assert!(e <= TOL, "{threads} threads, {s:?}: {e:.2e}");
         }
     }

@@ -25,6 +25,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::conv_cpu::sgemm;
+use super::{SharedOut, has_avx2_fma};
 use crate::kernels::DiscoPsi;
 
 /// Longitudes per register block: 8 AVX2 registers of f32, enough independent FMA chains
@@ -179,18 +180,6 @@ pub fn gather_into(psi: &DiscoPsi, x: &[f32], y: &mut [f32]) {
                 }
             })
         });
-}
-
-/// Whether this CPU runs the AVX2 + FMA builds of the plane kernels.
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// One plane of [`gather`], row by output ring so that the few input rings it reads stay in
@@ -419,30 +408,6 @@ fn accumulate_outer<const FMA: bool>(
         for o in o0..m {
             dw[o * j + jj] += dot(o, jj, 0);
         }
-    }
-}
-
-/// A `&mut [f32]` that parallel tasks write disjoint parts of.
-#[derive(Clone, Copy)]
-struct SharedOut {
-    ptr: usize,
-    len: usize,
-}
-
-impl SharedOut {
-    fn new(v: &mut [f32]) -> Self {
-        SharedOut {
-            ptr: v.as_mut_ptr() as usize,
-            len: v.len(),
-        }
-    }
-
-    /// SAFETY: callers must write only elements no other task touches, and the slice `new`
-    /// was made from must outlive every task.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice(&self) -> &mut [f32] {
-        // SAFETY: as the caller promises above.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut f32, self.len) }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod conv_cpu;
 pub mod disco_cpu;
 mod flex;
 mod huge_pages;
+pub mod winograd_cpu;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -318,4 +319,40 @@ pub fn disco_conv_transpose(
         .reshape([b * o, k, nlat, nlon]);
     let (t, p) = (psi.columns.nlat, psi.columns.nlon);
     with_bias(disco_scatter(mixed, psi).reshape([b, o, t, p]), bias)
+}
+
+/// A `&mut [f32]` that parallel tasks write disjoint parts of.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedOut {
+    ptr: usize,
+    len: usize,
+}
+
+impl SharedOut {
+    pub(crate) fn new(v: &mut [f32]) -> Self {
+        SharedOut {
+            ptr: v.as_mut_ptr() as usize,
+            len: v.len(),
+        }
+    }
+
+    /// SAFETY: callers must write only elements no other task touches, and the slice `new`
+    /// was made from must outlive every task.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice(&self) -> &mut [f32] {
+        // SAFETY: as the caller promises above.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut f32, self.len) }
+    }
+}
+
+/// Whether this CPU runs the AVX2 + FMA builds of our kernels (checked at run time).
+pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
