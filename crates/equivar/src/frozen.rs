@@ -19,10 +19,6 @@ use crate::ops::winograd_cpu::{self, WinogradFilter};
 use crate::space::Window;
 use crate::spec::{Activation, Reduce};
 
-/// Input channels from which 3x3 convolutions use Winograd F(2x2, 3x3): with fewer, the
-/// transforms cost more than the multiplications they save.
-const WINOGRAD_MIN_CHANNELS: usize = 8;
-
 /// One step of a [`FrozenNet`], on `[batch, channels, height, width]` buffers.
 #[derive(Clone, Debug)]
 enum Step {
@@ -182,7 +178,7 @@ impl Net {
             } = step
             {
                 let fits = window.kernel == 3 && window.stride == 1 && window.dilation == 1;
-                if fits && *c_in >= WINOGRAD_MIN_CHANNELS {
+                if fits && *c_in >= winograd_cpu::MIN_CHANNELS {
                     *winograd = Some(WinogradFilter::new(weight, *c_out, *c_in));
                 }
             }
@@ -192,7 +188,7 @@ impl Net {
             model: self.plan.model.clone(),
             channels: self.plan.input_type.channels(),
             size: self.plan.input_size,
-            winograd: true,
+            winograd: winograd_cpu::enabled(),
         }
     }
 }
@@ -300,8 +296,8 @@ fn pool(x: &Maps, batch: usize, reduce: Reduce, w: Window) -> Maps {
 }
 
 impl FrozenNet {
-    /// Switches Winograd F(2x2, 3x3) for the 3x3 convolutions on (the default) or off (plain
-    /// im2col + GEMM everywhere), e.g. to compare the two.
+    /// Switches Winograd F(2x2, 3x3) for the 3x3 convolutions on (the default, unless
+    /// `EQUIVAR_WINOGRAD=0`) or off (plain im2col + GEMM everywhere), e.g. to compare the two.
     pub fn with_winograd(mut self, enabled: bool) -> Self {
         self.winograd = enabled;
         self

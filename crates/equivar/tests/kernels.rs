@@ -192,7 +192,7 @@ fn banded_forward_matches_the_reference_loops() {
     }
 }
 
-/// Winograd F(2x2, 3x3) against the plain loops: odd and even sizes (partial tiles at the
+/// Winograd F(2x2, 3x3), forward and input gradient, against the plain loops: odd and even sizes (partial tiles at the
 /// border), padding 0-2, several images and channel counts, chunks split across 1-3 threads.
 #[test]
 fn winograd_forward_matches_the_reference_loops() {
@@ -232,6 +232,24 @@ fn winograd_forward_matches_the_reference_loops() {
             let want = conv_cpu::reference::forward(&s, &x, &w, Some(&b));
             let e = relative_error(&got, &want);
             assert!(e <= TOL, "{threads} threads, {s:?}: {e:.2e}");
+            // The input gradient as a Winograd convolution of dy.
+            let dy: Vec<f32> = (0..s.output_len())
+                .map(|i| ((i * 5) % 9) as f32 * 0.25 - 1.0)
+                .collect();
+            let got = pool.install(|| winograd_cpu::input_grad(&s, &w, &dy));
+            let wanted = Wanted {
+                input: true,
+                weight: false,
+                bias: false,
+            };
+            let want = conv_cpu::reference::backward(&s, &x, &w, &dy, wanted)
+                .input
+                .unwrap();
+            let e = relative_error(&got, &want);
+            assert!(
+                e <= TOL,
+                "input gradient, {threads} threads, {s:?}: {e:.2e}"
+            );
         }
     }
 }

@@ -19,6 +19,7 @@ use burn::tensor::{DType, TensorData};
 use super::batch_norm_cpu::{self, NormShape};
 use super::conv_cpu::{self, ConvShape, Wanted};
 use super::disco_cpu;
+use super::winograd_cpu;
 use crate::kernels::DiscoPsi;
 
 #[backend_extension(Flex, Autodiff)]
@@ -125,7 +126,13 @@ impl GConvBackend for Flex {
     ) -> FlexTensor {
         assert_eq!(x.dtype(), DType::F32, "equivar conv kernels run in f32");
         let s = ConvShape::of(&dims(&x), &dims(&weight), stride, padding, dilation);
-        let y = conv_cpu::forward(&s, &f32s(&x), &f32s(&weight), Some(&f32s(&bias)));
+        let (x, weight, bias) = (f32s(&x), f32s(&weight), f32s(&bias));
+        let y = if winograd_cpu::pays(&s) {
+            let filter = winograd_cpu::WinogradFilter::new(&weight, s.c_out, s.c_in);
+            winograd_cpu::forward(&s, &x, &filter, &bias, |_| {})
+        } else {
+            conv_cpu::forward(&s, &x, &weight, Some(&bias))
+        };
         flex_tensor(y, vec![s.batch, s.c_out, s.out_height(), s.out_width()])
     }
 
@@ -312,7 +319,24 @@ impl Backward<Flex, 3> for ConvBackward {
             weight: node_weight.is_some(),
             bias: node_bias.is_some(),
         };
-        let g = conv_cpu::backward(&s, &f32s(&x), &f32s(&weight), &f32s(&dy), wanted);
+        let (x, weight, dy) = (f32s(&x), f32s(&weight), f32s(&dy));
+        // The input gradient is a 3x3 convolution too: Winograd where it pays (its input has
+        // c_out channels), im2col + GEMM + col2im otherwise, with the other gradients.
+        let adjoint = ConvShape { c_in: s.c_out, ..s };
+        let winograd_dx = wanted.input && s.padding <= 2 && winograd_cpu::pays(&adjoint);
+        let mut g = conv_cpu::backward(
+            &s,
+            &x,
+            &weight,
+            &dy,
+            Wanted {
+                input: wanted.input && !winograd_dx,
+                ..wanted
+            },
+        );
+        if winograd_dx {
+            g.input = Some(winograd_cpu::input_grad(&s, &weight, &dy));
+        }
         let k = s.kernel;
         if let (Some(node), Some(dx)) = (node_x, g.input) {
             let shape = vec![s.batch, s.c_in, s.height, s.width];

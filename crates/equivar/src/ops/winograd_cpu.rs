@@ -43,6 +43,52 @@ pub fn supports(s: &ConvShape) -> bool {
     s.kernel == 3 && s.stride == 1 && s.dilation == 1
 }
 
+/// Whether equivar's convolution kernels use Winograd where it pays: `EQUIVAR_WINOGRAD=0` in
+/// the environment switches it off (read once), e.g. to compare.
+pub fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("EQUIVAR_WINOGRAD").as_deref() != Ok("0"))
+}
+
+/// Input channels from which Winograd runs faster than im2col + GEMM here: with fewer, the
+/// transforms cost more than the multiplications they save.
+pub const MIN_CHANNELS: usize = 8;
+
+/// Whether a convolution of this geometry should run as Winograd F(2x2, 3x3): batches of at
+/// least one image per thread (a single image is faster in im2col bands, see
+/// `conv_cpu::forward_then`).
+pub fn pays(s: &ConvShape) -> bool {
+    supports(s) && s.c_in >= MIN_CHANNELS && s.batch >= rayon::current_num_threads() && enabled()
+}
+
+/// The input gradient of a 3x3, stride-1 convolution with padding <= 2, `dx [B, in, H, W]`,
+/// from `dy [B, out, H', W']`: itself a 3x3 convolution of dy with the filter turned by 180
+/// degrees, in and out channels swapped, and padding 2 - p.
+pub fn input_grad(s: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert!(
+        supports(s) && s.padding <= 2,
+        "a 3x3 stride-1 conv, padding <= 2"
+    );
+    let mut turned = vec![0.0f32; weight.len()];
+    for co in 0..s.c_out {
+        for ci in 0..s.c_in {
+            for k in 0..9 {
+                turned[(ci * s.c_out + co) * 9 + k] = weight[(co * s.c_in + ci) * 9 + 8 - k];
+            }
+        }
+    }
+    let adjoint = ConvShape {
+        c_in: s.c_out,
+        c_out: s.c_in,
+        height: s.out_height(),
+        width: s.out_width(),
+        padding: 2 - s.padding,
+        ..*s
+    };
+    let filter = WinogradFilter::new(&turned, s.c_in, s.c_out);
+    forward(&adjoint, dy, &filter, &vec![0.0; s.c_in], |_| {})
+}
+
 /// `[g0, g1, g2] -> G [g0, g1, g2]`.
 #[inline(always)]
 fn g_rows(g: [f32; 3]) -> [f32; 4] {
