@@ -178,7 +178,7 @@ impl Net {
             } = step
             {
                 let fits = window.kernel == 3 && window.stride == 1 && window.dilation == 1;
-                if fits && *c_in >= winograd_cpu::MIN_CHANNELS {
+                if fits && (*c_in).min(*c_out) >= winograd_cpu::MIN_CHANNELS {
                     *winograd = Some(WinogradFilter::new(weight, *c_out, *c_in));
                 }
             }

@@ -50,15 +50,19 @@ pub fn enabled() -> bool {
     *ENABLED.get_or_init(|| std::env::var("EQUIVAR_WINOGRAD").as_deref() != Ok("0"))
 }
 
-/// Input channels from which Winograd runs faster than im2col + GEMM here: with fewer, the
-/// transforms cost more than the multiplications they save.
+/// Input and output channels from which Winograd runs faster than im2col + GEMM here: with
+/// fewer, the transforms (per input channel) or the small GEMMs cost more than the
+/// multiplications they save (a lifting conv's input gradient, 40 -> 1, took twice as long).
 pub const MIN_CHANNELS: usize = 8;
 
 /// Whether a convolution of this geometry should run as Winograd F(2x2, 3x3): batches of at
 /// least one image per thread (a single image is faster in im2col bands, see
 /// `conv_cpu::forward_then`).
 pub fn pays(s: &ConvShape) -> bool {
-    supports(s) && s.c_in >= MIN_CHANNELS && s.batch >= rayon::current_num_threads() && enabled()
+    supports(s)
+        && s.c_in.min(s.c_out) >= MIN_CHANNELS
+        && s.batch >= rayon::current_num_threads()
+        && enabled()
 }
 
 /// The input gradient of a 3x3, stride-1 convolution with padding <= 2, `dx [B, in, H, W]`,
