@@ -59,6 +59,15 @@ fn main() {
         let t = Instant::now();
         let _ = disco_cpu::conv_backward(&psi, s, &x, &w, &out, (true, true));
         let tb = t.elapsed().as_secs_f64() * 1e3;
-        println!("gather {tg:.1} ms, scatter {ts:.1} ms, conv fwd {tf:.1} ms, conv bwd {tb:.1} ms");
+        let t = Instant::now();
+        let _ = disco_cpu::conv_backward(&psi, s, &x, &w, &out, (true, false));
+        let tx = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        let _ = disco_cpu::conv_backward(&psi, s, &x, &w, &out, (false, true));
+        let tw = t.elapsed().as_secs_f64() * 1e3;
+        println!(
+            "gather {tg:.1} ms, scatter {ts:.1} ms, conv fwd {tf:.1} ms, conv bwd {tb:.1} ms \
+             (input gradient alone {tx:.1}, weight gradient alone {tw:.1})"
+        );
     }
 }
