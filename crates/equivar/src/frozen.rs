@@ -257,6 +257,24 @@ fn pool(x: &Maps, batch: usize, reduce: Reduce, w: Window) -> Maps {
         .par_chunks_mut(out_h * out_w)
         .zip(x.values.par_chunks(x.plane()))
         .for_each(|(out, plane)| {
+            if reduce == Reduce::Max
+                && w.kernel == 2
+                && w.stride == 2
+                && w.padding == 0
+                && w.dilation == 1
+            {
+                // The common 2x2/2 max pool: two input rows per output row, no bounds to test.
+                for (oy, out_row) in out.chunks_exact_mut(out_w).enumerate() {
+                    let top = &plane[2 * oy * x.width..][..2 * out_w];
+                    let bottom = &plane[(2 * oy + 1) * x.width..][..2 * out_w];
+                    for (ox, o) in out_row.iter_mut().enumerate() {
+                        *o = top[2 * ox]
+                            .max(top[2 * ox + 1])
+                            .max(bottom[2 * ox].max(bottom[2 * ox + 1]));
+                    }
+                }
+                return;
+            }
             for oy in 0..out_h {
                 for ox in 0..out_w {
                     let mut acc = match reduce {
