@@ -199,15 +199,8 @@ fn gather_plane<const FMA: bool>(psi: &DiscoPsi, doubled: &[f32], y: &mut [f32])
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gather_plane_avx2(psi: &DiscoPsi, doubled: &[f32], y: &mut [f32]) {
-    gather_plane::<true>(psi, doubled, y)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn gather_plane_avx2(psi: &DiscoPsi, doubled: &[f32], y: &mut [f32]) {
-    gather_plane::<false>(psi, doubled, y)
+avx2_fma_build! {
+    fn gather_plane_avx2(psi: &DiscoPsi, doubled: &[f32], y: &mut [f32]) = gather_plane::<FMA>
 }
 
 /// The adjoint of [`gather`]: `y [planes, K, nlat_out, nlon_out]` to `x [planes, nlat_in,
@@ -281,15 +274,8 @@ fn scatter_plane<const FMA: bool>(psi: &DiscoPsi, doubled: &[f32], x: &mut [f32]
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn scatter_plane_avx2(psi: &DiscoPsi, doubled: &[f32], x: &mut [f32]) {
-    scatter_plane::<true>(psi, doubled, x)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn scatter_plane_avx2(psi: &DiscoPsi, doubled: &[f32], x: &mut [f32]) {
-    scatter_plane::<false>(psi, doubled, x)
+avx2_fma_build! {
+    fn scatter_plane_avx2(psi: &DiscoPsi, doubled: &[f32], x: &mut [f32]) = scatter_plane::<FMA>
 }
 
 /// Pixels per block of [`mix_rows`]: two AVX2 registers.
@@ -664,31 +650,16 @@ fn forward_ring<const FMA: bool>(
     );
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn forward_ring_avx2(
-    psi: &DiscoPsi,
-    window: &DoubledRings,
-    s: DiscoShape,
-    weight: &[f32],
-    t: usize,
-    ring: &mut RingScratch,
-    dst: &mut [f32],
-) {
-    forward_ring::<true>(psi, window, s, weight, t, ring, dst)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn forward_ring_avx2(
-    psi: &DiscoPsi,
-    window: &DoubledRings,
-    s: DiscoShape,
-    weight: &[f32],
-    t: usize,
-    ring: &mut RingScratch,
-    dst: &mut [f32],
-) {
-    forward_ring::<false>(psi, window, s, weight, t, ring, dst)
+avx2_fma_build! {
+    fn forward_ring_avx2(
+        psi: &DiscoPsi,
+        window: &DoubledRings,
+        s: DiscoShape,
+        weight: &[f32],
+        t: usize,
+        ring: &mut RingScratch,
+        dst: &mut [f32],
+    ) = forward_ring::<FMA>
 }
 
 /// Gradients of [`conv_forward`] for x and the weight, each only if wanted, image by image.
@@ -900,31 +871,16 @@ fn input_grad_rings<const FMA: bool>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn input_grad_rings_avx2(
-    psi: &DiscoPsi,
-    s: DiscoShape,
-    w_t: &[f32],
-    window: &RingWindow,
-    dout_b: &[f32],
-    rings: std::ops::Range<usize>,
-    dx_b: &mut [f32],
-) {
-    input_grad_rings::<true>(psi, s, w_t, window, dout_b, rings, dx_b)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn input_grad_rings_avx2(
-    psi: &DiscoPsi,
-    s: DiscoShape,
-    w_t: &[f32],
-    window: &RingWindow,
-    dout_b: &[f32],
-    rings: std::ops::Range<usize>,
-    dx_b: &mut [f32],
-) {
-    input_grad_rings::<false>(psi, s, w_t, window, dout_b, rings, dx_b)
+avx2_fma_build! {
+    fn input_grad_rings_avx2(
+        psi: &DiscoPsi,
+        s: DiscoShape,
+        w_t: &[f32],
+        window: &RingWindow,
+        dout_b: &[f32],
+        rings: std::ops::Range<usize>,
+        dx_b: &mut [f32],
+    ) = input_grad_rings::<FMA>
 }
 
 /// The weight gradient's share of output rings `chunk` of one image, added to `acc [out, in
@@ -977,63 +933,31 @@ fn weight_grad_ring<const FMA: bool>(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn accumulate_outer_avx2(
-    dw: &mut [f32],
-    m: usize,
-    j: usize,
-    a: &[f32],
-    b: &[f32],
-    a_stride: usize,
-    b_stride: usize,
-    n: usize,
-) {
-    accumulate_outer::<true>(dw, m, j, a, b, a_stride, b_stride, n)
+avx2_fma_build! {
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn accumulate_outer_avx2(
+        dw: &mut [f32],
+        m: usize,
+        j: usize,
+        a: &[f32],
+        b: &[f32],
+        a_stride: usize,
+        b_stride: usize,
+        n: usize,
+    ) = accumulate_outer::<FMA>
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn accumulate_outer_avx2(
-    dw: &mut [f32],
-    m: usize,
-    j: usize,
-    a: &[f32],
-    b: &[f32],
-    a_stride: usize,
-    b_stride: usize,
-    n: usize,
-) {
-    accumulate_outer::<false>(dw, m, j, a, b, a_stride, b_stride, n)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn weight_grad_ring_avx2(
-    psi: &DiscoPsi,
-    window: &DoubledRings,
-    s: DiscoShape,
-    dout_t: &[f32],
-    t: usize,
-    ring: &mut RingScratch,
-    acc: &mut [f32],
-) {
-    weight_grad_ring::<true>(psi, window, s, dout_t, t, ring, acc)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn weight_grad_ring_avx2(
-    psi: &DiscoPsi,
-    window: &DoubledRings,
-    s: DiscoShape,
-    dout_t: &[f32],
-    t: usize,
-    ring: &mut RingScratch,
-    acc: &mut [f32],
-) {
-    weight_grad_ring::<false>(psi, window, s, dout_t, t, ring, acc)
+avx2_fma_build! {
+    fn weight_grad_ring_avx2(
+        psi: &DiscoPsi,
+        window: &DoubledRings,
+        s: DiscoShape,
+        dout_t: &[f32],
+        t: usize,
+        ring: &mut RingScratch,
+        acc: &mut [f32],
+    ) = weight_grad_ring::<FMA>
 }
 
 /// `weight [out, in, K]` as `[out, K, in]`: the transposed convolution mixes channels first.

@@ -7,6 +7,40 @@
 //! and [`disco_conv`] / [`disco_conv_transpose`] run [`disco_cpu`]'s fused sphere kernels in
 //! place of a select, a scatter-add and a batched matmul.
 
+/// Defines `unsafe fn $name(args)` running `$f` built for AVX2 + FMA on x86_64 (callers check
+/// [`has_avx2_fma`] first), and a plain build elsewhere: `= f::<FMA>` for kernels generic over
+/// whether FMA is available, `= f` for code that only needs the wider registers.
+macro_rules! avx2_fma_build {
+    ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) = $f:ident::<FMA>) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        $(#[$attr])*
+        unsafe fn $name($($arg: $ty),*) {
+            $f::<true>($($arg),*)
+        }
+
+        #[cfg(not(target_arch = "x86_64"))]
+        $(#[$attr])*
+        unsafe fn $name($($arg: $ty),*) {
+            $f::<false>($($arg),*)
+        }
+    };
+    ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) = $f:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        $(#[$attr])*
+        unsafe fn $name($($arg: $ty),*) {
+            $f($($arg),*)
+        }
+
+        #[cfg(not(target_arch = "x86_64"))]
+        $(#[$attr])*
+        unsafe fn $name($($arg: $ty),*) {
+            $f($($arg),*)
+        }
+    };
+}
+
 pub mod batch_norm_cpu;
 pub mod conv_cpu;
 pub mod disco_cpu;

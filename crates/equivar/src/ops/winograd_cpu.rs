@@ -396,50 +396,23 @@ fn transform_output(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn transform_input_avx2(
-    s: &ConvShape,
-    padded: &[f32],
-    tiles: &TileGrid,
-    rows: std::ops::Range<usize>,
-    v: &mut [f32],
-) {
-    transform_input(s, padded, tiles, rows, v)
+avx2_fma_build! {
+    fn transform_input_avx2(
+        s: &ConvShape,
+        padded: &[f32],
+        tiles: &TileGrid,
+        rows: std::ops::Range<usize>,
+        v: &mut [f32],
+    ) = transform_input
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn transform_input_avx2(
-    s: &ConvShape,
-    padded: &[f32],
-    tiles: &TileGrid,
-    rows: std::ops::Range<usize>,
-    v: &mut [f32],
-) {
-    transform_input(s, padded, tiles, rows, v)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn transform_output_avx2(
-    s: &ConvShape,
-    m: &[f32],
-    bias: &[f32],
-    tiles: &TileGrid,
-    rows: std::ops::Range<usize>,
-    out: &mut [f32],
-) {
-    transform_output(s, m, bias, tiles, rows, out)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn transform_output_avx2(
-    s: &ConvShape,
-    m: &[f32],
-    bias: &[f32],
-    tiles: &TileGrid,
-    rows: std::ops::Range<usize>,
-    out: &mut [f32],
-) {
-    transform_output(s, m, bias, tiles, rows, out)
+avx2_fma_build! {
+    fn transform_output_avx2(
+        s: &ConvShape,
+        m: &[f32],
+        bias: &[f32],
+        tiles: &TileGrid,
+        rows: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) = transform_output
 }
