@@ -177,8 +177,8 @@ impl Net {
                 ..
             } = step
             {
-                let fits = window.kernel == 3 && window.stride == 1 && window.dilation == 1;
-                if fits && (*c_in).min(*c_out) >= winograd_cpu::MIN_CHANNELS {
+                let w = window;
+                if winograd_cpu::suits_layer(w.kernel, w.stride, w.dilation, *c_in, *c_out) {
                     *winograd = Some(WinogradFilter::new(weight, *c_out, *c_in));
                 }
             }
@@ -403,8 +403,7 @@ impl FrozenNet {
                     }
                 };
                 let values = match winograd {
-                    // As in training: a single image runs faster in im2col bands.
-                    Some(filter) if self.winograd && batch >= rayon::current_num_threads() => {
+                    Some(filter) if self.winograd && winograd_cpu::suits(&s) => {
                         winograd_cpu::forward(&s, &x.values, filter, bias, epilogue)
                     }
                     _ => conv_cpu::forward_then(&s, &x.values, weight, Some(bias), epilogue),

@@ -55,14 +55,31 @@ pub fn enabled() -> bool {
 /// multiplications they save (a lifting conv's input gradient, 40 -> 1, took twice as long).
 pub const MIN_CHANNELS: usize = 8;
 
-/// Whether a convolution of this geometry should run as Winograd F(2x2, 3x3): batches of at
-/// least one image per thread (a single image is faster in im2col bands, see
-/// `conv_cpu::forward_then`).
-pub fn pays(s: &ConvShape) -> bool {
-    supports(s)
-        && s.c_in.min(s.c_out) >= MIN_CHANNELS
+/// Whether a layer with this window and these channel counts is one Winograd speeds up
+/// (given a batch it [`suits`]): a 3x3 window, stride 1, no dilation, >= [`MIN_CHANNELS`]
+/// channels in and out.
+pub fn suits_layer(
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    c_in: usize,
+    c_out: usize,
+) -> bool {
+    kernel == 3 && stride == 1 && dilation == 1 && c_in.min(c_out) >= MIN_CHANNELS
+}
+
+/// Whether a convolution of this geometry runs faster as Winograd F(2x2, 3x3): a layer it
+/// [`suits_layer`], over at least one image per thread (a single image is faster in im2col
+/// bands, see `conv_cpu::forward_then`).
+pub fn suits(s: &ConvShape) -> bool {
+    suits_layer(s.kernel, s.stride, s.dilation, s.c_in, s.c_out)
         && s.batch >= rayon::current_num_threads()
-        && enabled()
+}
+
+/// Whether equivar's kernels run this convolution as Winograd: it [`suits`] and Winograd is
+/// [`enabled`].
+pub fn pays(s: &ConvShape) -> bool {
+    suits(s) && enabled()
 }
 
 /// The input gradient of a 3x3, stride-1 convolution with padding <= 2, `dx [B, in, H, W]`,
