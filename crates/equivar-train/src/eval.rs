@@ -13,23 +13,6 @@ use crate::trainer::count_correct;
 /// Images per forward pass during evaluation.
 const EVAL_BATCH: usize = 500;
 
-/// How many rows of `logits [batch, classes]` have their largest score (the first, on ties, as
-/// burn's argmax) at the label.
-fn count_correct_host(logits: &[f32], labels: &[i64]) -> usize {
-    let classes = logits.len() / labels.len().max(1);
-    logits
-        .chunks_exact(classes)
-        .zip(labels)
-        .filter(|(row, label)| {
-            let best = row
-                .iter()
-                .enumerate()
-                .fold(0, |best, (i, v)| if *v > row[best] { i } else { best });
-            best as i64 == **label
-        })
-        .count()
-}
-
 /// Accuracy (percent) of one model at each test angle (degrees).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RotationCurve {
@@ -111,17 +94,11 @@ pub fn rotation_curve(
         let mut correct = 0;
         for chunk in indices.chunks(EVAL_BATCH) {
             let (x, y) = test.batch(chunk, &vec![angle; chunk.len()], device);
-            correct += match &frozen {
-                Some(frozen) => {
-                    let shape = x.dims();
-                    let values = x.into_data().try_into_vec::<f32>().expect("f32 images");
-                    let logits = frozen.logits(&values, shape)?;
-                    let labels = y.into_data().convert::<i64>().try_into_vec::<i64>();
-                    let labels = labels.expect("integer labels");
-                    count_correct_host(&logits, &labels)
-                }
-                None => count_correct(net.logits(x)?, y),
+            let logits = match &frozen {
+                Some(frozen) => frozen.tensor_logits(x)?,
+                None => net.logits(x)?,
             };
+            correct += count_correct(logits, y);
         }
         let acc = 100.0 * correct as f64 / test.len() as f64;
         bar.set_message(format!("{angle:>3} deg: {acc:.2}%"));
@@ -135,16 +112,4 @@ pub fn rotation_curve(
         accuracy,
         test_images: test.len(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_argmax_counts_the_first_largest_score() {
-        let logits = [0.1, 0.9, 0.0, 2.0, 1.0, 2.0, -1.0, -3.0, -2.0];
-        assert_eq!(count_correct_host(&logits, &[1, 0, 0]), 3);
-        assert_eq!(count_correct_host(&logits, &[1, 2, 2]), 1);
-    }
 }

@@ -10,6 +10,7 @@
 //! kernels whatever device the net lives on.
 
 use burn::module::Module;
+use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::error::{EquivarError, Result};
@@ -72,7 +73,7 @@ pub struct FrozenNet {
 }
 
 /// Host values of a tensor of any rank.
-fn host<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
@@ -193,11 +194,7 @@ impl Net {
     }
 }
 
-fn conv_step(
-    filter: burn::tensor::Tensor<4>,
-    bias: Option<burn::tensor::Tensor<1>>,
-    window: Window,
-) -> Step {
+fn conv_step(filter: Tensor<4>, bias: Option<Tensor<1>>, window: Window) -> Step {
     let [c_out, c_in, _, _] = filter.dims();
     Step::Conv {
         c_in,
@@ -373,6 +370,18 @@ impl FrozenNet {
             });
         }
         Ok(values)
+    }
+
+    /// [`FrozenNet::logits`] of a burn tensor `x [batch, channels, size, size]`, as a tensor
+    /// `[batch, classes]` on x's device (the model itself runs on the CPU).
+    pub fn tensor_logits(&self, x: Tensor<4>) -> Result<Tensor<2>> {
+        let (shape, device) = (x.dims(), x.device());
+        let logits = self.logits(&host(x), shape)?;
+        let classes = logits.len() / shape[0];
+        Ok(Tensor::from_data(
+            TensorData::new(logits, [shape[0], classes]),
+            &device,
+        ))
     }
 
     fn run(&self, step: &Step, x: Maps, batch: usize) -> Maps {

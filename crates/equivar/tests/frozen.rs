@@ -92,6 +92,13 @@ fn frozen_reference_models_match_the_inference_net() {
             let e = compare(&net, batch, &device);
             assert!(e <= 1e-5, "{name} batch {batch}: relative error {e:.2e}");
         }
+        // The tensor entry point (what evaluation calls) gives the inference net's logits.
+        let x = Tensor::<4>::random([3, 1, 28, 28], Distribution::Normal(0.3, 1.0), &device);
+        let want = host(net.valid().logits(x.clone()).unwrap());
+        let got = net.to_frozen().tensor_logits(x).unwrap();
+        assert_eq!(got.dims(), [3, 10]);
+        let e = relative_error(&host(got), &want);
+        assert!(e <= 1e-5, "{name} tensor logits: relative error {e:.2e}");
     }
 }
 
