@@ -12,19 +12,9 @@ use equivar::plan::Exactness;
 use equivar::space::Window;
 use equivar::spec::{Activation, NetSpec, Reduce};
 
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
+mod common;
 
-fn relative_error(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
-    diff / scale.max(1e-30)
-}
+use common::{host, relative_error};
 
 /// Adds noise to every float parameter (weights, biases, batch norm scales and shifts), so
 /// that no fold can pass by an initial zero or one.

@@ -7,19 +7,9 @@ use equivar::models;
 use equivar::nn::{Layer, Net};
 use equivar::plan::Exactness;
 
-fn host(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
+mod common;
 
-fn relative_error(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() as f64));
-    diff / scale.max(1e-30)
-}
+use common::{host, relative_error};
 
 fn training_net(device: &Device) -> Net {
     models::spec("abusing-p4")
