@@ -262,9 +262,6 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    if std::env::var("EQUIVAR_HUGE_PAGES").as_deref() == Ok("0") {
-        equivar::ops::set_huge_pages(false);
-    }
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

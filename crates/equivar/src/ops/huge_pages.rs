@@ -26,25 +26,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static HUGE_PAGES: AtomicBool = AtomicBool::new(true);
 static BLOCK_REUSE: AtomicBool = AtomicBool::new(true);
 
-/// Switches the huge-page advice on or off for the whole process (for A/B measurements; the
-/// CLI reads `EQUIVAR_HUGE_PAGES=0`).
+/// Switches the huge-page advice on or off for the whole process (for A/B measurements;
+/// `EQUIVAR_HUGE_PAGES=0` in the environment starts it off where this allocator is installed).
 pub fn set_huge_pages(enabled: bool) {
     HUGE_PAGES.store(enabled, Ordering::Relaxed);
 }
 
 /// Switches the reuse of large freed blocks on or off (`EQUIVAR_BLOCK_REUSE=0` in the
-/// environment starts it off); switching it off also returns the blocks held now.
+/// environment starts it off where this allocator is installed); switching it off also
+/// returns the blocks held now.
 pub fn set_block_reuse(enabled: bool) {
     BLOCK_REUSE.store(enabled, Ordering::Relaxed);
-    if !enabled {
-        let held = CACHE.lock().map(|mut c| c.take_all());
-        if let Ok(blocks) = held {
-            for block in blocks.into_iter().flatten() {
-                // SAFETY: each block was allocated by `System` with exactly this layout and is
-                // no longer in the cache, so nobody else can hand it out.
-                unsafe { System.dealloc(block.ptr as *mut u8, block.layout()) }
-            }
-        }
+    if !enabled && let Ok(blocks) = CACHE.lock().map(|mut c| c.take_all()) {
+        release(blocks);
     }
 }
 
@@ -175,18 +169,27 @@ impl BlockCache {
     }
 }
 
-/// On the first allocation: reads `EQUIVAR_BLOCK_REUSE=0` (reuse off, malloc untouched, for
-/// A/B measurements), else fixes glibc's mmap threshold at 32 MB, its ceiling, and the heap
-/// trim threshold at twice that: the values glibc's own adjustment reaches once a large block
-/// has been freed. Blocks under 16 MB then come from malloc's reused heap rather than fresh
-/// mappings.
-fn tune_malloc() {
+/// Whether the environment sets `name` to `0`, read without allocating (this runs inside
+/// the allocator).
+fn switched_off(name: &std::ffi::CStr) -> bool {
+    // SAFETY: getenv reads the environment without allocating; the name is NUL-terminated.
+    let value = unsafe { libc::getenv(name.as_ptr()) };
+    // SAFETY: a non-null getenv result is a NUL-terminated string.
+    !value.is_null() && unsafe { std::ffi::CStr::from_ptr(value) }.to_bytes() == b"0"
+}
+
+/// On the first allocation, the environment's A/B switches: `EQUIVAR_HUGE_PAGES=0` (no
+/// huge-page advice) and `EQUIVAR_BLOCK_REUSE=0` (no reuse, malloc untouched). With reuse on,
+/// glibc's mmap threshold is fixed at 32 MB, its ceiling, and the heap trim threshold at twice
+/// that: the values glibc's own adjustment reaches once a large block has been freed. Blocks
+/// under 16 MB then come from malloc's reused heap rather than fresh mappings.
+fn first_allocation() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        // SAFETY: getenv reads the environment without allocating; the name is NUL-terminated.
-        let switch = unsafe { libc::getenv(c"EQUIVAR_BLOCK_REUSE".as_ptr()) };
-        // SAFETY: a non-null getenv result is a NUL-terminated string.
-        if !switch.is_null() && unsafe { std::ffi::CStr::from_ptr(switch) }.to_bytes() == b"0" {
+        if switched_off(c"EQUIVAR_HUGE_PAGES") {
+            HUGE_PAGES.store(false, Ordering::Relaxed);
+        }
+        if switched_off(c"EQUIVAR_BLOCK_REUSE") {
             BLOCK_REUSE.store(false, Ordering::Relaxed);
             return;
         }
@@ -197,6 +200,15 @@ fn tune_malloc() {
             libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
         }
     });
+}
+
+/// Returns blocks the cache no longer holds to the system.
+fn release(blocks: impl IntoIterator<Item = Option<Block>>) {
+    for block in blocks.into_iter().flatten() {
+        // SAFETY: each block was allocated by `System` with exactly this layout and is no
+        // longer in the cache, so nobody else can hand it out.
+        unsafe { System.dealloc(block.ptr as *mut u8, block.layout()) }
+    }
 }
 
 fn reusable(layout: Layout) -> bool {
@@ -217,7 +229,7 @@ fn reuse(layout: Layout) -> Option<*mut u8> {
 // backed, never which addresses are valid.
 unsafe impl GlobalAlloc for HugePageAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        tune_malloc();
+        first_allocation();
         let layout = class_layout(layout);
         if let Some(ptr) = reuse(layout) {
             return ptr;
@@ -229,7 +241,7 @@ unsafe impl GlobalAlloc for HugePageAllocator {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        tune_malloc();
+        first_allocation();
         let layout = class_layout(layout);
         if let Some(ptr) = reuse(layout) {
             // SAFETY: the block holds layout.size() writable bytes.
@@ -249,10 +261,7 @@ unsafe impl GlobalAlloc for HugePageAllocator {
         {
             let released = cache.put(ptr as usize, layout);
             drop(cache);
-            for block in released.into_iter().flatten() {
-                // SAFETY: allocated by `System` with this layout, and no longer held.
-                unsafe { System.dealloc(block.ptr as *mut u8, block.layout()) }
-            }
+            release(released);
             return;
         }
         // SAFETY: allocated by `System` with this class layout.
