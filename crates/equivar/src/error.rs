@@ -75,5 +75,17 @@ pub enum EquivarError {
     UnknownModel { name: String, known: String },
 }
 
+impl EquivarError {
+    /// Logits were asked of `context` (a model, frozen or not) whose output `found` is not 1x1.
+    pub(crate) fn not_a_classifier(context: String, found: Vec<usize>) -> Self {
+        EquivarError::InputShape {
+            context,
+            expected: "a 1x1 output".to_string(),
+            found,
+            fix: "end the model with a global pool (and a linear head)".to_string(),
+        }
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = EquivarError> = std::result::Result<T, E>;

@@ -32,8 +32,8 @@ enum Step {
         weight: Vec<f32>,
         bias: Vec<f32>,
         activation: Option<Activation>,
-        /// The filter transformed for Winograd F(2x2, 3x3), for 3x3 windows with stride 1
-        /// and no dilation over enough input channels to pay for the transforms.
+        /// The filter transformed for Winograd F(2x2, 3x3), for the layers it suits
+        /// (`winograd_cpu::suits_layer`).
         winograd: Option<WinogradFilter>,
     },
     /// `x * scale[c] + shift[c]`: a batch norm with no convolution before it to fold into.
@@ -360,14 +360,12 @@ impl FrozenNet {
 
     /// Class scores `[batch, classes]` of a classifier whose output is `1 x 1`, flattened.
     pub fn logits(&self, x: &[f32], shape: [usize; 4]) -> Result<Vec<f32>> {
-        let (values, [_, _, h, w]) = self.forward(x, shape)?;
-        if h * w != 1 {
-            return Err(EquivarError::InputShape {
-                context: format!("logits of frozen model `{}`", self.model),
-                expected: "a 1x1 output".to_string(),
-                found: vec![h, w],
-                fix: "end the model with a global pool (and a linear head)".to_string(),
-            });
+        let (values, out_shape) = self.forward(x, shape)?;
+        if out_shape[2] * out_shape[3] != 1 {
+            return Err(EquivarError::not_a_classifier(
+                format!("logits of frozen model `{}`", self.model),
+                out_shape.to_vec(),
+            ));
         }
         Ok(values)
     }

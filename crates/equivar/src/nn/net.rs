@@ -174,12 +174,10 @@ impl Net {
         let y = self.try_forward(x)?;
         let [b, c, h, w] = y.dims();
         if h * w != 1 {
-            return Err(EquivarError::InputShape {
-                context: format!("logits of model `{}`", self.plan.model),
-                expected: "a 1x1 output".to_string(),
-                found: y.dims().to_vec(),
-                fix: "end the model with a global pool (and a linear head)".to_string(),
-            });
+            return Err(EquivarError::not_a_classifier(
+                format!("logits of model `{}`", self.plan.model),
+                y.dims().to_vec(),
+            ));
         }
         Ok(y.reshape([b, c]))
     }
