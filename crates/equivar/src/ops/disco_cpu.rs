@@ -25,7 +25,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::conv_cpu::sgemm;
-use super::{SharedOut, has_avx2_fma};
+use super::{SharedOut, has_avx2_fma, par_ranges};
 use crate::kernels::DiscoPsi;
 
 /// Longitudes per register block: 8 AVX2 registers of f32, enough independent FMA chains
@@ -397,24 +397,22 @@ fn accumulate_outer<const FMA: bool>(
     }
 }
 
-/// The input rings each output ring reads, for the fused convolution's passes over output
-/// rings: each task takes a chunk of consecutive output rings and keeps the input rings they
-/// read, doubled, in a window (`DoubledRings`) instead of doubling whole images up front.
-struct InputRings {
-    /// Per output ring, the input rings its psi entries read, `lo..=hi`.
+/// For each ring of one grid, the span `lo..=hi` of the rings of the other grid that its psi
+/// entries read (None: no entries), and the widest span: the slots of a window of them, in
+/// which ring r sits in slot `r mod slots` and the rings of one span never collide.
+struct RingSpans {
     reads: Vec<Option<(usize, usize)>>,
     slots: usize,
-    /// Output rings per parallel task.
-    chunk: usize,
 }
 
-impl InputRings {
-    fn new(psi: &DiscoPsi) -> Self {
-        let reads: Vec<Option<(usize, usize)>> = (0..psi.rows.nlat)
-            .map(|t| {
-                let rings = (0..psi.kernel_size())
-                    .flat_map(|k| psi.row(t, k))
-                    .map(|e| e.ring as usize);
+impl RingSpans {
+    fn new<I: Iterator<Item = usize> + Clone>(
+        count: usize,
+        rings_read: impl Fn(usize) -> I,
+    ) -> Self {
+        let reads: Vec<Option<(usize, usize)>> = (0..count)
+            .map(|r| {
+                let rings = rings_read(r);
                 Some((rings.clone().min()?, rings.max().expect("not empty")))
             })
             .collect();
@@ -424,21 +422,30 @@ impl InputRings {
             .map(|(lo, hi)| hi - lo + 1)
             .max()
             .unwrap_or(1);
+        RingSpans { reads, slots }
+    }
+}
+
+/// The input rings each output ring reads, for the fused convolution's passes over output
+/// rings: each task takes a chunk of consecutive output rings and keeps the input rings they
+/// read, doubled, in a window (`DoubledRings`) instead of doubling whole images up front.
+struct InputRings {
+    spans: RingSpans,
+    /// Output rings per parallel task.
+    chunk: usize,
+}
+
+impl InputRings {
+    fn new(psi: &DiscoPsi) -> Self {
+        let spans = RingSpans::new(psi.rows.nlat, |t| {
+            (0..psi.kernel_size())
+                .flat_map(move |k| psi.row(t, k))
+                .map(|e| e.ring as usize)
+        });
         // Many small tasks: rings near the poles cost more than the rest.
         let tasks = 8 * rayon::current_num_threads();
-        let chunk = psi.rows.nlat.div_ceil(tasks).max(slots);
-        InputRings {
-            reads,
-            slots,
-            chunk,
-        }
-    }
-
-    fn chunks(&self, nlat: usize) -> impl IndexedParallelIterator<Item = std::ops::Range<usize>> {
-        let chunk = self.chunk;
-        (0..nlat.div_ceil(chunk))
-            .into_par_iter()
-            .map(move |c| c * chunk..((c + 1) * chunk).min(nlat))
+        let chunk = psi.rows.nlat.div_ceil(tasks).max(spans.slots);
+        InputRings { spans, chunk }
     }
 }
 
@@ -455,8 +462,8 @@ impl DoubledRings {
     fn new(psi: &DiscoPsi, rings: &InputRings, channels: usize) -> Self {
         let slot_len = channels * 2 * psi.columns.nlon;
         DoubledRings {
-            data: vec![0.0; rings.slots * slot_len],
-            held: vec![None; rings.slots],
+            data: vec![0.0; rings.spans.slots * slot_len],
+            held: vec![None; rings.spans.slots],
             slot_len,
         }
     }
@@ -568,7 +575,7 @@ pub fn conv_forward(psi: &DiscoPsi, s: DiscoShape, x: &[f32], weight: &[f32]) ->
     for b in 0..s.batch {
         let x_b = &x[b * s.c_in * cols..][..s.c_in * cols];
         let out_b = SharedOut::new(&mut out[b * s.c_out * rows..][..s.c_out * rows]);
-        rings.chunks(psi.rows.nlat).for_each(|chunk| {
+        par_ranges(psi.rows.nlat, rings.chunk).for_each(|chunk| {
             // SAFETY: this task writes only its chunk's rings of every output channel.
             let dst = unsafe { out_b.slice() };
             forward_rings(psi, &rings, s, x_b, weight, chunk, dst, fma);
@@ -594,7 +601,7 @@ fn forward_rings(
     let mut ring = RingScratch::new(ck * n_out);
     for t in chunk {
         let dst = &mut dst[t * n_out..];
-        let Some(read) = rings.reads[t] else {
+        let Some(read) = rings.spans.reads[t] else {
             for o in 0..s.c_out {
                 dst[o * psi.rows.points()..][..n_out].fill(0.0);
             }
@@ -690,8 +697,7 @@ pub fn conv_backward(
         let dout_b = &dout[b * s.c_out * rows..][..s.c_out * rows];
         if let Some(dw) = dw.as_mut() {
             let x_b = &x[b * s.c_in * cols..][..s.c_in * cols];
-            let partial = rings
-                .chunks(psi.rows.nlat)
+            let partial = par_ranges(psi.rows.nlat, rings.chunk)
                 .map(|chunk| {
                     let mut acc = vec![0.0f32; s.c_out * ck];
                     weight_grad_rings(psi, &rings, s, x_b, dout_b, chunk, &mut acc, fma);
@@ -721,9 +727,8 @@ pub fn conv_backward(
 /// they never share a slot, and as the input ring moves down the sphere each output ring is
 /// mixed about once per chunk.
 struct RingWindow {
-    /// The output rings each input ring's psi entries read, `lo..=hi` (None: no entries).
-    reads: Vec<Option<(usize, usize)>>,
-    slots: usize,
+    /// Per input ring, the output rings it reads.
+    spans: RingSpans,
     /// Input channels per group, so the window of one group stays in the L2 cache.
     group: usize,
     /// Input rings per parallel task.
@@ -736,26 +741,15 @@ const WINDOW_BYTES: usize = 256 << 10;
 impl RingWindow {
     fn new(psi: &DiscoPsi, c_in: usize) -> Self {
         let nlat_r = psi.rows.nlat;
-        let reads: Vec<Option<(usize, usize)>> = (0..psi.columns.nlat)
-            .map(|i| {
-                let rings = psi.ring(i).iter().map(|e| e.row as usize % nlat_r);
-                let lo = rings.clone().min()?;
-                Some((lo, rings.max().expect("not empty")))
-            })
-            .collect();
-        let slots = reads
-            .iter()
-            .flatten()
-            .map(|(lo, hi)| hi - lo + 1)
-            .max()
-            .unwrap_or(1);
-        let channel_bytes = slots * psi.kernel_size() * 2 * psi.rows.nlon * 4;
+        let spans = RingSpans::new(psi.columns.nlat, |i| {
+            psi.ring(i).iter().map(move |e| e.row as usize % nlat_r)
+        });
+        let channel_bytes = spans.slots * psi.kernel_size() * 2 * psi.rows.nlon * 4;
         let group = (WINDOW_BYTES / channel_bytes).clamp(1, c_in.max(1));
         let tasks = 4 * rayon::current_num_threads();
-        let chunk = psi.columns.nlat.div_ceil(tasks).max(4 * slots);
+        let chunk = psi.columns.nlat.div_ceil(tasks).max(4 * spans.slots);
         RingWindow {
-            reads,
-            slots,
+            spans,
             group,
             chunk,
         }
@@ -777,19 +771,16 @@ fn input_grad_image(
     let fma = has_avx2_fma();
     let nlat_c = psi.columns.nlat;
     let dx_out = SharedOut::new(dx_b);
-    (0..nlat_c.div_ceil(window.chunk))
-        .into_par_iter()
-        .for_each(|chunk| {
-            let rings = chunk * window.chunk..((chunk + 1) * window.chunk).min(nlat_c);
-            // SAFETY: this task writes only the input rings of its chunk, in every channel.
-            let dx_b = unsafe { dx_out.slice() };
-            if fma {
-                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                unsafe { input_grad_rings_avx2(psi, s, w_t, window, dout_b, rings, dx_b) }
-            } else {
-                input_grad_rings::<false>(psi, s, w_t, window, dout_b, rings, dx_b)
-            }
-        });
+    par_ranges(nlat_c, window.chunk).for_each(|rings| {
+        // SAFETY: this task writes only the input rings of its chunk, in every channel.
+        let dx_b = unsafe { dx_out.slice() };
+        if fma {
+            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+            unsafe { input_grad_rings_avx2(psi, s, w_t, window, dout_b, rings, dx_b) }
+        } else {
+            input_grad_rings::<false>(psi, s, w_t, window, dout_b, rings, dx_b)
+        }
+    });
 }
 
 /// [`input_grad_image`] for the input rings `rings`, writing only those rings of `dx_b`.
@@ -807,23 +798,23 @@ fn input_grad_rings<const FMA: bool>(
     let (nlat_r, k_size) = (psi.rows.nlat, psi.kernel_size());
     let row_len = 2 * n_out;
     let slot_len = window.group * k_size * row_len;
-    let mut mixed = vec![0.0f32; window.slots * slot_len];
+    let mut mixed = vec![0.0f32; window.spans.slots * slot_len];
     let mut phase = vec![0.0f32; n_out];
     // Per psi entry of the current input ring: its phase and its offset in the window for
     // the group's first channel.
     let mut terms: Vec<(usize, usize, f32)> = Vec::new();
     for c0 in (0..s.c_in).step_by(window.group) {
         let group = window.group.min(s.c_in - c0);
-        let mut held: Vec<Option<usize>> = vec![None; window.slots];
+        let mut held: Vec<Option<usize>> = vec![None; window.spans.slots];
         for i in rings.clone() {
-            let Some((lo, hi)) = window.reads[i] else {
+            let Some((lo, hi)) = window.spans.reads[i] else {
                 for c in c0..c0 + group {
                     dx_b[(c * psi.columns.nlat + i) * n_in..][..n_in].fill(0.0);
                 }
                 continue;
             };
             for t in lo..=hi {
-                let slot = t % window.slots;
+                let slot = t % window.spans.slots;
                 if held[slot] == Some(t) {
                     continue;
                 }
@@ -842,7 +833,7 @@ fn input_grad_rings<const FMA: bool>(
             terms.extend(psi.ring(i).iter().map(|e| {
                 let (k, t) = (e.row as usize / nlat_r, e.row as usize % nlat_r);
                 let (lon, r) = (e.lon as usize / stride, e.lon as usize % stride);
-                let offset = (t % window.slots) * slot_len + k * row_len + n_out - lon;
+                let offset = (t % window.spans.slots) * slot_len + k * row_len + n_out - lon;
                 (r, offset, e.value)
             }));
             for c in 0..group {
@@ -899,7 +890,9 @@ fn weight_grad_rings(
     let mut window = DoubledRings::new(psi, rings, s.c_in);
     let mut ring = RingScratch::new(s.c_in * psi.kernel_size() * psi.rows.nlon);
     for t in chunk {
-        let Some(read) = rings.reads[t] else { continue };
+        let Some(read) = rings.spans.reads[t] else {
+            continue;
+        };
         window.hold(psi, x_b, read);
         let dout_t = &dout_b[t * psi.rows.nlon..];
         if fma {

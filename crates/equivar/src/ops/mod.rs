@@ -390,3 +390,15 @@ pub(crate) fn has_avx2_fma() -> bool {
         false
     }
 }
+
+/// `0..len` in consecutive ranges of `chunk` (the last may be shorter), as parallel tasks.
+pub(crate) fn par_ranges(
+    len: usize,
+    chunk: usize,
+) -> impl rayon::iter::IndexedParallelIterator<Item = std::ops::Range<usize>> {
+    use rayon::prelude::*;
+    let chunk = chunk.max(1);
+    (0..len.div_ceil(chunk))
+        .into_par_iter()
+        .map(move |c| c * chunk..((c + 1) * chunk).min(len))
+}

@@ -24,7 +24,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::conv_cpu::{ConvShape, sgemm};
-use super::{SharedOut, has_avx2_fma};
+use super::{SharedOut, has_avx2_fma, par_ranges};
 
 /// Tiles per task: the chunk's transformed input and products (16 x channels x tiles each)
 /// stay within the L2 cache for tens of channels.
@@ -179,48 +179,45 @@ pub fn forward(
     let mut out = vec![0.0f32; s.output_len()];
     let shared = SharedOut::new(&mut out);
     let fma = has_avx2_fma();
-    (0..rows.div_ceil(rows_per_task))
-        .into_par_iter()
-        .for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(v, m), task| {
-                let rows = task * rows_per_task..((task + 1) * rows_per_task).min(rows);
-                // Rows of V and M hold the task's n tiles plus TB of slack, so that every
-                // block of TB tiles is read and written whole (see transform_input).
-                let n = rows.len() * tiles.cols + TB;
-                v.resize(16 * s.c_in * n, 0.0);
-                m.resize(16 * s.c_out * n, 0.0);
-                if fma {
-                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                    unsafe { transform_input_avx2(s, &padded, &tiles, rows.clone(), v) }
-                } else {
-                    transform_input(s, &padded, &tiles, rows.clone(), v)
-                }
-                for xi in 0..16 {
-                    sgemm(
-                        (s.c_out, n - TB, s.c_in),
-                        &mut m[xi * s.c_out * n..][..s.c_out * n],
-                        n,
-                        false,
-                        (
-                            &filter.u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
-                            s.c_in,
-                            1,
-                        ),
-                        (&v[xi * s.c_in * n..][..s.c_in * n], n, 1),
-                        Parallelism::None,
-                    );
-                }
-                // SAFETY: this task writes only the output rows of its own rows of tiles.
-                let out = unsafe { shared.slice() };
-                if fma {
-                    // SAFETY: as above.
-                    unsafe { transform_output_avx2(s, m, bias, &tiles, rows, out) }
-                } else {
-                    transform_output(s, m, bias, &tiles, rows, out)
-                }
-            },
-        );
+    par_ranges(rows, rows_per_task).for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(v, m), rows| {
+            // Rows of V and M hold the task's n tiles plus TB of slack, so that every
+            // block of TB tiles is read and written whole (see transform_input).
+            let n = rows.len() * tiles.cols + TB;
+            v.resize(16 * s.c_in * n, 0.0);
+            m.resize(16 * s.c_out * n, 0.0);
+            if fma {
+                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                unsafe { transform_input_avx2(s, &padded, &tiles, rows.clone(), v) }
+            } else {
+                transform_input(s, &padded, &tiles, rows.clone(), v)
+            }
+            for xi in 0..16 {
+                sgemm(
+                    (s.c_out, n - TB, s.c_in),
+                    &mut m[xi * s.c_out * n..][..s.c_out * n],
+                    n,
+                    false,
+                    (
+                        &filter.u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                        s.c_in,
+                        1,
+                    ),
+                    (&v[xi * s.c_in * n..][..s.c_in * n], n, 1),
+                    Parallelism::None,
+                );
+            }
+            // SAFETY: this task writes only the output rows of its own rows of tiles.
+            let out = unsafe { shared.slice() };
+            if fma {
+                // SAFETY: as above.
+                unsafe { transform_output_avx2(s, m, bias, &tiles, rows, out) }
+            } else {
+                transform_output(s, m, bias, &tiles, rows, out)
+            }
+        },
+    );
     let plane = (ho * wo).max(1);
     out.par_chunks_mut(plane).for_each(&epilogue);
     out
