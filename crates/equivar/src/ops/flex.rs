@@ -322,12 +322,7 @@ impl Backward<Flex, 3> for ConvBackward {
         let (x, weight, dy) = (f32s(&x), f32s(&weight), f32s(&dy));
         // The input gradient is a 3x3 convolution too: Winograd where it pays (its input has
         // c_out channels), im2col + GEMM + col2im otherwise, with the other gradients.
-        let adjoint = ConvShape {
-            c_in: s.c_out,
-            c_out: s.c_in,
-            ..s
-        };
-        let winograd_dx = wanted.input && s.padding <= 2 && winograd_cpu::pays(&adjoint);
+        let winograd_dx = wanted.input && winograd_cpu::input_grad_pays(&s);
         let mut g = conv_cpu::backward(
             &s,
             &x,

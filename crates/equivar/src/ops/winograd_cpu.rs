@@ -98,16 +98,26 @@ pub fn input_grad(s: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
             }
         }
     }
-    let adjoint = ConvShape {
+    let filter = WinogradFilter::new(&turned, s.c_in, s.c_out);
+    forward(&adjoint(s), dy, &filter, &vec![0.0; s.c_in], |_| {})
+}
+
+/// The convolution [`input_grad`] runs: dy's geometry, channels swapped, padding 2 - p.
+fn adjoint(s: &ConvShape) -> ConvShape {
+    ConvShape {
         c_in: s.c_out,
         c_out: s.c_in,
         height: s.out_height(),
         width: s.out_width(),
         padding: 2 - s.padding,
         ..*s
-    };
-    let filter = WinogradFilter::new(&turned, s.c_in, s.c_out);
-    forward(&adjoint, dy, &filter, &vec![0.0; s.c_in], |_| {})
+    }
+}
+
+/// Whether equivar's kernels compute this convolution's input gradient with [`input_grad`]:
+/// padding <= 2 and the adjoint convolution [`pays`].
+pub fn input_grad_pays(s: &ConvShape) -> bool {
+    s.padding <= 2 && pays(&adjoint(s))
 }
 
 /// `[g0, g1, g2] -> G [g0, g1, g2]`.
