@@ -192,7 +192,7 @@ fn banded_forward_matches_the_reference_loops() {
     }
 }
 
-/// Winograd F(2x2, 3x3), forward and input gradient, against the plain loops: odd and even sizes (partial tiles at the
+/// Winograd F(2x2, 3x3), forward, input and filter gradients, against the plain loops: odd and even sizes (partial tiles at the
 /// border), padding 0-2, several images and channel counts, chunks split across 1-3 threads.
 #[test]
 fn winograd_forward_matches_the_reference_loops() {
@@ -249,6 +249,21 @@ fn winograd_forward_matches_the_reference_loops() {
             assert!(
                 e <= TOL,
                 "input gradient, {threads} threads, {s:?}: {e:.2e}"
+            );
+            // The filter gradient, summed over tiles in the Winograd domain.
+            let got = pool.install(|| winograd_cpu::weight_grad(&s, &x, &dy));
+            let wanted = Wanted {
+                input: false,
+                weight: true,
+                bias: false,
+            };
+            let want = conv_cpu::reference::backward(&s, &x, &w, &dy, wanted)
+                .weight
+                .unwrap();
+            let e = relative_error(&got, &want);
+            assert!(
+                e <= TOL,
+                "filter gradient, {threads} threads, {s:?}: {e:.2e}"
             );
         }
     }

@@ -321,8 +321,10 @@ impl Backward<Flex, 3> for ConvBackward {
         };
         let (x, weight, dy) = (f32s(&x), f32s(&weight), f32s(&dy));
         // The input gradient is a 3x3 convolution too: Winograd where it pays (its input has
-        // c_out channels), im2col + GEMM + col2im otherwise, with the other gradients.
+        // c_out channels), im2col + GEMM + col2im otherwise, with the other gradients. The
+        // filter gradient runs as Winograd where the forward does.
         let winograd_dx = wanted.input && winograd_cpu::input_grad_pays(&s);
+        let winograd_dw = wanted.weight && winograd_cpu::weight_grad_pays(&s);
         let mut g = conv_cpu::backward(
             &s,
             &x,
@@ -330,11 +332,15 @@ impl Backward<Flex, 3> for ConvBackward {
             &dy,
             Wanted {
                 input: wanted.input && !winograd_dx,
-                ..wanted
+                weight: wanted.weight && !winograd_dw,
+                bias: wanted.bias,
             },
         );
         if winograd_dx {
             g.input = Some(winograd_cpu::input_grad(&s, &weight, &dy));
+        }
+        if winograd_dw {
+            g.weight = Some(winograd_cpu::weight_grad(&s, &x, &dy));
         }
         let k = s.kernel;
         if let (Some(node), Some(dx)) = (node_x, g.input) {

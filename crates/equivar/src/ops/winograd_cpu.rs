@@ -1,5 +1,6 @@
 //! Winograd F(2x2, 3x3) for 3x3 convolutions with stride 1 and no dilation (Lavin and Gray
-//! 2016), forward only, for the frozen inference model. Each 2x2 output tile comes from a
+//! 2016): the forward, the input gradient (itself such a convolution) and the filter gradient,
+//! for training and the frozen inference model. Each 2x2 output tile comes from a
 //! 4x4 input patch d:
 //!
 //! ```text
@@ -25,6 +26,9 @@ use rayon::prelude::*;
 
 use super::conv_cpu::{ConvShape, sgemm};
 use super::{SharedOut, has_avx2_fma, par_ranges};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 
 /// Tiles per task: the chunk's transformed input and products (16 x channels x tiles each)
 /// stay within the L2 cache for tens of channels.
@@ -120,6 +124,95 @@ pub fn input_grad_pays(s: &ConvShape) -> bool {
     s.padding <= 2 && pays(&adjoint(s))
 }
 
+/// The filter gradient of a 3x3, stride-1 convolution, `dW [out, in, 3, 3]`, from its input
+/// `x [B, in, H, W]` and output gradient `dy [B, out, H', W']`. The forward is linear in the
+/// transformed filter U, so per tile `dU = (A dY A^T) (.) V` (V = B^T d B as in the forward),
+/// summed over tiles as 16 GEMMs `dU[xi] [out x in] += dM[xi] [out x tiles] . V[xi]^T`; then
+/// `dW = G^T dU G`. Each thread sums its own share of the tiles.
+pub fn weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert!(
+        supports(s),
+        "Winograd F(2,3) needs a 3x3 window, stride 1, dilation 1"
+    );
+    assert_eq!(x.len(), s.input_len(), "x is [B, in, H, W]");
+    assert_eq!(dy.len(), s.output_len(), "dy is [B, out, H', W']");
+    let tiles = TileGrid::new(s);
+    let padded = pad(s, x, &tiles);
+    let rows = s.batch * tiles.rows;
+    let threads = rayon::current_num_threads();
+    let rows_per_share = rows.div_ceil(threads).max(1);
+    let rows_per_task = (TILES_PER_TASK / tiles.cols).clamp(1, rows_per_share);
+    let fma = has_avx2_fma();
+    let du_len = 16 * s.c_out * s.c_in;
+    let partials: Vec<Vec<f32>> = par_ranges(rows, rows_per_share)
+        .map(|share| {
+            let (mut v, mut dm) = (Vec::new(), Vec::new());
+            let mut du = vec![0.0f32; du_len];
+            for start in share.clone().step_by(rows_per_task) {
+                let task = start..(start + rows_per_task).min(share.end);
+                let n = task.len() * tiles.cols + TB;
+                v.resize(16 * s.c_in * n, 0.0);
+                dm.resize(16 * s.c_out * n, 0.0);
+                transform_input_fast(fma, s, &padded, &tiles, task.clone(), &mut v);
+                transform_output_grad_fast(fma, s, dy, &tiles, task.clone(), &mut dm);
+                for xi in 0..16 {
+                    // V[xi]^T element (tile t, in ci) sits at ci * n + t.
+                    sgemm(
+                        (s.c_out, s.c_in, n - TB),
+                        &mut du[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                        s.c_in,
+                        true,
+                        (&dm[xi * s.c_out * n..][..s.c_out * n], n, 1),
+                        (&v[xi * s.c_in * n..][..s.c_in * n], 1, n),
+                        Parallelism::None,
+                    );
+                }
+            }
+            du
+        })
+        .collect();
+    let mut du = vec![0.0f32; du_len];
+    for part in &partials {
+        du.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+    }
+    filter_from_transformed(&du, s.c_out, s.c_in)
+}
+
+/// `dW = G^T dU G` per (out, in) pair: the adjoint of [`WinogradFilter::new`].
+fn filter_from_transformed(du: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
+    // G^T [d0, d1, d2, d3]: the adjoint of `g_rows`.
+    let gt = |d: [f32; 4]| {
+        [
+            d[0] + 0.5 * (d[1] + d[2]),
+            0.5 * (d[1] - d[2]),
+            0.5 * (d[1] + d[2]) + d[3],
+        ]
+    };
+    let mut dw = vec![0.0f32; c_out * c_in * 9];
+    for co in 0..c_out {
+        for ci in 0..c_in {
+            let at = |r: usize, c: usize| du[((r * 4 + c) * c_out + co) * c_in + ci];
+            // Rows of dU G (4 x 3), then G^T (dU G) (3 x 3).
+            let rows: Vec<[f32; 3]> = (0..4)
+                .map(|r| gt([at(r, 0), at(r, 1), at(r, 2), at(r, 3)]))
+                .collect();
+            for kx in 0..3 {
+                let col = gt([rows[0][kx], rows[1][kx], rows[2][kx], rows[3][kx]]);
+                for (ky, value) in col.iter().enumerate() {
+                    dw[(co * c_in + ci) * 9 + ky * 3 + kx] = *value;
+                }
+            }
+        }
+    }
+    dw
+}
+
+/// Whether equivar's kernels compute this convolution's filter gradient with
+/// [`weight_grad`]: the convolution [`pays`].
+pub fn weight_grad_pays(s: &ConvShape) -> bool {
+    pays(s)
+}
+
 /// `[g0, g1, g2] -> G [g0, g1, g2]`.
 #[inline(always)]
 fn g_rows(g: [f32; 3]) -> [f32; 4] {
@@ -197,35 +290,19 @@ pub fn forward(
             let n = rows.len() * tiles.cols + TB;
             v.resize(16 * s.c_in * n, 0.0);
             m.resize(16 * s.c_out * n, 0.0);
-            if fma {
-                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                unsafe { transform_input_avx2(s, &padded, &tiles, rows.clone(), v) }
-            } else {
-                transform_input(s, &padded, &tiles, rows.clone(), v)
-            }
+            transform_input_fast(fma, s, &padded, &tiles, rows.clone(), v);
             for xi in 0..16 {
-                sgemm(
-                    (s.c_out, n - TB, s.c_in),
+                multiply_fast(
+                    fma,
+                    (s.c_out, s.c_in, n),
+                    &filter.u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                    &v[xi * s.c_in * n..][..s.c_in * n],
                     &mut m[xi * s.c_out * n..][..s.c_out * n],
-                    n,
-                    false,
-                    (
-                        &filter.u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
-                        s.c_in,
-                        1,
-                    ),
-                    (&v[xi * s.c_in * n..][..s.c_in * n], n, 1),
-                    Parallelism::None,
                 );
             }
             // SAFETY: this task writes only the output rows of its own rows of tiles.
             let out = unsafe { shared.slice() };
-            if fma {
-                // SAFETY: as above.
-                unsafe { transform_output_avx2(s, m, bias, &tiles, rows, out) }
-            } else {
-                transform_output(s, m, bias, &tiles, rows, out)
-            }
+            transform_output_fast(fma, s, m, bias, &tiles, rows, out);
         },
     );
     let plane = (ho * wo).max(1);
@@ -256,19 +333,41 @@ impl TileGrid {
     }
 }
 
-/// `x` in zero-padded planes `[B, in, height, width]`, the image at (padding, padding).
+/// `x` in zero-padded planes `[B, in, height, width]`, the image at (padding, padding), each
+/// padded row stored as its even columns, then its odd columns: a tile's four input columns
+/// 2c..2c + 3 are then `even[c], odd[c], even[c + 1], odd[c + 1]`, so a block of [`TB`] tiles
+/// reads four contiguous runs of each row instead of gathering every other value.
 fn pad(s: &ConvShape, x: &[f32], tiles: &TileGrid) -> Vec<f32> {
     let (h, w, p) = (s.height, s.width, s.padding);
-    let plane = tiles.height * tiles.width;
-    let mut padded = vec![0.0f32; s.batch * s.c_in * plane];
-    padded
+    let (width, half) = (tiles.width, tiles.width / 2);
+    let plane = tiles.height * width;
+    let len = s.batch * s.c_in * plane;
+    // Every value is written below (no zero fill first): each padded row is either all zero
+    // or the deinterleaved copy of one row of zero-padded input, both halves whole.
+    let mut padded = Vec::with_capacity(len);
+    padded.spare_capacity_mut()[..len]
         .par_chunks_mut(plane)
         .zip(x.par_chunks(h * w))
-        .for_each(|(dst, src)| {
-            for (y, row) in src.chunks_exact(w).enumerate() {
-                dst[(y + p) * tiles.width + p..][..w].copy_from_slice(row);
-            }
-        });
+        .for_each_init(
+            || vec![0.0f32; width],
+            |line, (dst, src)| {
+                for (y, dst_row) in dst.chunks_exact_mut(width).enumerate() {
+                    let (even, odd) = dst_row.split_at_mut(half);
+                    match y.checked_sub(p).filter(|&row| row < h) {
+                        // `line` is zero outside p..p + w, in every row.
+                        Some(row) => line[p..p + w].copy_from_slice(&src[row * w..][..w]),
+                        None => line[p..p + w].fill(0.0),
+                    }
+                    for ((e, o), pair) in even.iter_mut().zip(odd).zip(line.chunks_exact(2)) {
+                        e.write(pair[0]);
+                        o.write(pair[1]);
+                    }
+                }
+            },
+        );
+    // SAFETY: the loop above wrote all `len` values (tiles.width is even, so the two halves
+    // of each row cover it).
+    unsafe { padded.set_len(len) };
     padded
 }
 
@@ -304,7 +403,6 @@ fn at_lanes(m: [&Lanes; 4]) -> [Lanes; 2] {
 /// `V[xi][ci][t] = (B^T d B)[xi]` for the 4x4 input patch d of each tile t in the rows of
 /// tiles `rows` (tile t = (row - rows.start) * cols + column), [`TB`] tiles at a time, so that
 /// each of the 16 rows of V is written in runs.
-#[inline(always)]
 fn transform_input(
     s: &ConvShape,
     padded: &[f32],
@@ -314,21 +412,27 @@ fn transform_input(
 ) {
     let n = rows.len() * tiles.cols + TB;
     let plane_len = tiles.height * tiles.width;
+    let half = tiles.width / 2;
+    let run = |values: &[f32], from: usize| -> Lanes {
+        values[from..from + TB]
+            .try_into()
+            .expect("padded rows hold whole runs")
+    };
     for ci in 0..s.c_in {
         for (r, row) in rows.clone().enumerate() {
             let (image, tile_row) = (row / tiles.rows, row % tiles.rows);
             let plane = &padded[(image * s.c_in + ci) * plane_len..][..plane_len];
             for c0 in (0..tiles.cols).step_by(TB) {
-                // d[a * 4 + b][lane]: the patches of TB tiles side by side.
+                // d[a * 4 + b][lane]: the patches of TB tiles side by side, from the even and
+                // odd halves of each padded row (see `pad`).
                 let mut d = [[0.0f32; TB]; 16];
                 for a in 0..4 {
-                    let run: &[f32; 2 * TB + 2] = plane
-                        [(2 * tile_row + a) * tiles.width + 2 * c0..][..2 * TB + 2]
-                        .try_into()
-                        .expect("padded rows hold whole runs");
-                    for b in 0..4 {
-                        d[a * 4 + b] = lanes(|l| run[b + 2 * l]);
-                    }
+                    let (even, odd) =
+                        plane[(2 * tile_row + a) * tiles.width..][..tiles.width].split_at(half);
+                    d[a * 4] = run(even, c0);
+                    d[a * 4 + 1] = run(odd, c0);
+                    d[a * 4 + 2] = run(even, c0 + 1);
+                    d[a * 4 + 3] = run(odd, c0 + 1);
                 }
                 // B^T d: combine rows, per column b; then (B^T d) B: columns, per row a.
                 let mut half = [[0.0f32; TB]; 16];
@@ -358,7 +462,6 @@ fn transform_input(
 
 /// `Y = A^T M A + bias` for each tile in the rows of tiles `rows`, written where it lies inside
 /// the output, [`TB`] tiles at a time, reading the 16 rows of M in runs.
-#[inline(always)]
 fn transform_output(
     s: &ConvShape,
     m: &[f32],
@@ -420,23 +523,146 @@ fn transform_output(
     }
 }
 
-avx2_fma_build! {
-    fn transform_input_avx2(
-        s: &ConvShape,
-        padded: &[f32],
-        tiles: &TileGrid,
-        rows: std::ops::Range<usize>,
-        v: &mut [f32],
-    ) = transform_input
+/// `dM[xi][co][t] = (A dY A^T)[xi]` for the 2x2 output-gradient tile dY of each tile t in
+/// the rows of tiles `rows` (as in [`transform_input`]); outputs past the border count as 0.
+fn transform_output_grad(
+    s: &ConvShape,
+    dy: &[f32],
+    tiles: &TileGrid,
+    rows: std::ops::Range<usize>,
+    dm: &mut [f32],
+) {
+    let (ho, wo) = (s.out_height(), s.out_width());
+    let n = rows.len() * tiles.cols + TB;
+    // A [p, q] for lanes of p and q: [p, p + q, p - q, -q].
+    let a_lanes = |p: &Lanes, q: &Lanes| -> [Lanes; 4] {
+        [
+            *p,
+            lanes(|l| p[l] + q[l]),
+            lanes(|l| p[l] - q[l]),
+            lanes(|l| -q[l]),
+        ]
+    };
+    for co in 0..s.c_out {
+        for (r, row) in rows.clone().enumerate() {
+            let (image, tile_row) = (row / tiles.rows, row % tiles.rows);
+            let plane = &dy[(image * s.c_out + co) * ho * wo..][..ho * wo];
+            for c0 in (0..tiles.cols).step_by(TB) {
+                let x0 = 2 * c0;
+                // g[i][j][lane]: output row 2 tile_row + i, column x0 + 2 lane + j.
+                let mut g = [[[0.0f32; TB]; 2]; 2];
+                for (i, gi) in g.iter_mut().enumerate() {
+                    let oy = 2 * tile_row + i;
+                    if oy >= ho {
+                        continue;
+                    }
+                    let src = &plane[oy * wo..][..wo];
+                    if x0 + 2 * TB <= wo {
+                        let run: &[f32; 2 * TB] =
+                            src[x0..x0 + 2 * TB].try_into().expect("2 TB values");
+                        gi[0] = lanes(|l| run[2 * l]);
+                        gi[1] = lanes(|l| run[2 * l + 1]);
+                    } else {
+                        for (j, gij) in gi.iter_mut().enumerate() {
+                            *gij = lanes(|l| src.get(x0 + 2 * l + j).copied().unwrap_or(0.0));
+                        }
+                    }
+                }
+                // A dY: rows of the 4 x 2 result, per column j; then (A dY) A^T per row a.
+                let cols = [a_lanes(&g[0][0], &g[1][0]), a_lanes(&g[0][1], &g[1][1])];
+                let t0 = r * tiles.cols + c0;
+                for a in 0..4 {
+                    let out = a_lanes(&cols[0][a], &cols[1][a]);
+                    for (b, lanes) in out.iter().enumerate() {
+                        // All TB lanes, as in transform_input: past the row's last tile they
+                        // are zeros that the next row overwrites, or land in the slack.
+                        let dst = &mut dm[((a * 4 + b) * s.c_out + co) * n + t0..][..TB];
+                        let dst: &mut Lanes = dst.try_into().expect("TB values");
+                        *dst = *lanes;
+                    }
+                }
+            }
+        }
+    }
 }
 
-avx2_fma_build! {
-    fn transform_output_avx2(
-        s: &ConvShape,
-        m: &[f32],
-        bias: &[f32],
-        tiles: &TileGrid,
-        rows: std::ops::Range<usize>,
-        out: &mut [f32],
-    ) = transform_output
+/// [`transform_input`], by the AVX2 build where `avx2` says the CPU has AVX2 and FMA.
+fn transform_input_fast(
+    avx2: bool,
+    s: &ConvShape,
+    padded: &[f32],
+    tiles: &TileGrid,
+    rows: std::ops::Range<usize>,
+    v: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: the caller checked the CPU (has_avx2_fma).
+        return unsafe { avx2::transform_input(s, padded, tiles, rows, v) };
+    }
+    let _ = avx2;
+    transform_input(s, padded, tiles, rows, v)
+}
+
+/// [`transform_output`], by the AVX2 build where `avx2` says the CPU has AVX2 and FMA.
+fn transform_output_fast(
+    avx2: bool,
+    s: &ConvShape,
+    m: &[f32],
+    bias: &[f32],
+    tiles: &TileGrid,
+    rows: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: the caller checked the CPU (has_avx2_fma).
+        return unsafe { avx2::transform_output(s, m, bias, tiles, rows, out) };
+    }
+    let _ = avx2;
+    transform_output(s, m, bias, tiles, rows, out)
+}
+
+/// [`transform_output_grad`], by the AVX2 build where `avx2` says the CPU has AVX2 and FMA.
+fn transform_output_grad_fast(
+    avx2: bool,
+    s: &ConvShape,
+    dy: &[f32],
+    tiles: &TileGrid,
+    rows: std::ops::Range<usize>,
+    dm: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: the caller checked the CPU (has_avx2_fma).
+        return unsafe { avx2::transform_output_grad(s, dy, tiles, rows, dm) };
+    }
+    let _ = avx2;
+    transform_output_grad(s, dy, tiles, rows, dm)
+}
+
+/// `m [out x n] = u [out x in] . v [in x n]` over the first n - TB columns: by the AVX2
+/// register-blocked loop where `avx2` says the CPU has AVX2 and FMA, else a GEMM.
+fn multiply_fast(
+    avx2: bool,
+    (c_out, c_in, n): (usize, usize, usize),
+    u: &[f32],
+    v: &[f32],
+    m: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: the caller checked the CPU (has_avx2_fma).
+        return unsafe { avx2::multiply((c_out, c_in, n, n - TB), u, v, m) };
+    }
+    let _ = avx2;
+    sgemm(
+        (c_out, n - TB, c_in),
+        m,
+        n,
+        false,
+        (u, c_in, 1),
+        (v, n, 1),
+        Parallelism::None,
+    );
 }

@@ -1,0 +1,470 @@
+//! The Winograd transforms written with AVX2 intrinsics, one 8-lane register per row of
+//! [`TB`] tiles: the plain versions in the parent module are their reference (and the path on
+//! other CPUs), and the tests below compare the two. Written by hand because the compiler
+//! kept the plain versions' lane arrays on the stack and bounds-checked every run.
+//!
+//! Each function checks the lengths it relies on once, up front; inside, every read and write
+//! stays within them by the layout [`TileGrid`] and [`pad`](super::pad) set up.
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use super::{ConvShape, TB, TileGrid};
+
+/// Checks that the rows of tiles `rows` lie within `batch` images.
+fn check_rows(batch: usize, tiles: &TileGrid, rows: &Range<usize>) {
+    assert!(
+        rows.end <= batch * tiles.rows,
+        "rows of tiles within the batch"
+    );
+}
+
+/// Eight set lanes, then eight clear: `MASKS[8 - k..]` loads a mask of the first k lanes.
+const MASKS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// The lane masks of a run of `count` values (at most 2 TB) over two registers.
+#[inline(always)]
+unsafe fn run_masks(count: usize) -> [__m256i; 2] {
+    let first = count.min(TB);
+    let second = count.saturating_sub(TB).min(TB);
+    // SAFETY: 8 - first and 8 - second lie in 0..=8, so each load reads 8 of the 16 values.
+    unsafe {
+        [
+            _mm256_loadu_si256(MASKS.as_ptr().add(TB - first).cast()),
+            _mm256_loadu_si256(MASKS.as_ptr().add(TB - second).cast()),
+        ]
+    }
+}
+
+/// `[p, p + q, p - q, -q]`: A applied to a column of two.
+#[inline(always)]
+unsafe fn a_col(p: __m256, q: __m256) -> [__m256; 4] {
+    // SAFETY: AVX is enabled by the callers' target features.
+    unsafe {
+        [
+            p,
+            _mm256_add_ps(p, q),
+            _mm256_sub_ps(p, q),
+            _mm256_sub_ps(_mm256_setzero_ps(), q),
+        ]
+    }
+}
+
+/// `[d0 - d2, d1 + d2, d2 - d1, d1 - d3]`: B^T applied to a column of four.
+#[inline(always)]
+unsafe fn bt_col(d: [__m256; 4]) -> [__m256; 4] {
+    // SAFETY: as above.
+    unsafe {
+        [
+            _mm256_sub_ps(d[0], d[2]),
+            _mm256_add_ps(d[1], d[2]),
+            _mm256_sub_ps(d[2], d[1]),
+            _mm256_sub_ps(d[1], d[3]),
+        ]
+    }
+}
+
+/// `[m0 + m1 + m2, m1 - m2 - m3]`: A^T applied to a column of four.
+#[inline(always)]
+unsafe fn at_col(m: [__m256; 4]) -> [__m256; 2] {
+    // SAFETY: as above.
+    unsafe {
+        [
+            _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]),
+            _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]),
+        ]
+    }
+}
+
+/// See [`super::transform_input`].
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn transform_input(
+    s: &ConvShape,
+    padded: &[f32],
+    tiles: &TileGrid,
+    rows: Range<usize>,
+    v: &mut [f32],
+) {
+    let n = rows.len() * tiles.cols + TB;
+    let plane_len = tiles.height * tiles.width;
+    let half = tiles.width / 2;
+    check_rows(s.batch, tiles, &rows);
+    assert_eq!(padded.len(), s.batch * s.c_in * plane_len, "padded planes");
+    assert!(v.len() >= 16 * s.c_in * n, "V holds 16 x in x n values");
+    // A block of TB tiles from column c0 reads 4 padded rows from 2 tile_row, each at
+    // even[c0..c0 + TB + 1] and odd[c0..c0 + TB + 1]: within the row, as `half` is
+    // cols.div_ceil(TB) TB + 1. It writes lanes t0..t0 + TB < n of 16 rows of V.
+    debug_assert!(half > tiles.cols.div_ceil(TB) * TB && tiles.height >= 2 * tiles.rows + 2);
+    let (src, dst) = (padded.as_ptr(), v.as_mut_ptr());
+    for ci in 0..s.c_in {
+        for (r, row) in rows.clone().enumerate() {
+            let (image, tile_row) = (row / tiles.rows, row % tiles.rows);
+            let top = (image * s.c_in + ci) * plane_len + 2 * tile_row * tiles.width;
+            for c0 in (0..tiles.cols).step_by(TB) {
+                // SAFETY: in range by the layout above.
+                unsafe {
+                    let mut d = [_mm256_setzero_ps(); 16];
+                    for a in 0..4 {
+                        let even = src.add(top + a * tiles.width + c0);
+                        let odd = even.add(half);
+                        d[a * 4] = _mm256_loadu_ps(even);
+                        d[a * 4 + 1] = _mm256_loadu_ps(odd);
+                        d[a * 4 + 2] = _mm256_loadu_ps(even.add(1));
+                        d[a * 4 + 3] = _mm256_loadu_ps(odd.add(1));
+                    }
+                    // B^T d per column b, then (B^T d) B per row a.
+                    let mut h = [_mm256_setzero_ps(); 16];
+                    for b in 0..4 {
+                        let col = bt_col([d[b], d[4 + b], d[8 + b], d[12 + b]]);
+                        for (a, value) in col.into_iter().enumerate() {
+                            h[a * 4 + b] = value;
+                        }
+                    }
+                    let out = dst.add(ci * n + r * tiles.cols + c0);
+                    for a in 0..4 {
+                        let row = bt_col([h[a * 4], h[a * 4 + 1], h[a * 4 + 2], h[a * 4 + 3]]);
+                        for (b, value) in row.into_iter().enumerate() {
+                            _mm256_storeu_ps(out.add((a * 4 + b) * s.c_in * n), value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// See [`super::transform_output`].
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn transform_output(
+    s: &ConvShape,
+    m: &[f32],
+    bias: &[f32],
+    tiles: &TileGrid,
+    rows: Range<usize>,
+    out: &mut [f32],
+) {
+    let (ho, wo) = (s.out_height(), s.out_width());
+    let n = rows.len() * tiles.cols + TB;
+    check_rows(s.batch, tiles, &rows);
+    assert!(m.len() >= 16 * s.c_out * n, "M holds 16 x out x n values");
+    assert_eq!(bias.len(), s.c_out, "one bias per output channel");
+    assert_eq!(out.len(), s.output_len(), "out is [B, out, H', W']");
+    let (src, dst) = (m.as_ptr(), out.as_mut_ptr());
+    for (co, &bias) in bias.iter().enumerate() {
+        let b = _mm256_set1_ps(bias);
+        for (r, row) in rows.clone().enumerate() {
+            let (image, tile_row) = (row / tiles.rows, row % tiles.rows);
+            let plane = (image * s.c_out + co) * ho * wo;
+            for c0 in (0..tiles.cols).step_by(TB) {
+                // SAFETY: reads lanes t0..t0 + TB < n of 16 rows of M; writes only output
+                // positions checked against ho and wo.
+                unsafe {
+                    let at = src.add(co * n + r * tiles.cols + c0);
+                    let mm: [__m256; 16] =
+                        std::array::from_fn(|xi| _mm256_loadu_ps(at.add(xi * s.c_out * n)));
+                    // A^T M per column b, then (A^T M) A per output row i.
+                    let mut h = [[_mm256_setzero_ps(); 4]; 2];
+                    for b in 0..4 {
+                        let y = at_col([mm[b], mm[4 + b], mm[8 + b], mm[12 + b]]);
+                        h[0][b] = y[0];
+                        h[1][b] = y[1];
+                    }
+                    let x0 = 2 * c0;
+                    for (i, h_row) in h.iter().enumerate() {
+                        let oy = 2 * tile_row + i;
+                        if oy >= ho {
+                            continue;
+                        }
+                        let [y0, y1] = at_col(*h_row);
+                        let (y0, y1) = (_mm256_add_ps(y0, b), _mm256_add_ps(y1, b));
+                        // Interleave: output column x0 + 2 l + j holds y_j[l].
+                        let lo = _mm256_unpacklo_ps(y0, y1);
+                        let hi = _mm256_unpackhi_ps(y0, y1);
+                        let first = _mm256_permute2f128_ps::<0x20>(lo, hi);
+                        let second = _mm256_permute2f128_ps::<0x31>(lo, hi);
+                        let line = dst.add(plane + oy * wo + x0);
+                        if x0 + 2 * TB <= wo {
+                            _mm256_storeu_ps(line, first);
+                            _mm256_storeu_ps(line.add(TB), second);
+                        } else {
+                            // The row ends inside the block: masked lanes are not written.
+                            let [m0, m1] = run_masks(wo - x0);
+                            _mm256_maskstore_ps(line, m0, first);
+                            _mm256_maskstore_ps(line.add(TB), m1, second);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// See [`super::transform_output_grad`].
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn transform_output_grad(
+    s: &ConvShape,
+    dy: &[f32],
+    tiles: &TileGrid,
+    rows: Range<usize>,
+    dm: &mut [f32],
+) {
+    let (ho, wo) = (s.out_height(), s.out_width());
+    let n = rows.len() * tiles.cols + TB;
+    check_rows(s.batch, tiles, &rows);
+    assert_eq!(dy.len(), s.output_len(), "dy is [B, out, H', W']");
+    assert!(dm.len() >= 16 * s.c_out * n, "dM holds 16 x out x n values");
+    let (src, dst) = (dy.as_ptr(), dm.as_mut_ptr());
+    for co in 0..s.c_out {
+        for (r, row) in rows.clone().enumerate() {
+            let (image, tile_row) = (row / tiles.rows, row % tiles.rows);
+            let plane = (image * s.c_out + co) * ho * wo;
+            for c0 in (0..tiles.cols).step_by(TB) {
+                let x0 = 2 * c0;
+                // SAFETY: reads only output positions checked against ho and wo; writes lanes
+                // t0..t0 + TB < n of 16 rows of dM.
+                unsafe {
+                    // g[i][j]: output row 2 tile_row + i, columns x0 + 2 lane + j.
+                    let mut g = [[_mm256_setzero_ps(); 2]; 2];
+                    for (i, gi) in g.iter_mut().enumerate() {
+                        let oy = 2 * tile_row + i;
+                        if oy >= ho {
+                            continue;
+                        }
+                        let line = src.add(plane + oy * wo + x0);
+                        let (a, b) = if x0 + 2 * TB <= wo {
+                            (_mm256_loadu_ps(line), _mm256_loadu_ps(line.add(TB)))
+                        } else {
+                            // The row ends inside the block: masked lanes read as 0 (and
+                            // touch no memory).
+                            let [m0, m1] = run_masks(wo - x0);
+                            (
+                                _mm256_maskload_ps(line, m0),
+                                _mm256_maskload_ps(line.add(TB), m1),
+                            )
+                        };
+                        // Deinterleave: [a0 a2 b0 b2 | a4 a6 b4 b6], then order the 64-bit
+                        // pairs 0, 2, 1, 3.
+                        let even = _mm256_shuffle_ps::<0x88>(a, b);
+                        let odd = _mm256_shuffle_ps::<0xDD>(a, b);
+                        gi[0] =
+                            _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(even)));
+                        gi[1] =
+                            _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(_mm256_castps_pd(odd)));
+                    }
+                    // A dY per column j, then (A dY) A^T per row a.
+                    let cols = [a_col(g[0][0], g[1][0]), a_col(g[0][1], g[1][1])];
+                    let out = dst.add(co * n + r * tiles.cols + c0);
+                    for (a, (&p, &q)) in cols[0].iter().zip(&cols[1]).enumerate() {
+                        let row = a_col(p, q);
+                        for (b, value) in row.into_iter().enumerate() {
+                            _mm256_storeu_ps(out.add((a * 4 + b) * s.c_out * n), value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `M[xi] = U[xi] . V[xi]` for one of the 16 transformed positions: `u [out x in]`,
+/// `v [in x n]`, `m [out x n]` (rows n apart), over the first `tiles` columns (rounded up to
+/// 8; `n` has TB columns of slack). The shapes are small (tens of channels, ~100 tiles), so a
+/// register-blocked loop over the operands as they lie beats packing them for a general GEMM.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn multiply(
+    (c_out, c_in, n, tiles): (usize, usize, usize, usize),
+    u: &[f32],
+    v: &[f32],
+    m: &mut [f32],
+) {
+    assert!(tiles + TB <= n, "n holds the tiles and TB columns of slack");
+    assert!(u.len() >= c_out * c_in && v.len() >= c_in * n && m.len() >= c_out * n);
+    let (u, v, m) = (u.as_ptr(), v.as_ptr(), m.as_mut_ptr());
+    let mut t = 0;
+    while t < tiles {
+        // Two registers of tiles while both lie within `tiles`, then one (into the slack).
+        let wide = t + 2 * TB <= tiles;
+        let mut co = 0;
+        while co < c_out {
+            let rows = (c_out - co).min(ROWS);
+            // SAFETY: rows co..co + rows of u and m, columns t..t + 16 (or + 8) < n of v and m.
+            unsafe {
+                let (u, v, m) = (u.add(co * c_in), v.add(t), m.add(co * n + t));
+                match (rows, wide) {
+                    (6, true) => block::<6, 2>(u, c_in, v, n, m),
+                    (6, false) => block::<6, 1>(u, c_in, v, n, m),
+                    (5, true) => block::<5, 2>(u, c_in, v, n, m),
+                    (5, false) => block::<5, 1>(u, c_in, v, n, m),
+                    (4, true) => block::<4, 2>(u, c_in, v, n, m),
+                    (4, false) => block::<4, 1>(u, c_in, v, n, m),
+                    (3, true) => block::<3, 2>(u, c_in, v, n, m),
+                    (3, false) => block::<3, 1>(u, c_in, v, n, m),
+                    (2, true) => block::<2, 2>(u, c_in, v, n, m),
+                    (2, false) => block::<2, 1>(u, c_in, v, n, m),
+                    (_, true) => block::<1, 2>(u, c_in, v, n, m),
+                    (_, false) => block::<1, 1>(u, c_in, v, n, m),
+                }
+            }
+            co += rows;
+        }
+        t += if wide { 2 * TB } else { TB };
+    }
+}
+
+/// Output rows per register block of [`multiply`]: 6 rows x 2 registers of accumulators, with
+/// 2 registers of V and a broadcast, fill 15 of the 16 AVX registers.
+const ROWS: usize = 6;
+
+/// `m[r][8 j + l] = sum_ci u[r][ci] v[ci][8 j + l]` for R rows and C registers of columns.
+#[inline(always)]
+unsafe fn block<const R: usize, const C: usize>(
+    u: *const f32,
+    c_in: usize,
+    v: *const f32,
+    n: usize,
+    m: *mut f32,
+) {
+    // SAFETY: the caller keeps every offset below within u, v and m.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); C]; R];
+        for ci in 0..c_in {
+            let row: [__m256; C] = std::array::from_fn(|j| _mm256_loadu_ps(v.add(ci * n + j * TB)));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let weight = _mm256_broadcast_ss(&*u.add(r * c_in + ci));
+                for (a, x) in acc_r.iter_mut().zip(row) {
+                    *a = _mm256_fmadd_ps(weight, x, *a);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            for (j, a) in acc_r.iter().enumerate() {
+                _mm256_storeu_ps(m.add(r * n + j * TB), *a);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super as plain;
+    use super::*;
+
+    fn shape(batch: usize, channels: usize, size: (usize, usize), padding: usize) -> ConvShape {
+        ConvShape {
+            batch,
+            c_in: channels,
+            height: size.0,
+            width: size.1,
+            c_out: channels + 1,
+            kernel: 3,
+            stride: 1,
+            padding,
+            dilation: 1,
+        }
+    }
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7 + seed) % 23) as f32 * 0.13 - 1.4)
+            .collect()
+    }
+
+    /// The register-blocked product against the plain loops, for row counts that leave every
+    /// remainder block and tile counts that end in one or two registers.
+    #[test]
+    fn multiply_matches_the_plain_product() {
+        if !super::super::has_avx2_fma() {
+            return;
+        }
+        for (c_out, c_in, tiles) in [
+            (40, 40, 126),
+            (7, 3, 8),
+            (13, 5, 17),
+            (1, 1, 24),
+            (11, 9, 9),
+        ] {
+            let n = tiles + TB;
+            let (u, v) = (values(c_out * c_in, 5), values(c_in * n, 6));
+            let mut m = vec![f32::NAN; c_out * n];
+            // SAFETY: checked above.
+            unsafe { multiply((c_out, c_in, n, tiles), &u, &v, &mut m) };
+            for co in 0..c_out {
+                for t in 0..tiles {
+                    let want: f64 = (0..c_in)
+                        .map(|ci| u[co * c_in + ci] as f64 * v[ci * n + t] as f64)
+                        .sum();
+                    let got = m[co * n + t] as f64;
+                    assert!(
+                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "{c_out}x{c_in}x{tiles} ({co}, {t}): {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The intrinsics against the plain transforms, on grids with partial blocks and tiles.
+    #[test]
+    fn intrinsics_match_the_plain_transforms() {
+        if !super::super::has_avx2_fma() {
+            return;
+        }
+        for (batch, channels, size, padding) in [
+            (2, 3, (7, 9), 1),
+            (1, 2, (28, 28), 1),
+            (3, 1, (6, 21), 0),
+            (1, 2, (5, 4), 2),
+        ] {
+            let s = shape(batch, channels, size, padding);
+            let tiles = TileGrid::new(&s);
+            let x = values(s.input_len(), 1);
+            let padded = plain::pad(&s, &x, &tiles);
+            let all = 0..batch * tiles.rows;
+            for rows in [all.clone(), 1..all.end.min(3)] {
+                let n = rows.len() * tiles.cols + TB;
+                let (mut want, mut got) = (vec![0.0; 16 * s.c_in * n], vec![0.0; 16 * s.c_in * n]);
+                plain::transform_input(&s, &padded, &tiles, rows.clone(), &mut want);
+                // SAFETY: checked above.
+                unsafe { super::transform_input(&s, &padded, &tiles, rows.clone(), &mut got) };
+                let real = rows.len() * tiles.cols;
+                for line in 0..16 * s.c_in {
+                    assert_eq!(got[line * n..][..real], want[line * n..][..real], "{s:?} V");
+                }
+
+                let m = values(16 * s.c_out * n, 2);
+                let bias = values(s.c_out, 3);
+                let (mut want, mut got) = (vec![0.0; s.output_len()], vec![0.0; s.output_len()]);
+                plain::transform_output(&s, &m, &bias, &tiles, rows.clone(), &mut want);
+                // SAFETY: checked above.
+                unsafe { super::transform_output(&s, &m, &bias, &tiles, rows.clone(), &mut got) };
+                assert_eq!(got, want, "{s:?} Y");
+
+                let dy = values(s.output_len(), 4);
+                let (mut want, mut got) =
+                    (vec![0.0; 16 * s.c_out * n], vec![0.0; 16 * s.c_out * n]);
+                plain::transform_output_grad(&s, &dy, &tiles, rows.clone(), &mut want);
+                // SAFETY: checked above.
+                unsafe { super::transform_output_grad(&s, &dy, &tiles, rows.clone(), &mut got) };
+                for line in 0..16 * s.c_out {
+                    assert_eq!(
+                        got[line * n..][..real],
+                        want[line * n..][..real],
+                        "{s:?} dM"
+                    );
+                }
+            }
+        }
+    }
+}
