@@ -141,7 +141,9 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let rows = s.batch * tiles.rows;
     let threads = rayon::current_num_threads();
     let rows_per_share = rows.div_ceil(threads).max(1);
-    let rows_per_task = (TILES_PER_TASK / tiles.cols).clamp(1, rows_per_share);
+    // Longer runs of tiles than the forward's: each (out, in) dot product ends in a
+    // horizontal sum, paid once per task.
+    let rows_per_task = (4 * TILES_PER_TASK / tiles.cols).clamp(1, rows_per_share);
     let fma = has_avx2_fma();
     let du_len = 16 * s.c_out * s.c_in;
     let partials: Vec<Vec<f32>> = par_ranges(rows, rows_per_share)
@@ -156,15 +158,12 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 transform_input_fast(fma, s, &padded, &tiles, task.clone(), &mut v);
                 transform_output_grad_fast(fma, s, dy, &tiles, task.clone(), &mut dm);
                 for xi in 0..16 {
-                    // V[xi]^T element (tile t, in ci) sits at ci * n + t.
-                    sgemm(
-                        (s.c_out, s.c_in, n - TB),
+                    multiply_transposed_fast(
+                        fma,
+                        (s.c_out, s.c_in, n),
+                        &dm[xi * s.c_out * n..][..s.c_out * n],
+                        &v[xi * s.c_in * n..][..s.c_in * n],
                         &mut du[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
-                        s.c_in,
-                        true,
-                        (&dm[xi * s.c_out * n..][..s.c_out * n], n, 1),
-                        (&v[xi * s.c_in * n..][..s.c_in * n], 1, n),
-                        Parallelism::None,
                     );
                 }
             }
@@ -663,6 +662,33 @@ fn multiply_fast(
         false,
         (u, c_in, 1),
         (v, n, 1),
+        Parallelism::None,
+    );
+}
+
+/// `du [out x in] += dm [out x n] . v [in x n]^T` over the first n - TB columns: by the AVX2
+/// blocked dot products where `avx2` says the CPU has AVX2 and FMA, else a GEMM.
+fn multiply_transposed_fast(
+    avx2: bool,
+    (c_out, c_in, n): (usize, usize, usize),
+    dm: &[f32],
+    v: &[f32],
+    du: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: the caller checked the CPU (has_avx2_fma).
+        return unsafe { avx2::multiply_transposed((c_out, c_in, n, n - TB), dm, v, du) };
+    }
+    let _ = avx2;
+    // v^T element (tile t, in ci) sits at ci * n + t.
+    sgemm(
+        (c_out, c_in, n - TB),
+        du,
+        c_in,
+        true,
+        (dm, n, 1),
+        (v, 1, n),
         Parallelism::None,
     );
 }

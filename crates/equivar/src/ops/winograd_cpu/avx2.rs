@@ -356,6 +356,98 @@ unsafe fn block<const R: usize, const C: usize>(
     }
 }
 
+/// `du [out x in] += dm [out x n] . v [in x n]^T` over the first `tiles` columns: the filter
+/// gradient's product, a dot product along the tiles for each (out, in) pair, in blocks of 3 x 3
+/// pairs (9 accumulators, 3 + 3 rows loaded per register of tiles).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn multiply_transposed(
+    (c_out, c_in, n, tiles): (usize, usize, usize, usize),
+    dm: &[f32],
+    v: &[f32],
+    du: &mut [f32],
+) {
+    assert!(tiles <= n, "rows of n values hold the tiles");
+    assert!(dm.len() >= c_out * n && v.len() >= c_in * n && du.len() >= c_out * c_in);
+    let (dm_ptr, v_ptr) = (dm.as_ptr(), v.as_ptr());
+    for co in (0..c_out).step_by(PAIRS) {
+        let rows = (c_out - co).min(PAIRS);
+        for ci in (0..c_in).step_by(PAIRS) {
+            let cols = (c_in - ci).min(PAIRS);
+            // SAFETY: rows co..co + rows of dm and ci..ci + cols of v, columns < tiles.
+            let sums = unsafe {
+                let (a, b) = (dm_ptr.add(co * n), v_ptr.add(ci * n));
+                match (rows, cols) {
+                    (3, 3) => dot_block::<3, 3>(a, b, n, tiles),
+                    (3, 2) => dot_block::<3, 2>(a, b, n, tiles),
+                    (3, _) => dot_block::<3, 1>(a, b, n, tiles),
+                    (2, 3) => dot_block::<2, 3>(a, b, n, tiles),
+                    (2, 2) => dot_block::<2, 2>(a, b, n, tiles),
+                    (2, _) => dot_block::<2, 1>(a, b, n, tiles),
+                    (_, 3) => dot_block::<1, 3>(a, b, n, tiles),
+                    (_, 2) => dot_block::<1, 2>(a, b, n, tiles),
+                    (_, _) => dot_block::<1, 1>(a, b, n, tiles),
+                }
+            };
+            for (r, sums_r) in sums.iter().enumerate().take(rows) {
+                for (c, sum) in sums_r.iter().enumerate().take(cols) {
+                    du[(co + r) * c_in + ci + c] += sum;
+                }
+            }
+        }
+    }
+}
+
+/// Output pairs per side of a [`multiply_transposed`] block.
+const PAIRS: usize = 3;
+
+/// `sum_t a[r][t] b[c][t]` for R rows of a and C rows of b, t < tiles (the last register
+/// masked), as `[[f32; 3]; 3]` (entries past R x C are 0).
+#[inline(always)]
+unsafe fn dot_block<const R: usize, const C: usize>(
+    a: *const f32,
+    b: *const f32,
+    n: usize,
+    tiles: usize,
+) -> [[f32; PAIRS]; PAIRS] {
+    // SAFETY: the caller keeps rows R of a and C of b, columns < tiles, in range; the masked
+    // loads touch no memory past `tiles`.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); C]; R];
+        let step = |acc: &mut [[__m256; C]; R], x: [__m256; R], y: [__m256; C]| {
+            for (acc_r, &xr) in acc.iter_mut().zip(&x) {
+                for (a, &yc) in acc_r.iter_mut().zip(&y) {
+                    *a = _mm256_fmadd_ps(xr, yc, *a);
+                }
+            }
+        };
+        let whole = tiles - tiles % TB;
+        for t in (0..whole).step_by(TB) {
+            let x = std::array::from_fn(|r| _mm256_loadu_ps(a.add(r * n + t)));
+            let y = std::array::from_fn(|c| _mm256_loadu_ps(b.add(c * n + t)));
+            step(&mut acc, x, y);
+        }
+        if whole < tiles {
+            let [mask, _] = run_masks(tiles - whole);
+            let x = std::array::from_fn(|r| _mm256_maskload_ps(a.add(r * n + whole), mask));
+            let y = std::array::from_fn(|c| _mm256_maskload_ps(b.add(c * n + whole), mask));
+            step(&mut acc, x, y);
+        }
+        let mut sums = [[0.0f32; PAIRS]; PAIRS];
+        for (sums_r, acc_r) in sums.iter_mut().zip(&acc) {
+            for (sum, a) in sums_r.iter_mut().zip(acc_r) {
+                // Halves, then pairs, then the last two lanes.
+                let four = _mm_add_ps(_mm256_castps256_ps128(*a), _mm256_extractf128_ps::<1>(*a));
+                let two = _mm_add_ps(four, _mm_movehl_ps(four, four));
+                *sum = _mm_cvtss_f32(_mm_add_ss(two, _mm_shuffle_ps::<1>(two, two)));
+            }
+        }
+        sums
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super as plain;
@@ -409,6 +501,36 @@ mod tests {
                     assert!(
                         (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
                         "{c_out}x{c_in}x{tiles} ({co}, {t}): {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The filter gradient's product against the plain loops: remainder blocks on both sides,
+    /// tile counts with and without a masked last register.
+    #[test]
+    fn multiply_transposed_matches_the_plain_product() {
+        if !super::super::has_avx2_fma() {
+            return;
+        }
+        for (c_out, c_in, tiles) in [(40, 40, 126), (7, 5, 8), (4, 8, 17), (1, 1, 3), (2, 3, 0)] {
+            let n = tiles + TB;
+            let (dm, v) = (values(c_out * n, 7), values(c_in * n, 8));
+            let before = values(c_out * c_in, 9);
+            let mut du = before.clone();
+            // SAFETY: checked above.
+            unsafe { multiply_transposed((c_out, c_in, n, tiles), &dm, &v, &mut du) };
+            for co in 0..c_out {
+                for ci in 0..c_in {
+                    let want = before[co * c_in + ci] as f64
+                        + (0..tiles)
+                            .map(|t| dm[co * n + t] as f64 * v[ci * n + t] as f64)
+                            .sum::<f64>();
+                    let got = du[co * c_in + ci] as f64;
+                    assert!(
+                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "{c_out}x{c_in}x{tiles} ({co}, {ci}): {got} vs {want}"
                     );
                 }
             }
