@@ -6,6 +6,8 @@
 
 use rayon::prelude::*;
 
+use super::{sum_of, sum_of_pairs};
+
 /// The layout of a batch-norm input: `[batch, channels, pixels]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NormShape {
@@ -38,12 +40,12 @@ pub fn stats(s: &NormShape, x: &[f32]) -> Vec<f32> {
     let per_channel: Vec<(f32, f32)> = (0..s.channels)
         .into_par_iter()
         .map(|c| {
-            let sum: f64 = s.runs(x, c).map(|r| r.iter().sum::<f32>() as f64).sum();
+            let sum: f64 = s.runs(x, c).map(|r| sum_of(r, |v| v) as f64).sum();
             let mean = sum / s.per_channel();
             let m = mean as f32;
             let squares: f64 = s
                 .runs(x, c)
-                .map(|r| r.iter().map(|v| (v - m) * (v - m)).sum::<f32>() as f64)
+                .map(|r| sum_of(r, |v| (v - m) * (v - m)) as f64)
                 .sum();
             (mean as f32, (squares / s.per_channel()) as f32)
         })
@@ -102,8 +104,8 @@ pub fn backward(
             let (mean, istd) = (stats[c], inv_std(stats[c_count + c], epsilon));
             let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
             for (xr, gr) in s.runs(x, c).zip(s.runs(dy, c)) {
-                sum_dy += gr.iter().sum::<f32>() as f64;
-                let dot: f32 = xr.iter().zip(gr).map(|(v, g)| (v - mean) * g).sum();
+                sum_dy += sum_of(gr, |g| g) as f64;
+                let dot = sum_of_pairs(xr, gr, |v, g| (v - mean) * g);
                 sum_dy_xhat += dot as f64 * istd as f64;
             }
             (sum_dy as f32, sum_dy_xhat as f32)

@@ -573,7 +573,7 @@ pub fn backward(s: &ConvShape, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wa
                 let x_b = &x[b * s.image_len()..(b + 1) * s.image_len()];
                 if let Some(db) = db.as_mut() {
                     for (acc, row) in db.iter_mut().zip(dy_b.chunks(n)) {
-                        *acc += row.iter().sum::<f32>();
+                        *acc += super::sum_of(row, |v| v);
                     }
                 }
                 with_scratch(k * n, |col| {
