@@ -73,11 +73,10 @@ pub fn suits_layer(
 }
 
 /// Whether a convolution of this geometry runs faster as Winograd F(2x2, 3x3): a layer it
-/// [`suits_layer`], over at least one image per thread (a single image is faster in im2col
-/// bands, see `conv_cpu::forward_then`).
+/// [`suits_layer`], at any batch (tasks take rows of tiles, so a single image is split across
+/// threads too).
 pub fn suits(s: &ConvShape) -> bool {
     suits_layer(s.kernel, s.stride, s.dilation, s.c_in, s.c_out)
-        && s.batch >= rayon::current_num_threads()
 }
 
 /// Whether equivar's kernels run this convolution as Winograd: it [`suits`] and Winograd is
@@ -301,11 +300,18 @@ pub fn forward(
             }
             // SAFETY: this task writes only the output rows of its own rows of tiles.
             let out = unsafe { shared.slice() };
-            transform_output_fast(fma, s, m, bias, &tiles, rows, out);
+            transform_output_fast(fma, s, m, bias, &tiles, rows.clone(), out);
+            // The epilogue on those rows while they are in cache.
+            for row in rows {
+                let (image, tile_row) = (row / tiles.rows, row % tiles.rows);
+                let lines = 2 * tile_row..(2 * tile_row + 2).min(ho);
+                for co in 0..s.c_out {
+                    let plane = (image * s.c_out + co) * ho * wo;
+                    epilogue(&mut out[plane + lines.start * wo..plane + lines.end * wo]);
+                }
+            }
         },
     );
-    let plane = (ho * wo).max(1);
-    out.par_chunks_mut(plane).for_each(&epilogue);
     out
 }
 
