@@ -391,6 +391,14 @@ pub(crate) fn has_avx2_fma() -> bool {
     }
 }
 
+/// Runs `f` on one of the compute threads (rayon's pool) and waits for it. A step made of many
+/// parallel kernels (a training step, an inference) then starts each kernel's tasks as local
+/// jobs that the other threads steal, instead of injecting every one from outside the pool
+/// and sleeping until it is done.
+pub fn on_compute_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
 /// Independent partial sums in [`sum_of`] and [`sum_of_pairs`].
 const PARTIAL_SUMS: usize = 16;
 
