@@ -471,3 +471,30 @@ fn batch_norm_running_statistics_follow_the_batches() {
         assert!((var[c] as f64 - 4.0).abs() < 0.8, "running var {var:?}");
     }
 }
+
+/// The 2x2, stride-2 max pool: equivar's kernel against burn's, output and input gradient
+/// through autodiff, on even and odd sizes (an odd last row and column are dropped).
+#[test]
+fn max_pool_matches_burn_with_gradients() {
+    assert_eq!(ops::kernels(), Kernels::Equivar);
+    let device = Device::flex();
+    for dims in [[2, 3, 8, 6], [1, 4, 7, 9], [3, 2, 2, 2], [1, 1, 1, 5]] {
+        let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        let run = |fast: bool| {
+            let x = x.clone().autodiff().require_grad();
+            let y = if fast {
+                ops::max_pool2d(x.clone(), 2, 2, 0, 1)
+            } else {
+                burn::tensor::module::max_pool2d(
+                    x.clone(),
+                    burn::tensor::ops::MaxPoolOptions::new([2, 2]).with_stride([2, 2]),
+                )
+            };
+            let grads = (y.clone() * y.clone().sin().detach()).sum().backward();
+            (host(y), host(x.grad(&grads).unwrap()))
+        };
+        let ((y, dx), (want_y, want_dx)) = (run(true), run(false));
+        assert_eq!(y, want_y, "{dims:?}: max pool output");
+        assert_eq!(dx, want_dx, "{dims:?}: max pool input gradient");
+    }
+}

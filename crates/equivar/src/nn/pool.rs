@@ -3,11 +3,12 @@
 
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::module::{avg_pool2d, max_pool2d};
-use burn::tensor::ops::{AvgPoolOptions, MaxPoolOptions};
+use burn::tensor::module::avg_pool2d;
+use burn::tensor::ops::AvgPoolOptions;
 
 use super::check_channels;
 use crate::field::FieldType;
+use crate::ops;
 use crate::space::Window;
 use crate::spec::Reduce;
 
@@ -32,13 +33,7 @@ impl SpatialPool {
         let w = self.window;
         let (k, s, p) = ([w.kernel; 2], [w.stride; 2], [w.padding; 2]);
         match self.reduce {
-            Reduce::Max => max_pool2d(
-                x,
-                MaxPoolOptions::new(k)
-                    .with_stride(s)
-                    .with_padding(p)
-                    .with_dilation([w.dilation; 2]),
-            ),
+            Reduce::Max => ops::max_pool2d(x, w.kernel, w.stride, w.padding, w.dilation),
             Reduce::Mean => avg_pool2d(x, AvgPoolOptions::new(k).with_stride(s).with_padding(p)),
         }
     }

@@ -19,6 +19,7 @@ use burn::tensor::{DType, TensorData};
 use super::batch_norm_cpu::{self, NormShape};
 use super::conv_cpu::{self, ConvShape, Wanted};
 use super::disco_cpu;
+use super::pool_cpu::{self, PoolShape};
 use super::winograd_cpu;
 use crate::kernels::DiscoPsi;
 
@@ -47,6 +48,9 @@ pub trait GConvBackend: Backend {
         stats: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self>;
+
+    /// 2x2, stride-2 max pooling of `x [B, C, H, W]` (see [`pool_cpu`]).
+    fn equivar_max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// DISCO's sparse contraction, `x [planes, nlat_in, nlon_in]` to `[planes, K, nlat_out,
     /// nlon_out]` (see [`disco_cpu::gather`]).
@@ -95,6 +99,18 @@ fn norm_shape(x: &FlexTensor) -> NormShape {
 
 /// The f32 values of a Flex tensor in row-major order: borrowed when its layout is
 /// contiguous, copied when it is strided.
+/// The planes of `x [B, C, H, W]`, and its dimensions.
+fn pool_shape(x: &FlexTensor) -> (PoolShape, [usize; 4]) {
+    let d = dims(x);
+    let d: [usize; 4] = d.try_into().expect("max pool input is [B, C, H, W]");
+    let s = PoolShape {
+        planes: d[0] * d[1],
+        height: d[2],
+        width: d[3],
+    };
+    (s, d)
+}
+
 fn f32s(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(values) => Cow::Borrowed(values),
@@ -154,6 +170,13 @@ impl GConvBackend for Flex {
         let (x, gamma, beta, stats) = (f32s(&x), f32s(&gamma), f32s(&beta), f32s(&stats));
         let y = batch_norm_cpu::apply(&s, &x, &gamma, &beta, &stats, epsilon);
         flex_tensor(y, shape)
+    }
+
+    fn equivar_max_pool_2x2(x: FlexTensor) -> FlexTensor {
+        assert_eq!(x.dtype(), DType::F32, "equivar pooling runs in f32");
+        let (s, [b, c, _, _]) = pool_shape(&x);
+        let (y, _) = pool_cpu::max_2x2(&s, &f32s(&x));
+        flex_tensor(y, vec![b, c, s.out_height(), s.out_width()])
     }
 
     fn equivar_disco_gather(x: FlexTensor, psi: Arc<DiscoPsi>) -> FlexTensor {
@@ -260,6 +283,32 @@ impl Backward<Flex, 1> for DiscoBackward {
                 Flex::equivar_disco_gather(dy, psi)
             };
             grads.register::<Flex>(node.id, dx);
+        }
+    }
+}
+
+/// The max pool's backward routes each output gradient to the value that won, recorded by
+/// the forward.
+#[derive(Debug)]
+struct MaxPoolBackward;
+
+impl Backward<Flex, 1> for MaxPoolBackward {
+    type State = (PoolShape, Arc<Vec<u8>>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node] = ops.parents;
+        let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let (s, won) = ops.state;
+        if let Some(node) = node {
+            let d = dims(&dy);
+            let (b, c) = (d[0], d[1]);
+            let dx = pool_cpu::max_2x2_backward(&s, &f32s(&dy), &won);
+            grads.register::<Flex>(node.id, flex_tensor(dx, vec![b, c, s.height, s.width]));
         }
     }
 }
@@ -434,6 +483,23 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
                 beta.into_primitive(),
                 stats,
             )),
+        }
+    }
+
+    fn equivar_max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match MaxPoolBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let x = x.into_primitive();
+                let (s, [b, c, _, _]) = pool_shape(&x);
+                let (y, won) = pool_cpu::max_2x2(&s, &f32s(&x));
+                let y = flex_tensor(y, vec![b, c, s.out_height(), s.out_width()]);
+                prep.finish((s, Arc::new(won)), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::equivar_max_pool_2x2(x.into_primitive())),
         }
     }
 

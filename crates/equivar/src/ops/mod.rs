@@ -46,6 +46,7 @@ pub mod conv_cpu;
 pub mod disco_cpu;
 mod flex;
 mod huge_pages;
+pub mod pool_cpu;
 pub mod winograd_cpu;
 
 use std::sync::Arc;
@@ -53,7 +54,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::module::conv2d as burn_conv2d;
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{DType, Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::kernels::DiscoPsi;
@@ -186,6 +187,28 @@ pub fn batch_norm_train(
     let mean = stats.clone().slice([0..1, 0..channels]).reshape([channels]);
     let variance = stats.slice([1..2, 0..channels]).reshape([channels]);
     (y, mean, variance)
+}
+
+/// Max pooling of `x [B, C, H, W]` with a square window, symmetric stride, padding and
+/// dilation: equivar's kernel ([`pool_cpu`]) for the common 2x2, stride-2 window on Flex,
+/// burn's pool otherwise.
+pub fn max_pool2d(
+    x: Tensor<4>,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+) -> Tensor<4> {
+    if kernel == 2 && stride == 2 && padding == 0 && fast_path(&x) {
+        return Tensor::from_dispatch(Dispatch::equivar_max_pool_2x2(x.into_dispatch()));
+    }
+    burn::tensor::module::max_pool2d(
+        x,
+        MaxPoolOptions::new([kernel; 2])
+            .with_stride([stride; 2])
+            .with_padding([padding; 2])
+            .with_dilation([dilation; 2]),
+    )
 }
 
 /// DISCO's sparse contraction: `x [planes, nlat_in, nlon_in]` on `psi`'s column grid to
