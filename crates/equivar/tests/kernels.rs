@@ -497,4 +497,13 @@ fn max_pool_matches_burn_with_gradients() {
         assert_eq!(y, want_y, "{dims:?}: max pool output");
         assert_eq!(dx, want_dx, "{dims:?}: max pool input gradient");
     }
+    // Other windows keep burn's pool: a dilated 2x2/2 is not the fast path's window.
+    let x = Tensor::<4>::random([1, 2, 9, 9], Distribution::Normal(0.0, 1.0), &device);
+    let dilated = burn::tensor::module::max_pool2d(
+        x.clone(),
+        burn::tensor::ops::MaxPoolOptions::new([2, 2])
+            .with_stride([2, 2])
+            .with_dilation([2, 2]),
+    );
+    assert_eq!(host(ops::max_pool2d(x, 2, 2, 0, 2)), host(dilated));
 }

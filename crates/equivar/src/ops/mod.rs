@@ -199,7 +199,7 @@ pub fn max_pool2d(
     padding: usize,
     dilation: usize,
 ) -> Tensor<4> {
-    if kernel == 2 && stride == 2 && padding == 0 && fast_path(&x) {
+    if (kernel, stride, padding, dilation) == (2, 2, 0, 1) && fast_path(&x) {
         return Tensor::from_dispatch(Dispatch::equivar_max_pool_2x2(x.into_dispatch()));
     }
     burn::tensor::module::max_pool2d(
