@@ -373,7 +373,7 @@ impl Backward<Flex, 3> for ConvBackward {
         // c_out channels), im2col + GEMM + col2im otherwise, with the other gradients. The
         // filter gradient runs as Winograd where the forward does.
         let winograd_dx = wanted.input && winograd_cpu::input_grad_pays(&s);
-        let winograd_dw = wanted.weight && winograd_cpu::weight_grad_pays(&s);
+        let winograd_dw = wanted.weight && winograd_cpu::pays(&s);
         let mut g = conv_cpu::backward(
             &s,
             &x,

@@ -21,6 +21,8 @@
 //! This is the cross-correlation that conv layers compute, as [`super::conv_cpu`] does; the
 //! tests compare the two.
 
+use std::ops::Range;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -143,7 +145,7 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     // Longer runs of tiles than the forward's: each (out, in) dot product ends in a
     // horizontal sum, paid once per task.
     let rows_per_task = (4 * TILES_PER_TASK / tiles.cols).clamp(1, rows_per_share);
-    let fma = has_avx2_fma();
+    let stages = Stages::for_this_cpu();
     let du_len = 16 * s.c_out * s.c_in;
     let partials: Vec<Vec<f32>> = par_ranges(rows, rows_per_share)
         .map(|share| {
@@ -154,16 +156,18 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 let n = task.len() * tiles.cols + TB;
                 v.resize(16 * s.c_in * n, 0.0);
                 dm.resize(16 * s.c_out * n, 0.0);
-                transform_input_fast(fma, s, &padded, &tiles, task.clone(), &mut v);
-                transform_output_grad_fast(fma, s, dy, &tiles, task.clone(), &mut dm);
+                // SAFETY (the three stage calls): chosen for this CPU (Stages::for_this_cpu).
+                unsafe { (stages.transform_input)(s, &padded, &tiles, task.clone(), &mut v) };
+                unsafe { (stages.transform_output_grad)(s, dy, &tiles, task.clone(), &mut dm) };
                 for xi in 0..16 {
-                    multiply_transposed_fast(
-                        fma,
-                        (s.c_out, s.c_in, n),
-                        &dm[xi * s.c_out * n..][..s.c_out * n],
-                        &v[xi * s.c_in * n..][..s.c_in * n],
-                        &mut du[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
-                    );
+                    unsafe {
+                        (stages.multiply_transposed)(
+                            (s.c_out, s.c_in, n, n - TB),
+                            &dm[xi * s.c_out * n..][..s.c_out * n],
+                            &v[xi * s.c_in * n..][..s.c_in * n],
+                            &mut du[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                        )
+                    };
                 }
             }
             du
@@ -203,12 +207,6 @@ fn filter_from_transformed(du: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
         }
     }
     dw
-}
-
-/// Whether equivar's kernels compute this convolution's filter gradient with
-/// [`weight_grad`]: the convolution [`pays`].
-pub fn weight_grad_pays(s: &ConvShape) -> bool {
-    pays(s)
 }
 
 /// `[g0, g1, g2] -> G [g0, g1, g2]`.
@@ -279,7 +277,7 @@ pub fn forward(
         .max(1);
     let mut out = vec![0.0f32; s.output_len()];
     let shared = SharedOut::new(&mut out);
-    let fma = has_avx2_fma();
+    let stages = Stages::for_this_cpu();
     par_ranges(rows, rows_per_task).for_each_init(
         || (Vec::new(), Vec::new()),
         |(v, m), rows| {
@@ -288,19 +286,21 @@ pub fn forward(
             let n = rows.len() * tiles.cols + TB;
             v.resize(16 * s.c_in * n, 0.0);
             m.resize(16 * s.c_out * n, 0.0);
-            transform_input_fast(fma, s, &padded, &tiles, rows.clone(), v);
+            // SAFETY (the three stage calls): chosen for this CPU (Stages::for_this_cpu).
+            unsafe { (stages.transform_input)(s, &padded, &tiles, rows.clone(), v) };
             for xi in 0..16 {
-                multiply_fast(
-                    fma,
-                    (s.c_out, s.c_in, n),
-                    &filter.u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
-                    &v[xi * s.c_in * n..][..s.c_in * n],
-                    &mut m[xi * s.c_out * n..][..s.c_out * n],
-                );
+                unsafe {
+                    (stages.multiply)(
+                        (s.c_out, s.c_in, n, n - TB),
+                        &filter.u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                        &v[xi * s.c_in * n..][..s.c_in * n],
+                        &mut m[xi * s.c_out * n..][..s.c_out * n],
+                    )
+                };
             }
             // SAFETY: this task writes only the output rows of its own rows of tiles.
             let out = unsafe { shared.slice() };
-            transform_output_fast(fma, s, m, bias, &tiles, rows.clone(), out);
+            unsafe { (stages.transform_output)(s, m, bias, &tiles, rows.clone(), out) };
             // The epilogue on those rows while they are in cache.
             for row in rows {
                 let (image, tile_row) = (row / tiles.rows, row % tiles.rows);
@@ -591,78 +591,62 @@ fn transform_output_grad(
     }
 }
 
-/// [`transform_input`], by the AVX2 build where `avx2` says the CPU has AVX2 and FMA.
-fn transform_input_fast(
-    avx2: bool,
-    s: &ConvShape,
-    padded: &[f32],
-    tiles: &TileGrid,
-    rows: std::ops::Range<usize>,
-    v: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: the caller checked the CPU (has_avx2_fma).
-        return unsafe { avx2::transform_input(s, padded, tiles, rows, v) };
-    }
-    let _ = avx2;
-    transform_input(s, padded, tiles, rows, v)
+/// `m [out x n] = u [out x in] . v [in x n]` or `du [out x in] += dm [out x n] . v [in x n]^T`
+/// over the first `tiles` columns, `(c_out, c_in, n, tiles)`.
+type Product = unsafe fn((usize, usize, usize, usize), &[f32], &[f32], &mut [f32]);
+
+/// A transform of rows of tiles: `(shape, source, tiles, rows, destination)`.
+type Transform = unsafe fn(&ConvShape, &[f32], &TileGrid, Range<usize>, &mut [f32]);
+
+/// The output transform, which also adds the bias: `(shape, M, bias, tiles, rows, out)`.
+type OutputTransform = unsafe fn(&ConvShape, &[f32], &[f32], &TileGrid, Range<usize>, &mut [f32]);
+
+/// The stages of a Winograd pass on this CPU, chosen in one place: the AVX2 builds of
+/// [`avx2`] where the CPU has AVX2 and FMA, else the plain versions (their reference).
+struct Stages {
+    transform_input: Transform,
+    transform_output: OutputTransform,
+    transform_output_grad: Transform,
+    multiply: Product,
+    multiply_transposed: Product,
 }
 
-/// [`transform_output`], by the AVX2 build where `avx2` says the CPU has AVX2 and FMA.
-fn transform_output_fast(
-    avx2: bool,
-    s: &ConvShape,
-    m: &[f32],
-    bias: &[f32],
-    tiles: &TileGrid,
-    rows: std::ops::Range<usize>,
-    out: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: the caller checked the CPU (has_avx2_fma).
-        return unsafe { avx2::transform_output(s, m, bias, tiles, rows, out) };
+impl Stages {
+    /// The stages this CPU runs: calling them is sound wherever the plain versions' slice
+    /// arguments are, as the AVX2 builds are only chosen on a CPU with AVX2 and FMA.
+    fn for_this_cpu() -> &'static Stages {
+        static PLAIN: Stages = Stages {
+            transform_input,
+            transform_output,
+            transform_output_grad,
+            multiply: multiply_by_gemm,
+            multiply_transposed: multiply_transposed_by_gemm,
+        };
+        #[cfg(target_arch = "x86_64")]
+        static AVX2: Stages = Stages {
+            transform_input: avx2::transform_input,
+            transform_output: avx2::transform_output,
+            transform_output_grad: avx2::transform_output_grad,
+            multiply: avx2::multiply,
+            multiply_transposed: avx2::multiply_transposed,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma() {
+            return &AVX2;
+        }
+        &PLAIN
     }
-    let _ = avx2;
-    transform_output(s, m, bias, tiles, rows, out)
 }
 
-/// [`transform_output_grad`], by the AVX2 build where `avx2` says the CPU has AVX2 and FMA.
-fn transform_output_grad_fast(
-    avx2: bool,
-    s: &ConvShape,
-    dy: &[f32],
-    tiles: &TileGrid,
-    rows: std::ops::Range<usize>,
-    dm: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: the caller checked the CPU (has_avx2_fma).
-        return unsafe { avx2::transform_output_grad(s, dy, tiles, rows, dm) };
-    }
-    let _ = avx2;
-    transform_output_grad(s, dy, tiles, rows, dm)
-}
-
-/// `m [out x n] = u [out x in] . v [in x n]` over the first n - TB columns: by the AVX2
-/// register-blocked loop where `avx2` says the CPU has AVX2 and FMA, else a GEMM.
-fn multiply_fast(
-    avx2: bool,
-    (c_out, c_in, n): (usize, usize, usize),
+/// The plain [`Stages::multiply`]: a GEMM.
+fn multiply_by_gemm(
+    (c_out, c_in, n, tiles): (usize, usize, usize, usize),
     u: &[f32],
     v: &[f32],
     m: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: the caller checked the CPU (has_avx2_fma).
-        return unsafe { avx2::multiply((c_out, c_in, n, n - TB), u, v, m) };
-    }
-    let _ = avx2;
     sgemm(
-        (c_out, n - TB, c_in),
+        (c_out, tiles, c_in),
         m,
         n,
         false,
@@ -672,24 +656,16 @@ fn multiply_fast(
     );
 }
 
-/// `du [out x in] += dm [out x n] . v [in x n]^T` over the first n - TB columns: by the AVX2
-/// blocked dot products where `avx2` says the CPU has AVX2 and FMA, else a GEMM.
-fn multiply_transposed_fast(
-    avx2: bool,
-    (c_out, c_in, n): (usize, usize, usize),
+/// The plain [`Stages::multiply_transposed`]: a GEMM, v^T element (tile t, in ci) at
+/// ci * n + t.
+fn multiply_transposed_by_gemm(
+    (c_out, c_in, n, tiles): (usize, usize, usize, usize),
     dm: &[f32],
     v: &[f32],
     du: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: the caller checked the CPU (has_avx2_fma).
-        return unsafe { avx2::multiply_transposed((c_out, c_in, n, n - TB), dm, v, du) };
-    }
-    let _ = avx2;
-    // v^T element (tile t, in ci) sits at ci * n + t.
     sgemm(
-        (c_out, c_in, n - TB),
+        (c_out, c_in, tiles),
         du,
         c_in,
         true,

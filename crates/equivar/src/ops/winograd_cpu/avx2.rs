@@ -473,7 +473,7 @@ mod tests {
             .collect()
     }
 
-    /// The register-blocked product against the plain loops, for row counts that leave every
+    /// The register-blocked product and the GEMM fallback against the plain loops, for row counts that leave every
     /// remainder block and tile counts that end in one or two registers.
     #[test]
     fn multiply_matches_the_plain_product() {
@@ -492,22 +492,25 @@ mod tests {
             let mut m = vec![f32::NAN; c_out * n];
             // SAFETY: checked above.
             unsafe { multiply((c_out, c_in, n, tiles), &u, &v, &mut m) };
+            let mut by_gemm = vec![f32::NAN; c_out * n];
+            plain::multiply_by_gemm((c_out, c_in, n, tiles), &u, &v, &mut by_gemm);
             for co in 0..c_out {
                 for t in 0..tiles {
                     let want: f64 = (0..c_in)
                         .map(|ci| u[co * c_in + ci] as f64 * v[ci * n + t] as f64)
                         .sum();
-                    let got = m[co * n + t] as f64;
-                    assert!(
-                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                        "{c_out}x{c_in}x{tiles} ({co}, {t}): {got} vs {want}"
-                    );
+                    for got in [m[co * n + t] as f64, by_gemm[co * n + t] as f64] {
+                        assert!(
+                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                            "{c_out}x{c_in}x{tiles} ({co}, {t}): {got} vs {want}"
+                        );
+                    }
                 }
             }
         }
     }
 
-    /// The filter gradient's product against the plain loops: remainder blocks on both sides,
+    /// The filter gradient's product and its GEMM fallback against the plain loops: remainder blocks on both sides,
     /// tile counts with and without a masked last register.
     #[test]
     fn multiply_transposed_matches_the_plain_product() {
@@ -521,17 +524,20 @@ mod tests {
             let mut du = before.clone();
             // SAFETY: checked above.
             unsafe { multiply_transposed((c_out, c_in, n, tiles), &dm, &v, &mut du) };
+            let mut by_gemm = before.clone();
+            plain::multiply_transposed_by_gemm((c_out, c_in, n, tiles), &dm, &v, &mut by_gemm);
             for co in 0..c_out {
                 for ci in 0..c_in {
                     let want = before[co * c_in + ci] as f64
                         + (0..tiles)
                             .map(|t| dm[co * n + t] as f64 * v[ci * n + t] as f64)
                             .sum::<f64>();
-                    let got = du[co * c_in + ci] as f64;
-                    assert!(
-                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                        "{c_out}x{c_in}x{tiles} ({co}, {ci}): {got} vs {want}"
-                    );
+                    for got in [du[co * c_in + ci] as f64, by_gemm[co * c_in + ci] as f64] {
+                        assert!(
+                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                            "{c_out}x{c_in}x{tiles} ({co}, {ci}): {got} vs {want}"
+                        );
+                    }
                 }
             }
         }
