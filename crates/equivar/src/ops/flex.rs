@@ -97,20 +97,23 @@ fn norm_shape(x: &FlexTensor) -> NormShape {
     }
 }
 
-/// The f32 values of a Flex tensor in row-major order: borrowed when its layout is
-/// contiguous, copied when it is strided.
-/// The planes of `x [B, C, H, W]`, and its dimensions.
-fn pool_shape(x: &FlexTensor) -> (PoolShape, [usize; 4]) {
-    let d = dims(x);
-    let d: [usize; 4] = d.try_into().expect("max pool input is [B, C, H, W]");
+/// [`pool_cpu::max_2x2`] of `x [B, C, H, W]`: the pooled tensor, the planes' shape and each
+/// output's winner (which the backward needs).
+fn max_pool_2x2(x: &FlexTensor) -> (FlexTensor, PoolShape, Vec<u8>) {
+    assert_eq!(x.dtype(), DType::F32, "equivar pooling runs in f32");
+    let d: [usize; 4] = dims(x).try_into().expect("max pool input is [B, C, H, W]");
     let s = PoolShape {
         planes: d[0] * d[1],
         height: d[2],
         width: d[3],
     };
-    (s, d)
+    let (y, won) = pool_cpu::max_2x2(&s, &f32s(x));
+    let y = flex_tensor(y, vec![d[0], d[1], s.out_height(), s.out_width()]);
+    (y, s, won)
 }
 
+/// The f32 values of a Flex tensor in row-major order: borrowed when its layout is
+/// contiguous, copied when it is strided.
 fn f32s(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(values) => Cow::Borrowed(values),
@@ -173,10 +176,7 @@ impl GConvBackend for Flex {
     }
 
     fn equivar_max_pool_2x2(x: FlexTensor) -> FlexTensor {
-        assert_eq!(x.dtype(), DType::F32, "equivar pooling runs in f32");
-        let (s, [b, c, _, _]) = pool_shape(&x);
-        let (y, _) = pool_cpu::max_2x2(&s, &f32s(&x));
-        flex_tensor(y, vec![b, c, s.out_height(), s.out_width()])
+        max_pool_2x2(&x).0
     }
 
     fn equivar_disco_gather(x: FlexTensor, psi: Arc<DiscoPsi>) -> FlexTensor {
@@ -493,10 +493,7 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let x = x.into_primitive();
-                let (s, [b, c, _, _]) = pool_shape(&x);
-                let (y, won) = pool_cpu::max_2x2(&s, &f32s(&x));
-                let y = flex_tensor(y, vec![b, c, s.out_height(), s.out_width()]);
+                let (y, s, won) = max_pool_2x2(&x.into_primitive());
                 prep.finish((s, Arc::new(won)), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(Flex::equivar_max_pool_2x2(x.into_primitive())),
