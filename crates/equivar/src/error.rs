@@ -71,6 +71,17 @@ pub enum EquivarError {
         fix: String,
     },
 
+    #[error(
+        "{what} needs about {needed_gb:.1} GB of memory, but this machine has {available_gb:.1} \
+         GB available; {fix}"
+    )]
+    OutOfMemory {
+        what: String,
+        needed_gb: f64,
+        available_gb: f64,
+        fix: String,
+    },
+
     #[error("unknown model `{name}`; known models: {known}")]
     UnknownModel { name: String, known: String },
 }

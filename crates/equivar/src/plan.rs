@@ -114,7 +114,7 @@ fn describe_sizes(sizes: &[usize]) -> String {
 
 /// Plans each layer, validating field types and window parameters.
 fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
-    let group = spec.group();
+    let group = spec.group().validate()?;
     if !group.acts_on_pixel_grid() {
         return Err(EquivarError::GroupNotOnGrid {
             group: group.to_string(),

@@ -31,16 +31,34 @@ pub struct Element {
 }
 
 impl Group {
-    /// C_N. Panics if `n == 0` (a group has at least its identity).
+    /// C_N. Panics if `n == 0` (a group has at least its identity); [`Group::try_cyclic`] is
+    /// the fallible twin.
     pub fn cyclic(n: usize) -> Self {
-        assert!(n >= 1, "C_N needs N >= 1");
-        Group::Cyclic(n)
+        Self::try_cyclic(n).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// D_N. Panics if `n == 0`.
+    /// D_N. Panics if `n == 0`; [`Group::try_dihedral`] is the fallible twin.
     pub fn dihedral(n: usize) -> Self {
-        assert!(n >= 1, "D_N needs N >= 1");
-        Group::Dihedral(n)
+        Self::try_dihedral(n).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// C_N, or an error if `n == 0`.
+    pub fn try_cyclic(n: usize) -> Result<Self, EquivarError> {
+        Group::Cyclic(n).validate()
+    }
+
+    /// D_N, or an error if `n == 0`.
+    pub fn try_dihedral(n: usize) -> Result<Self, EquivarError> {
+        Group::Dihedral(n).validate()
+    }
+
+    /// The group itself if it is one: the variants are public, so `Group::Cyclic(0)` can be
+    /// written, but it has no elements. Planning and building a model call this first.
+    pub fn validate(self) -> Result<Self, EquivarError> {
+        if self.rotations() == 0 {
+            return Err(EquivarError::UnknownGroup(self.to_string()));
+        }
+        Ok(self)
     }
 
     /// The trivial group C1: plain (translation-only) CNNs are G-CNNs over C1.
@@ -105,7 +123,8 @@ impl Group {
 
     /// The product `a b` (apply `b` first, then `a`).
     pub fn compose(self, a: Element, b: Element) -> Element {
-        let n = self.rotations();
+        // max(1): C0 has no elements to compose (see `validate`); no division by zero.
+        let n = self.rotations().max(1);
         let b_rot = if a.reflected {
             (n - b.rotation) % n
         } else {
@@ -119,11 +138,12 @@ impl Group {
 
     /// The inverse: rotations invert, mirrors are involutions.
     pub fn inverse(self, e: Element) -> Element {
+        let n = self.rotations().max(1);
         if e.reflected {
             e
         } else {
             Element {
-                rotation: (self.rotations() - e.rotation) % self.rotations(),
+                rotation: (n - e.rotation % n) % n,
                 reflected: false,
             }
         }
@@ -141,7 +161,7 @@ impl Group {
     /// Whether the group acts exactly on a square pixel grid (rotations by multiples of 90
     /// degrees): N must divide 4.
     pub fn acts_on_pixel_grid(self) -> bool {
-        4 % self.rotations() == 0
+        self.rotations() != 0 && 4 % self.rotations() == 0
     }
 
     /// The short name: `C4`, `D4`, ...
@@ -257,5 +277,22 @@ mod tests {
         assert_eq!("z2".parse::<Group>().unwrap(), Group::Cyclic(1));
         assert!("q7".parse::<Group>().is_err());
         assert!("C0".parse::<Group>().is_err());
+    }
+
+    #[test]
+    fn a_group_without_elements_is_an_error_not_a_panic() {
+        for g in [Group::Cyclic(0), Group::Dihedral(0)] {
+            let err = g.validate().unwrap_err().to_string();
+            assert!(err.contains("N >= 1"), "{err}");
+            assert_eq!(g.elements().count(), 0);
+            assert!(!g.acts_on_pixel_grid());
+            // Arithmetic on a stray element does not divide by zero.
+            let e = Element {
+                rotation: 1,
+                reflected: false,
+            };
+            let _ = (g.compose(e, e), g.inverse(e));
+        }
+        assert!(Group::try_cyclic(0).is_err() && Group::try_dihedral(4).is_ok());
     }
 }

@@ -132,6 +132,9 @@ impl SphereGrid {
     /// Rotates a signal `[.., nlat, nlon]` (row-major, any number of leading planes) about the
     /// polar axis by `steps` longitude steps (2 pi steps / nlon, east positive): the value at
     /// column j moves to column j + steps. Exact: a permutation of the columns.
+    ///
+    /// # Panics
+    /// If `signal`'s length is not a multiple of the grid's points.
     pub fn shift_longitude<T: Copy>(&self, signal: &[T], steps: i64) -> Vec<T> {
         assert_eq!(
             signal.len() % self.points(),
