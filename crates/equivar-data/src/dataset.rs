@@ -5,6 +5,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
+use crate::digest;
 use crate::idx::{self, DataError, LabelledImages};
 
 /// A data set of 28x28 grey images with 10 classes.
@@ -143,20 +146,66 @@ impl FromStr for Dataset {
 /// The cache directory: `flag`, else `$EQUIVAR_DATA_DIR`, else `$XDG_CACHE_HOME/equivar`, else
 /// `$HOME/.cache/equivar`, else `.equivar-data` in the working directory.
 pub fn cache_dir(flag: Option<&Path>) -> PathBuf {
-    if let Some(dir) = flag {
-        return dir.to_path_buf();
+    match DataLocation::resolve(flag) {
+        DataLocation::Asked { dir, .. } | DataLocation::Default(dir) => dir,
+        DataLocation::Embedded => unreachable!("resolve never answers Embedded"),
     }
-    let env = |key| std::env::var_os(key).filter(|v| !v.is_empty());
-    if let Some(dir) = env("EQUIVAR_DATA_DIR") {
-        return dir.into();
+}
+
+/// Where a command looks for a data set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataLocation {
+    /// A cache directory that was asked for (`--data-dir`, `$EQUIVAR_DATA_DIR`, or the one a run
+    /// directory recorded): it must hold the data set; there is no fallback.
+    Asked {
+        dir: PathBuf,
+        /// Who asked, for error messages: `--data-dir`, `$EQUIVAR_DATA_DIR`, ...
+        by: String,
+    },
+    /// The default cache: the data set if it was fetched there, else (MNIST only) the embedded
+    /// subset.
+    Default(PathBuf),
+    /// The embedded MNIST subset, whatever a cache holds.
+    Embedded,
+}
+
+impl DataLocation {
+    /// `flag` (asked by `--data-dir`), else `$EQUIVAR_DATA_DIR` (asked by the environment), else
+    /// the default cache (`$XDG_CACHE_HOME/equivar`, `$HOME/.cache/equivar`, `.equivar-data`).
+    pub fn resolve(flag: Option<&Path>) -> Self {
+        if let Some(dir) = flag {
+            return DataLocation::Asked {
+                dir: dir.to_path_buf(),
+                by: "--data-dir".into(),
+            };
+        }
+        let env = |key| std::env::var_os(key).filter(|v| !v.is_empty());
+        if let Some(dir) = env("EQUIVAR_DATA_DIR") {
+            return DataLocation::Asked {
+                dir: dir.into(),
+                by: "$EQUIVAR_DATA_DIR".into(),
+            };
+        }
+        if let Some(dir) = env("XDG_CACHE_HOME") {
+            return DataLocation::Default(PathBuf::from(dir).join("equivar"));
+        }
+        if let Some(home) = env("HOME") {
+            return DataLocation::Default(PathBuf::from(home).join(".cache").join("equivar"));
+        }
+        DataLocation::Default(PathBuf::from(".equivar-data"))
     }
-    if let Some(dir) = env("XDG_CACHE_HOME") {
-        return PathBuf::from(dir).join("equivar");
+
+    /// Where the data a run recorded lives: the embedded subset, or the cache directory it
+    /// was loaded from (the parent of the data set's own directory).
+    pub fn of(identity: &DataIdentity) -> Self {
+        match &identity.dir {
+            None => DataLocation::Embedded,
+            Some(dir) => DataLocation::Asked {
+                dir: dir.parent().map_or_else(|| dir.clone(), Path::to_path_buf),
+                by: "the run directory's record".into(),
+            },
+        }
     }
-    if let Some(home) = env("HOME") {
-        return PathBuf::from(home).join(".cache").join("equivar");
-    }
-    PathBuf::from(".equivar-data")
 }
 
 /// Where loaded images came from.
@@ -171,7 +220,7 @@ pub enum Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::Fetched(dir) => write!(f, "{}", dir.display()),
+            Source::Fetched(dir) => write!(f, "{} (SHA-256 verified)", dir.display()),
             Source::Embedded => write!(
                 f,
                 "the embedded MNIST subset ({} train / {} test images; run `equivar data fetch \
@@ -179,6 +228,65 @@ impl fmt::Display for Source {
                 crate::embedded::TRAIN_COUNT,
                 crate::embedded::TEST_COUNT
             ),
+        }
+    }
+}
+
+/// Which data a run used: enough to refuse other data later. The digest covers every file of
+/// the data set (the fetched files' table digests, each checked when the file is loaded; or
+/// the embedded subset's bytes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataIdentity {
+    /// `mnist` or `fashion-mnist`.
+    pub dataset: String,
+    /// The data set's directory in the cache; `None` for the embedded subset.
+    pub dir: Option<PathBuf>,
+    /// SHA-256 over the data set's `name:sha256` lines.
+    pub sha256: String,
+}
+
+impl DataIdentity {
+    /// Whether `other` is the same data (name and digest; the directory may have moved).
+    pub fn same_data(&self, other: &DataIdentity) -> bool {
+        self.dataset == other.dataset && self.sha256 == other.sha256
+    }
+}
+
+impl fmt::Display for DataIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let short = &self.sha256[..self.sha256.len().min(12)];
+        match &self.dir {
+            Some(dir) => write!(f, "{} in {} (digest {short})", self.dataset, dir.display()),
+            None => write!(f, "{} embedded subset (digest {short})", self.dataset),
+        }
+    }
+}
+
+impl Source {
+    /// The identity of `dataset` as loaded from this source.
+    pub fn identity(&self, dataset: Dataset) -> DataIdentity {
+        let lines: Vec<(String, String)> = match self {
+            Source::Fetched(_) => dataset
+                .files()
+                .iter()
+                .map(|f| (f.name.to_string(), f.sha256.to_string()))
+                .collect(),
+            Source::Embedded => crate::embedded::files()
+                .iter()
+                .map(|(name, bytes)| (name.to_string(), digest::sha256_bytes(bytes)))
+                .collect(),
+        };
+        let text: String = lines
+            .iter()
+            .map(|(name, sha)| format!("{name}:{sha}\n"))
+            .collect();
+        DataIdentity {
+            dataset: dataset.name().to_string(),
+            dir: match self {
+                Source::Fetched(dir) => Some(dir.clone()),
+                Source::Embedded => None,
+            },
+            sha256: digest::sha256_bytes(text.as_bytes()),
         }
     }
 }
@@ -191,21 +299,33 @@ pub fn is_fetched(dataset: Dataset, cache: &Path) -> bool {
     })
 }
 
-/// Loads a split: from the cache when the data set was fetched; for MNIST, from the embedded
-/// subset otherwise. A fetched file of the wrong size or content is an error naming the file.
+/// Loads a split from `location`. A directory that was asked for must hold the data set; only
+/// the default cache falls back (for MNIST) to the embedded subset. Every file of the data set
+/// must have its expected size, and the two files of the split their expected SHA-256, so a
+/// damaged or half-fetched file is an error naming it, before any of it is used.
 pub fn load(
     dataset: Dataset,
     split: Split,
-    cache: &Path,
+    location: &DataLocation,
 ) -> Result<(LabelledImages, Source), DataError> {
+    let (cache, asked_by) = match location {
+        DataLocation::Embedded => return load_embedded(dataset, split),
+        DataLocation::Default(cache) => (cache, None),
+        DataLocation::Asked { dir, by } => (dir, Some(by.as_str())),
+    };
     let dir = dataset.dir(cache);
     let any_present = dataset.files().iter().any(|f| dir.join(f.name).exists());
     if !any_present {
-        return match dataset {
-            Dataset::Mnist => Ok((crate::embedded::mnist(split)?, Source::Embedded)),
-            _ => Err(DataError::NotFetched {
+        return match (asked_by, dataset) {
+            (None, Dataset::Mnist) => load_embedded(dataset, split),
+            (None, _) => Err(DataError::NotFetched {
                 dataset: dataset.name(),
                 dir,
+            }),
+            (Some(by), _) => Err(DataError::NotInAskedDir {
+                dataset: dataset.name(),
+                dir,
+                by: by.to_string(),
             }),
         };
     }
@@ -221,9 +341,40 @@ pub fn load(
             });
         }
     }
-    let images = dir.join(dataset.file(split, false).name);
-    let labels = dir.join(dataset.file(split, true).name);
-    let data =
-        LabelledImages::from_arrays(idx::read(&images)?, &images, idx::read(&labels)?, &labels)?;
+    let images = read_verified(dataset, dataset.file(split, false), &dir)?;
+    let labels = read_verified(dataset, dataset.file(split, true), &dir)?;
+    let data = LabelledImages::from_arrays(images.0, &images.1, labels.0, &labels.1)?;
     Ok((data, Source::Fetched(dir)))
+}
+
+/// Reads one file of `dataset` from `dir`, refusing it unless its SHA-256 is the table's.
+fn read_verified(
+    dataset: Dataset,
+    file: &DataFile,
+    dir: &Path,
+) -> Result<(idx::IdxArray, PathBuf), DataError> {
+    let path = dir.join(file.name);
+    let raw = std::fs::read(&path).map_err(|source| DataError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let found = digest::sha256_bytes(&raw);
+    if found != file.sha256 {
+        return Err(DataError::Corrupt {
+            path,
+            expected: file.sha256,
+            found,
+            dataset: dataset.name(),
+        });
+    }
+    Ok((idx::decode(&raw, &path)?, path))
+}
+
+fn load_embedded(dataset: Dataset, split: Split) -> Result<(LabelledImages, Source), DataError> {
+    match dataset {
+        Dataset::Mnist => Ok((crate::embedded::mnist(split)?, Source::Embedded)),
+        _ => Err(DataError::NoEmbeddedSubset {
+            dataset: dataset.name(),
+        }),
+    }
 }

@@ -16,6 +16,16 @@ const TRAIN_LABELS: &[u8] = include_bytes!("../embedded/mnist-train-8000-labels-
 const TEST_IMAGES: &[u8] = include_bytes!("../embedded/mnist-test-2000-images-idx3-ubyte.gz");
 const TEST_LABELS: &[u8] = include_bytes!("../embedded/mnist-test-2000-labels-idx1-ubyte.gz");
 
+/// The embedded files with their names, for the subset's identity digest.
+pub fn files() -> [(&'static str, &'static [u8]); 4] {
+    [
+        ("mnist-train-8000-images-idx3-ubyte.gz", TRAIN_IMAGES),
+        ("mnist-train-8000-labels-idx1-ubyte.gz", TRAIN_LABELS),
+        ("mnist-test-2000-images-idx3-ubyte.gz", TEST_IMAGES),
+        ("mnist-test-2000-labels-idx1-ubyte.gz", TEST_LABELS),
+    ]
+}
+
 /// The embedded MNIST subset of one split.
 pub fn mnist(split: Split) -> Result<LabelledImages, DataError> {
     let (images, labels, names) = match split {

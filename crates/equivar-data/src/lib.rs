@@ -3,10 +3,12 @@
 //! transforms (bilinear resize and rotation) the rotation studies need.
 
 pub mod dataset;
+pub mod digest;
 pub mod embedded;
 pub mod fetch;
 pub mod idx;
+pub mod lock;
 pub mod transform;
 
-pub use dataset::{Dataset, Source, Split, cache_dir, load};
+pub use dataset::{DataIdentity, DataLocation, Dataset, Source, Split, cache_dir, load};
 pub use idx::{DataError, IdxArray, LabelledImages};

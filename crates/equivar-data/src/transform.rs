@@ -8,6 +8,9 @@
 /// Bilinear resize of an `n_in x n_in` image to `n_out x n_out`, with half-pixel alignment
 /// (pixel centres of both grids cover the same square, like `align_corners=False`), clamped at
 /// the borders. Resizing to the same size is the identity.
+///
+/// # Panics
+/// If `src` does not hold `n_in * n_in` values (a caller's bug; the data readers check shapes).
 pub fn resize_bilinear(src: &[f32], n_in: usize, n_out: usize) -> Vec<f32> {
     assert_eq!(src.len(), n_in * n_in, "resize: image is not {n_in}x{n_in}");
     if n_in == n_out {
@@ -26,6 +29,9 @@ pub fn resize_bilinear(src: &[f32], n_in: usize, n_out: usize) -> Vec<f32> {
 }
 
 /// Rotates an `n x n` image by `degrees` about its centre into `out` (zero fill outside).
+///
+/// # Panics
+/// If `src` or `out` does not hold `n * n` values.
 pub fn rotate_bilinear(src: &[f32], n: usize, degrees: f64, out: &mut [f32]) {
     assert_eq!(src.len(), n * n, "rotate: image is not {n}x{n}");
     assert_eq!(out.len(), n * n, "rotate: output is not {n}x{n}");

@@ -32,13 +32,28 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn reads_raw_and_gzip_images_with_labels() {
-    let pixels: Vec<u8> = (0..2 * 3 * 4).map(|v| v as u8).collect();
-    let images = write("img", &idx_bytes(&[2, 3, 4], &pixels));
+    let pixels: Vec<u8> = (0..2 * 3 * 3).map(|v| v as u8).collect();
+    let images = write("img", &idx_bytes(&[2, 3, 3], &pixels));
     let labels = write("lab.gz", &gzip(&idx_bytes(&[2], &[7, 1])));
     let set = LabelledImages::read(&images, &labels).unwrap();
-    assert_eq!((set.len(), set.rows, set.cols), (2, 3, 4));
+    assert_eq!((set.len(), set.rows, set.cols), (2, 3, 3));
     assert_eq!(set.pixels, pixels);
     assert_eq!(set.labels, vec![7, 1]);
+}
+
+/// A header declaring non-square (or empty) images is refused, naming the file, instead of a
+/// panic wherever the images are resized.
+#[test]
+fn non_square_images_are_refused_naming_the_file() {
+    let labels = write("lab-sq", &idx_bytes(&[2], &[7, 1]));
+    for (name, dims) in [("img-3x4", [2u32, 3, 4]), ("img-0x0", [2, 0, 0])] {
+        let n = (dims[0] * dims[1] * dims[2]) as usize;
+        let images = write(name, &idx_bytes(&dims, &vec![0; n]));
+        let err = LabelledImages::read(&images, &labels).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::NotSquare { .. }), "{msg}");
+        assert!(msg.contains(name) && msg.contains("square"), "{msg}");
+    }
 }
 
 #[test]
