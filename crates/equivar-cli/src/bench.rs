@@ -9,23 +9,25 @@ use equivar_train::bench_disco;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Models to benchmark (comma-separated; an empty list skips them).
+    /// Reference models to benchmark at 28x28 (comma-separated, `equivar models`; an empty
+    /// list skips them).
     #[arg(long, value_delimiter = ',', default_value = "abusing-p4,abusing-p4m")]
     models: Vec<String>,
     /// DISCO sphere-convolution layers to benchmark, as NLATxNLON grids (comma-separated,
-    /// e.g. 64x128,128x256,256x512), with th_disco.py's settings; equivar's kernels only.
+    /// NLAT in 8..=2048, NLON in 16..=4096, e.g. 64x128,256x512), with th_disco.py's
+    /// settings; equivar's kernels only.
     #[arg(long, default_value = "")]
     disco: String,
-    /// Batch of the DISCO benchmarks.
+    /// Batch of the DISCO benchmarks (1..=1024).
     #[arg(long, default_value_t = 4)]
     disco_batch: usize,
-    /// Channels in and out of the DISCO benchmarks.
+    /// Channels in and out of the DISCO benchmarks (1..=1024).
     #[arg(long, default_value_t = 16)]
     disco_channels: usize,
     /// Conv kernels: equivar (ours on the Flex CPU backend), burn (burn's conv2d), or both.
-    #[arg(long, default_value = "both")]
+    #[arg(long, default_value = "both", value_parser = ["equivar", "burn", "both"])]
     kernels: String,
-    /// Timed repetitions per figure (medians are reported).
+    /// Timed repetitions per figure, medians reported (1..=1000).
     #[arg(long, default_value_t = 10)]
     repeats: usize,
     /// Skip the single-layer benchmarks.
@@ -46,9 +48,38 @@ fn kernel_choices(name: &str) -> Result<Vec<Kernels>> {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    // Every argument is checked before the first figure is measured.
     let kernels = kernel_choices(&args.kernels)?;
+    anyhow::ensure!(
+        (1..=1000).contains(&args.repeats),
+        "--repeats must be in 1..=1000, got {}",
+        args.repeats
+    );
+    for model in args.models.iter().filter(|m| !m.is_empty()) {
+        equivar::models::spec(model)?;
+    }
+    let disco_shapes = bench_disco::parse_shapes(&args.disco, "--disco")?;
+    if !disco_shapes.is_empty() {
+        for (flag, value, max) in [
+            (
+                "--disco-batch",
+                args.disco_batch,
+                bench_disco::MAX_DISCO_BATCH,
+            ),
+            (
+                "--disco-channels",
+                args.disco_channels,
+                bench_disco::MAX_DISCO_CHANNELS,
+            ),
+        ] {
+            anyhow::ensure!(
+                (1..=max).contains(&value),
+                "{flag} must be in 1..={max}, got {value}"
+            );
+        }
+    }
     let options = BenchOptions {
-        repeats: args.repeats.max(1),
+        repeats: args.repeats,
         ..BenchOptions::default()
     };
     let machine = bench::machine();
@@ -77,7 +108,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "", "", "ms", "img/s", "img/s", "ms", "% peak", "% peak", "img/s", "ms"
         );
     }
-    let disco_shapes = bench_disco::parse_shapes(&args.disco)?;
     for model in args.models.iter().filter(|m| !m.is_empty()) {
         for &k in &kernels {
             let f = bench::bench_model(model, 28, k, options, &machine)?;
@@ -121,7 +151,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let repeats = if shape[0] * shape[1] >= 1 << 21 {
             3
         } else {
-            args.repeats.max(1)
+            args.repeats
         };
         let f = bench_disco::bench_disco(
             shape,

@@ -7,73 +7,107 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::Args;
 use equivar::plan::{Exactness, Plan};
-use equivar_data::fetch::{Fetched, fetch as fetch_dataset};
+use equivar_data::fetch::fetch as fetch_dataset;
 use equivar_data::{Dataset, Split};
 use equivar_train::config::DEFAULT_BATCH_NORM_RECALIBRATION;
 use equivar_train::eval::{RotationCurve, paper_angles, rotation_curve};
 use equivar_train::images::PreparedImages;
 use equivar_train::reproduce::{self, Profile};
 use equivar_train::spherical_mnist::{self, SphericalProfile};
-use equivar_train::trainer::{self, TrainOptions, TrainOutcome, load_run};
+use equivar_train::trainer::{self, DataChoice, TrainOptions, TrainOutcome, load_run};
 use equivar_train::{Regime, TrainConfig};
 use serde_json::json;
 
 pub fn fetch(dataset: &str, data_dir: Option<&Path>, force: bool) -> Result<()> {
     let dataset: Dataset = dataset.parse().map_err(anyhow::Error::msg)?;
     let cache = equivar_data::cache_dir(data_dir);
-    match fetch_dataset(dataset, &cache, force)? {
-        Fetched::AlreadyPresent(dir) => {
-            println!("{dataset} is already in {}; nothing to do", dir.display())
-        }
-        Fetched::Downloaded(dir) => println!(
+    let fetched = fetch_dataset(dataset, &cache, force)?;
+    for path in &fetched.removed_debris {
+        println!("removed {}, left by an interrupted fetch", path.display());
+    }
+    if !fetched.replaced.is_empty() {
+        println!(
+            "replaced damaged file(s): {} (their SHA-256 did not match)",
+            fetched.replaced.join(", ")
+        );
+    }
+    if fetched.downloaded {
+        println!(
             "{dataset}: fetched, sizes and SHA-256 verified, in {}",
-            dir.display()
-        ),
+            fetched.dir.display()
+        );
+    } else {
+        println!(
+            "{dataset} is already in {} (sizes and SHA-256 verified); nothing to do",
+            fetched.dir.display()
+        );
     }
     Ok(())
 }
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// A reference model (`equivar models`).
+    /// A planar reference model (`equivar models`).
     #[arg(long, default_value = "abusing-p4")]
     model: String,
-    #[arg(long, default_value = "mnist")]
+    /// The data set (fetch fashion-mnist first: `equivar data fetch fashion-mnist`).
+    #[arg(long, default_value = "mnist", value_parser = ["mnist", "fashion-mnist"])]
     dataset: String,
+    /// Input size in pixels: the 28x28 images are resized (bilinear) to SIZE x SIZE.
     #[arg(long, default_value_t = 28)]
     input_size: usize,
+    /// Epochs to train (1..=100000).
     #[arg(long, default_value_t = 50)]
     epochs: usize,
+    /// Images per Adam step (1..=65536).
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
-    #[arg(long, default_value_t = 0.01)]
+    /// Initial learning rate of Adam (positive).
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     lr: f64,
-    #[arg(long, default_value_t = 1e-5)]
+    /// L2 weight decay added to the gradient (PyTorch's Adam), in [0, 1].
+    #[arg(long, default_value_t = 1e-5, allow_negative_numbers = true)]
     weight_decay: f64,
-    /// Halve (x --lr-gamma) the learning rate every this many epochs.
+    /// Multiply the learning rate by --lr-gamma every this many epochs (>= 1).
     #[arg(long, default_value_t = 10)]
     lr_step: usize,
-    #[arg(long, default_value_t = 0.5)]
+    /// Factor of the step schedule, in (0, 1].
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     lr_gamma: f64,
-    /// Train on the first K training images.
+    /// Train on the first K training images (>= 1; default: all).
     #[arg(long)]
     train_limit: Option<usize>,
-    /// upright | uniform | gaussian:SIGMA (degrees; angle ~ N(45, SIGMA)).
+    /// Rotation of each training image: upright | uniform | gaussian:SIGMA (degrees, SIGMA >=
+    /// 0; angle ~ N(45, SIGMA)).
     #[arg(long, default_value = "upright")]
     regime: Regime,
+    /// Seed of the initial weights, the shuffling and the rotations.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Run directory (config, metrics, checkpoints).
+    /// Run directory (config, metrics, checkpoints); one training process at a time.
     #[arg(long)]
     out: PathBuf,
-    /// Continue the run in --out from its last checkpoint (its config.json decides the rest).
+    /// Continue the run in --out from its last checkpoint, as its config.json describes it.
+    /// Other flags must match the config (or be left out), unless --override.
     #[arg(long)]
     resume: bool,
+    /// With --resume: continue with the flags given here where they differ from the run's
+    /// config (e.g. more --epochs, another --lr); each change is recorded in config.json.
+    /// --model, --dataset and --input-size cannot change.
+    #[arg(long = "override")]
+    override_config: bool,
     /// Train even if the model is not exactly equivariant at --input-size.
     #[arg(long)]
     allow_approximate: bool,
+    /// Data cache that holds the data set (default: $EQUIVAR_DATA_DIR, else
+    /// $XDG_CACHE_HOME/equivar, else ~/.cache/equivar; without either, MNIST's embedded
+    /// subset). A named directory must hold the data: there is no fallback. With --resume:
+    /// where the run's recorded data now lives.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// With --resume: continue on data other than the run recorded (another digest).
+    #[arg(long)]
+    allow_other_data: bool,
     /// After each epoch, recompute the batch-norm statistics over this many training images
     /// with the weights fixed, so evaluation sees the trained network (0: off).
     #[arg(long, default_value_t = DEFAULT_BATCH_NORM_RECALIBRATION)]
@@ -83,40 +117,142 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
-pub fn train(args: TrainArgs) -> Result<()> {
+impl TrainArgs {
+    /// The run these flags describe.
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            model: self.model.clone(),
+            dataset: self.dataset.clone(),
+            input_size: self.input_size,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            lr_step: self.lr_step,
+            lr_gamma: self.lr_gamma,
+            seed: self.seed,
+            regime: self.regime,
+            train_limit: self.train_limit,
+            allow_approximate: self.allow_approximate,
+            data_dir: self.data_dir.clone(),
+            batch_norm_recalibration: self.bn_recalibration,
+            data: None,
+            amendments: Vec::new(),
+        }
+    }
+}
+
+/// The flags that describe a run, with their keys in `config.json`.
+const SETTINGS: [(&str, &str); 14] = [
+    ("model", "model"),
+    ("dataset", "dataset"),
+    ("input_size", "input_size"),
+    ("epochs", "epochs"),
+    ("batch_size", "batch_size"),
+    ("lr", "lr"),
+    ("weight_decay", "weight_decay"),
+    ("lr_step", "lr_step"),
+    ("lr_gamma", "lr_gamma"),
+    ("train_limit", "train_limit"),
+    ("regime", "regime"),
+    ("seed", "seed"),
+    ("allow_approximate", "allow_approximate"),
+    ("bn_recalibration", "batch_norm_recalibration"),
+];
+
+/// Settings a resumed run cannot change: the checkpoint would not fit, or the data would be
+/// another.
+const FIXED: [&str; 3] = ["model", "dataset", "input_size"];
+
+/// For `--resume`: the stored config, or (with `--override`) the stored config with the given
+/// flags' values, or an error listing the given flags that differ from it.
+fn amend(
+    stored: &TrainConfig,
+    requested: &TrainConfig,
+    given: &[String],
+    override_config: bool,
+    epochs_done: usize,
+) -> Result<Option<TrainConfig>> {
+    let mut merged = serde_json::to_value(stored)?;
+    let wanted = serde_json::to_value(requested)?;
+    let mut changes = Vec::new();
+    for (flag, key) in SETTINGS {
+        if !given.iter().any(|g| g == flag) || merged[key] == wanted[key] {
+            continue;
+        }
+        let cli_flag = format!("--{}", flag.replace('_', "-"));
+        changes.push((
+            flag,
+            format!("{cli_flag} {} -> {}", merged[key], wanted[key]),
+        ));
+        merged[key] = wanted[key].clone();
+    }
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let list = changes
+        .iter()
+        .map(|(_, c)| format!("  {c}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if !override_config {
+        bail!(
+            "--resume continues the run as its config.json says; these flags differ from it \
+             (run's value -> given):\n{list}\nLeave them out, or pass --override to continue \
+             with them"
+        );
+    }
+    if let Some((flag, _)) = changes.iter().find(|(f, _)| FIXED.contains(f)) {
+        bail!(
+            "--{} cannot change when a run is resumed (its checkpoint and data belong to the \
+             old value); start a new run with another --out",
+            flag.replace('_', "-")
+        );
+    }
+    let mut changed: TrainConfig = serde_json::from_value(merged)?;
+    anyhow::ensure!(
+        changed.epochs >= epochs_done,
+        "--epochs {} is fewer than the {epochs_done} epochs the run has done",
+        changed.epochs
+    );
+    for (_, change) in &changes {
+        changed
+            .amendments
+            .push(format!("after epoch {epochs_done}: {change}"));
+    }
+    println!("continuing with:\n{list}");
+    Ok(Some(changed))
+}
+
+pub fn train(args: TrainArgs, given: &[String]) -> Result<()> {
     let options = TrainOptions {
         progress: !args.quiet,
     };
+    let data = DataChoice {
+        dir: args.data_dir.clone(),
+        allow_other: args.allow_other_data,
+    };
     let outcome = if args.resume {
-        let done = equivar_train::run_dir::RunDir::new(&args.out)
-            .checkpoint()?
-            .map_or(0, |c| c.epochs_done);
-        println!("resuming {} after epoch {done}", args.out.display());
-        trainer::resume(&args.out, options)?
+        let requested = args.config();
+        trainer::resume(&args.out, options, &data, |stored, done| {
+            println!("resuming {} after epoch {done}", args.out.display());
+            amend(stored, &requested, given, args.override_config, done)
+        })?
     } else {
+        for (set, flag) in [
+            (args.override_config, "--override"),
+            (args.allow_other_data, "--allow-other-data"),
+        ] {
+            anyhow::ensure!(!set, "{flag} applies to --resume only");
+        }
+        let config = args.config();
+        config.validate()?;
         if !args.allow_approximate {
             let plan = Plan::new(&equivar::models::spec(&args.model)?, args.input_size)?;
             plan.require(Exactness::Require).map_err(|e| {
                 anyhow::anyhow!("{e}\nPass --allow-approximate to train it anyway.")
             })?;
         }
-        let config = TrainConfig {
-            model: args.model,
-            dataset: args.dataset,
-            input_size: args.input_size,
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            lr: args.lr,
-            weight_decay: args.weight_decay,
-            lr_step: args.lr_step,
-            lr_gamma: args.lr_gamma,
-            seed: args.seed,
-            regime: args.regime,
-            train_limit: args.train_limit,
-            allow_approximate: args.allow_approximate,
-            data_dir: args.data_dir,
-            batch_norm_recalibration: args.bn_recalibration,
-        };
         trainer::train(&config, &args.out, options)?
     };
     report_training(&outcome, &args.out);
@@ -124,6 +260,9 @@ pub fn train(args: TrainArgs) -> Result<()> {
 }
 
 fn report_training(outcome: &TrainOutcome, dir: &Path) {
+    for path in &outcome.removed_debris {
+        println!("removed {}, left by an interrupted write", path.display());
+    }
     println!("data: {}", outcome.source);
     println!(
         "{:>5} {:>9} {:>10} {:>10} {:>9}",
@@ -146,9 +285,17 @@ pub struct EvalArgs {
     /// Run directories (repeat for one curve per run).
     #[arg(long, required = true)]
     run: Vec<PathBuf>,
-    /// Evaluate on the first K test images.
+    /// Evaluate on the first K test images (>= 1; default: all).
     #[arg(long)]
     test_limit: Option<usize>,
+    /// Data cache that holds the run's data set (default: where the run recorded it). The
+    /// data must be the run's (same digest) unless --allow-other-data.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Evaluate on data other than the run recorded, e.g. all of MNIST for a run trained on
+    /// the embedded subset.
+    #[arg(long)]
+    allow_other_data: bool,
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
@@ -158,11 +305,23 @@ pub struct EvalArgs {
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
+    anyhow::ensure!(
+        args.test_limit != Some(0),
+        "--test-limit must be at least 1 image, got 0"
+    );
     let device = Device::flex();
+    let choice = DataChoice {
+        dir: args.data_dir.clone(),
+        allow_other: args.allow_other_data,
+    };
     let mut curves: Vec<RotationCurve> = Vec::new();
+    let mut sources = Vec::new();
     for dir in &args.run {
         let (net, config) = load_run(dir, &device)?;
-        let (data, source) = trainer::load_split(&config, Split::Test)?;
+        let (data, source) = trainer::load_data(&config, Split::Test, &choice)?;
+        anyhow::ensure!(!data.is_empty(), "{source} holds no test images");
+        let images = args.test_limit.map_or(data.len(), |l| l.min(data.len()));
+        trainer::ensure_memory(&config, images, equivar_train::eval::EVAL_BATCH)?;
         if !args.json {
             eprintln!(
                 "{}: {} at {}, test data: {source}",
@@ -171,7 +330,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 config.input_size
             );
         }
-        let test = PreparedImages::new(&data, config.input_size, args.test_limit);
+        let test = PreparedImages::new(&data, config.input_size, args.test_limit)?;
         let label = format!("{}-{} ({})", config.model, config.input_size, config.regime);
         curves.push(rotation_curve(
             &net,
@@ -181,6 +340,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
             &device,
             !args.json,
         )?);
+        sources.push(source.to_string());
     }
     let stem = args
         .plot
@@ -192,9 +352,10 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         let runs: Vec<_> = curves
             .iter()
             .zip(&args.run)
-            .map(|(c, dir)| {
+            .zip(&sources)
+            .map(|((c, dir), data)| {
                 json!({"run": dir, "label": c.label, "angles": c.angles, "accuracy": c.accuracy,
-                       "mean": c.mean(), "test_images": c.test_images})
+                       "mean": c.mean(), "test_images": c.test_images, "data": data})
             })
             .collect();
         let first = &curves[0];

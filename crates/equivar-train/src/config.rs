@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use equivar_data::Dataset;
+use equivar_data::{DataIdentity, Dataset};
 use serde::{Deserialize, Serialize};
 
 use crate::regime::Regime;
@@ -35,12 +35,24 @@ pub struct TrainConfig {
     /// Runs written before this option existed read as 0.
     #[serde(default)]
     pub batch_norm_recalibration: usize,
+    /// The data the run trained on (name, digest, directory), recorded when it started;
+    /// `eval` and `--resume` refuse other data unless told. Runs written before this existed
+    /// have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataIdentity>,
+    /// Changes made with `train --resume --override`, each as "after epoch N: --flag a -> b".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amendments: Vec<String>,
 }
 
 /// Images the batch-norm statistics are recomputed over after each epoch, by default: enough
 /// that their sampling error is far below the lag of the running averages, at ~2% of an
 /// epoch's cost on MNIST's 60,000 images.
 pub const DEFAULT_BATCH_NORM_RECALIBRATION: usize = 4096;
+
+/// Upper bounds that catch typos (an extra digit) before hours of work.
+pub const MAX_EPOCHS: usize = 100_000;
+pub const MAX_BATCH: usize = 65_536;
 
 impl TrainConfig {
     /// The paper's settings (Using and Abusing Equivariance, DESIGN.md 2.1) for `model` at `n`.
@@ -61,6 +73,8 @@ impl TrainConfig {
             allow_approximate: true,
             data_dir: None,
             batch_norm_recalibration: DEFAULT_BATCH_NORM_RECALIBRATION,
+            data: None,
+            amendments: Vec::new(),
         }
     }
 
@@ -69,23 +83,53 @@ impl TrainConfig {
         self.lr * self.lr_gamma.powi((epoch / self.lr_step.max(1)) as i32)
     }
 
+    /// Every setting in its range, each error naming the flag, the range and the value.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.epochs >= 1, "--epochs must be at least 1");
-        anyhow::ensure!(self.batch_size >= 1, "--batch-size must be at least 1");
+        anyhow::ensure!(
+            (1..=MAX_EPOCHS).contains(&self.epochs),
+            "--epochs must be in 1..={MAX_EPOCHS}, got {}",
+            self.epochs
+        );
+        anyhow::ensure!(
+            (1..=MAX_BATCH).contains(&self.batch_size),
+            "--batch-size must be in 1..={MAX_BATCH}, got {}",
+            self.batch_size
+        );
         anyhow::ensure!(
             self.lr.is_finite() && self.lr > 0.0,
-            "--lr must be a positive number, got {}",
+            "--lr must be a positive finite number, got {}",
             self.lr
         );
         anyhow::ensure!(
-            self.weight_decay.is_finite() && self.weight_decay >= 0.0,
-            "--weight-decay must be >= 0"
+            self.weight_decay.is_finite() && (0.0..=1.0).contains(&self.weight_decay),
+            "--weight-decay must be a number in [0, 1], got {}",
+            self.weight_decay
         );
-        anyhow::ensure!(self.lr_step >= 1, "--lr-step must be at least 1 epoch");
+        anyhow::ensure!(
+            self.lr_step >= 1,
+            "--lr-step must be at least 1 epoch, got {}",
+            self.lr_step
+        );
+        anyhow::ensure!(
+            self.lr_gamma.is_finite() && self.lr_gamma > 0.0 && self.lr_gamma <= 1.0,
+            "--lr-gamma must be a number in (0, 1] (the factor the learning rate is multiplied \
+             by every --lr-step epochs), got {}",
+            self.lr_gamma
+        );
         anyhow::ensure!(
             self.train_limit != Some(0),
-            "--train-limit must be at least 1"
+            "--train-limit must be at least 1 image, got 0"
         );
+        anyhow::ensure!(
+            self.input_size >= 1,
+            "--input-size must be at least 1 pixel, got 0"
+        );
+        if let Regime::Gaussian { sigma_degrees } = self.regime {
+            anyhow::ensure!(
+                sigma_degrees.is_finite() && sigma_degrees >= 0.0,
+                "--regime gaussian:SIGMA needs SIGMA >= 0 (degrees), got {sigma_degrees}"
+            );
+        }
         self.dataset
             .parse::<Dataset>()
             .map_err(anyhow::Error::msg)?;

@@ -11,7 +11,7 @@ use crate::images::PreparedImages;
 use crate::trainer::count_correct;
 
 /// Images per forward pass during evaluation.
-const EVAL_BATCH: usize = 500;
+pub const EVAL_BATCH: usize = 500;
 
 /// Accuracy (percent) of one model at each test angle (degrees).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

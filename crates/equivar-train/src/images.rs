@@ -14,9 +14,16 @@ pub struct PreparedImages {
 }
 
 impl PreparedImages {
-    /// The first `limit` images (all if `None`), resized to `side x side`.
-    pub fn new(data: &LabelledImages, side: usize, limit: Option<usize>) -> Self {
-        assert_eq!(data.rows, data.cols, "images must be square");
+    /// The first `limit` images (all if `None`), resized to `side x side`. The images must be
+    /// square (the data readers refuse other files, naming them).
+    pub fn new(data: &LabelledImages, side: usize, limit: Option<usize>) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            data.rows == data.cols && data.rows > 0 && side > 0,
+            "images of {}x{} pixels cannot be resized to {side}x{side}: square, non-empty \
+             images and sizes only",
+            data.rows,
+            data.cols
+        );
         let count = limit.map_or(data.len(), |l| l.min(data.len()));
         let n_in = data.rows;
         let mut pixels = Vec::with_capacity(count * side * side);
@@ -27,11 +34,11 @@ impl PreparedImages {
             }
             pixels.extend(resize_bilinear(&scaled, n_in, side));
         }
-        PreparedImages {
+        Ok(PreparedImages {
             side,
             pixels,
             labels: data.labels[..count].to_vec(),
-        }
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -49,6 +56,9 @@ impl PreparedImages {
 
     /// The images at `indices`, image k rotated by `degrees[k]`, as `[batch, 1, side, side]`
     /// with their labels.
+    ///
+    /// # Panics
+    /// If an index is out of range or `degrees` and `indices` differ in length.
     pub fn batch(
         &self,
         indices: &[usize],

@@ -33,7 +33,13 @@ pub fn accuracy_vs_angle(
     let dir = stem.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
 
-    let tmp_png = dir.join(format!(".plot-{}.png", std::process::id()));
+    // Named like the atomic writes' (`.NAME.tmp-PID...`), so a killed run's leftover is
+    // recognised.
+    // plotters picks the format by the extension, so it stays last.
+    let stem_name = stem
+        .file_name()
+        .map_or("plot".into(), |n| n.to_string_lossy());
+    let tmp_png = dir.join(format!(".{stem_name}.tmp-{}.png", std::process::id()));
     {
         let root = BitMapBackend::new(&tmp_png, SIZE).into_drawing_area();
         draw(&root, curves, title)?;

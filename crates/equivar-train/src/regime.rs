@@ -26,7 +26,7 @@ impl Regime {
             Regime::Upright => 0.0,
             Regime::Uniform => rng.random_range(0.0..360.0),
             Regime::Gaussian { sigma_degrees } => Normal::new(45.0, sigma_degrees)
-                .expect("sigma was validated when parsing")
+                .expect("sigma is validated when parsing and by TrainConfig::validate")
                 .sample(rng),
         }
     }

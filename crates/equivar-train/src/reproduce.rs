@@ -257,18 +257,25 @@ fn run_one(
     let options = TrainOptions { progress };
     let t = Instant::now();
     if run.holds_run() {
+        // The stored config also records the data the run used.
+        let stored = TrainConfig {
+            data: None,
+            ..run.read_config()?
+        };
         anyhow::ensure!(
-            run.read_config()? == *config,
+            stored == *config,
             "{} holds a run with other settings; remove it or choose another --out",
             dir.display()
         );
-        trainer::resume(dir, options)?;
+        trainer::resume(dir, options, &trainer::DataChoice::default(), |_, _| {
+            Ok(None)
+        })?;
     } else {
         trainer::train(config, dir, options)?;
     }
     let train_seconds = t.elapsed().as_secs_f64();
     let (net, _) = load_run(dir, device)?;
-    let test = PreparedImages::new(test_data, config.input_size, test_limit);
+    let test = PreparedImages::new(test_data, config.input_size, test_limit)?;
     let t = Instant::now();
     let curve = rotation_curve(
         &net,

@@ -6,15 +6,22 @@
 //! DIR/checkpoint.json    the last complete checkpoint: epochs done, model and optimizer files
 //! DIR/model-eNNN.bpk     model parameters after epoch NNN (burn's burnpack record)
 //! DIR/optimizer-eNNN.bpk Adam state after epoch NNN
+//! DIR/.lock              held while a process trains into DIR (names that process)
 //! ```
-//! Every file is written atomically, and `checkpoint.json` only after the files it names, so a
-//! run killed at any moment resumes from the last complete epoch.
+//! Every file is written atomically, and `checkpoint.json` only after the files it names (with
+//! their SHA-256), so a run killed at any moment resumes from the last complete epoch, and a
+//! damaged checkpoint file is refused before it is loaded. One writer at a time: a second is
+//! refused with the first one's process id. A killed write's temporary file (`.NAME.tmp-PID`)
+//! is removed by the next writer.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+
+use equivar_data::digest;
+use equivar_data::lock::Lock;
 
 use crate::atomic;
 use crate::config::TrainConfig;
@@ -40,6 +47,11 @@ pub struct CheckpointState {
     pub epochs_done: usize,
     pub model_file: String,
     pub optimizer_file: String,
+    /// SHA-256 of the model file (absent in runs written before digests were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimizer_sha256: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -70,6 +82,52 @@ impl RunDir {
         self.config_path().exists()
     }
 
+    /// Takes the directory's write lock (creating the directory), or says which process holds
+    /// it.
+    pub fn lock(&self) -> Result<Lock> {
+        fs::create_dir_all(&self.0)
+            .with_context(|| format!("cannot create the run directory {}", self.0.display()))?;
+        Ok(Lock::acquire(
+            &self.0.join(".lock"),
+            &format!("the run directory {}", self.0.display()),
+        )?)
+    }
+
+    /// Removes what killed writes left behind (call with the lock held); returns the removed
+    /// files.
+    pub fn remove_debris(&self) -> Result<Vec<PathBuf>> {
+        let mut removed = Vec::new();
+        for entry in fs::read_dir(&self.0)?.flatten() {
+            if atomic::is_temporary(&entry.file_name().to_string_lossy()) {
+                fs::remove_file(entry.path()).with_context(|| {
+                    format!("cannot remove the leftover {}", entry.path().display())
+                })?;
+                removed.push(entry.path());
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Files of a run (checkpoints, metrics) in a directory that has no `config.json`: what a
+    /// deleted or lost config leaves; a new run must not mix with them.
+    pub fn orphaned_files(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(&self.0) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n == "checkpoint.json"
+                    || n == "metrics.json"
+                    || (n.starts_with("model-e") || n.starts_with("optimizer-e"))
+                        && n.ends_with(".bpk")
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
     pub fn read_config(&self) -> Result<TrainConfig> {
         read_json(&self.config_path()).with_context(|| {
             format!(
@@ -94,16 +152,32 @@ impl RunDir {
         atomic::write_json(&self.metrics_path(), &metrics)
     }
 
-    /// The last complete checkpoint, if any.
+    /// The last complete checkpoint, if any, with its files checked against their SHA-256.
     pub fn checkpoint(&self) -> Result<Option<CheckpointState>> {
         if !self.checkpoint_path().exists() {
             return Ok(None);
         }
         let state: CheckpointState = read_json(&self.checkpoint_path())?;
-        for file in [&state.model_file, &state.optimizer_file] {
-            if !self.0.join(file).is_file() {
+        for (file, expected) in [
+            (&state.model_file, &state.model_sha256),
+            (&state.optimizer_file, &state.optimizer_sha256),
+        ] {
+            let path = self.0.join(file);
+            if !path.is_file() {
                 bail!(
                     "{} names {file}, which is missing; the run directory was modified by hand",
+                    self.checkpoint_path().display()
+                );
+            }
+            let Some(expected) = expected else { continue };
+            let found = digest::sha256_file(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if &found != expected {
+                bail!(
+                    "the checkpoint file {} is damaged: its SHA-256 is {found}, but {} recorded \
+                     {expected}; it is not loaded. Restore the run directory from a backup, or \
+                     train again into a new --out",
+                    path.display(),
                     self.checkpoint_path().display()
                 );
             }
@@ -131,6 +205,8 @@ impl RunDir {
             epochs_done,
             model_file: format!("model-e{epochs_done:03}.bpk"),
             optimizer_file: format!("optimizer-e{epochs_done:03}.bpk"),
+            model_sha256: Some(digest::sha256_bytes(model_bytes)),
+            optimizer_sha256: Some(digest::sha256_bytes(optimizer_bytes)),
         };
         atomic::write(&self.file(&state.model_file), model_bytes)?;
         atomic::write(&self.file(&state.optimizer_file), optimizer_bytes)?;

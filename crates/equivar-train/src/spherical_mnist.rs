@@ -281,9 +281,9 @@ pub fn reproduce(
     progress: bool,
 ) -> Result<SphericalResults> {
     std::fs::create_dir_all(out)?;
-    let cache = equivar_data::cache_dir(data_dir.as_deref());
-    let (train_data, source) = equivar_data::load(Dataset::Mnist, Split::Train, &cache)?;
-    let (test_data, _) = equivar_data::load(Dataset::Mnist, Split::Test, &cache)?;
+    let location = equivar_data::DataLocation::resolve(data_dir.as_deref());
+    let (train_data, source) = equivar_data::load(Dataset::Mnist, Split::Train, &location)?;
+    let (test_data, _) = equivar_data::load(Dataset::Mnist, Split::Test, &location)?;
     let grid = SphereGrid::equiangular(profile.nlat, 2 * profile.nlat)?;
     println!(
         "spherical MNIST, profile `{}`: {}x{} equiangular grid, {} epochs, batch {}, Adam lr {}, \

@@ -1,7 +1,7 @@
 //! The training loop: Adam with step LR on a reference model, rotated batches per the regime,
 //! progress bars, per-epoch atomic checkpoints, resume, and a NaN stop.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -13,8 +13,8 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor};
 use equivar::models;
 use equivar::nn::Net;
-use equivar::plan::Exactness;
-use equivar_data::{Dataset, Source, Split};
+use equivar::plan::{Exactness, Plan};
+use equivar_data::{DataLocation, Dataset, LabelledImages, Source, Split};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -39,6 +39,8 @@ pub struct TrainOutcome {
     pub source: Source,
     /// Epochs already done when this call started (0 for a fresh run).
     pub resumed_from: usize,
+    /// Temporary files of killed writes that were removed from the run directory.
+    pub removed_debris: Vec<PathBuf>,
 }
 
 /// Seeds derived per purpose and epoch, so that a resumed run draws what the uninterrupted
@@ -67,46 +69,155 @@ fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
         .init()
 }
 
-/// Loads the training split for a config (the embedded MNIST subset if nothing was fetched).
-pub fn load_split(
-    config: &TrainConfig,
-    split: Split,
-) -> Result<(equivar_data::LabelledImages, Source)> {
-    let dataset: Dataset = config.dataset.parse().map_err(anyhow::Error::msg)?;
-    let cache = equivar_data::cache_dir(config.data_dir.as_deref());
-    Ok(equivar_data::load(dataset, split, &cache)?)
+/// Which data a command asks for, on top of what a run recorded.
+#[derive(Clone, Debug, Default)]
+pub struct DataChoice {
+    /// `--data-dir`: overrides the run's recorded directory.
+    pub dir: Option<PathBuf>,
+    /// Use data other than the run recorded (another digest) instead of refusing it.
+    pub allow_other: bool,
 }
 
-/// Starts a fresh run in `dir` (which must not hold a run yet).
+/// Where `config`'s data is: `choice.dir` if given; else the data the run recorded; else (a
+/// run not started yet, or written before runs recorded their data) `config.data_dir`, then
+/// `$EQUIVAR_DATA_DIR`, then the default cache.
+pub fn data_location(config: &TrainConfig, choice: &DataChoice) -> DataLocation {
+    match (&choice.dir, &config.data) {
+        (Some(dir), _) => DataLocation::resolve(Some(dir)),
+        (None, Some(identity)) => DataLocation::of(identity),
+        (None, None) => DataLocation::resolve(config.data_dir.as_deref()),
+    }
+}
+
+/// Loads a split of `config`'s data set (see [`data_location`]) and checks it is the data the
+/// run recorded (unless `choice.allow_other`).
+pub fn load_data(
+    config: &TrainConfig,
+    split: Split,
+    choice: &DataChoice,
+) -> Result<(LabelledImages, Source)> {
+    let dataset: Dataset = config.dataset.parse().map_err(anyhow::Error::msg)?;
+    let (data, source) = equivar_data::load(dataset, split, &data_location(config, choice))?;
+    if let Some(recorded) = &config.data {
+        let found = source.identity(dataset);
+        if !recorded.same_data(&found) && !choice.allow_other {
+            bail!(
+                "the run trained on {recorded}, but this would use {found}; pass --data-dir \
+                 with the cache the run used (or no --data-dir), or --allow-other-data to use \
+                 this data anyway"
+            );
+        }
+    }
+    Ok((data, source))
+}
+
+/// Loads a split for a config that recorded no data yet, or the one it recorded.
+pub fn load_split(config: &TrainConfig, split: Split) -> Result<(LabelledImages, Source)> {
+    load_data(config, split, &DataChoice::default())
+}
+
+/// Memory a training run needs (its images at the input size and a training step's
+/// activations and gradients), refused before loading if the machine cannot hold it.
+pub fn ensure_memory(config: &TrainConfig, images: usize, batch: usize) -> Result<()> {
+    let plan = Plan::new(&models::spec(&config.model)?, config.input_size)?;
+    let side = config.input_size as f64;
+    let needed = 4.0 * images as f64 * side * side + 3.0 * plan.forward_bytes(batch);
+    equivar::memory::ensure_fits(
+        &format!(
+            "`{}` at {}x{} on {images} images in batches of {batch}",
+            config.model, config.input_size, config.input_size
+        ),
+        needed,
+        "use a smaller --input-size, --batch-size or --train-limit / --test-limit",
+    )?;
+    Ok(())
+}
+
+/// Starts a fresh run in `dir` (which must not hold a run yet). Returns with the run's lock
+/// released.
 pub fn train(config: &TrainConfig, dir: &Path, options: TrainOptions) -> Result<TrainOutcome> {
     config.validate()?;
     let run = RunDir::new(dir);
-    if run.holds_run() {
-        bail!(
+    let already = || {
+        anyhow::anyhow!(
             "{} already holds a run; pass --resume to continue it, or choose another --out",
             dir.display()
+        )
+    };
+    if run.holds_run() {
+        // A run being written says so, with its process.
+        let _probe = run.lock()?;
+        return Err(already());
+    }
+    let orphaned = run.orphaned_files();
+    if !orphaned.is_empty() {
+        bail!(
+            "{} holds files of a run ({}) but no config.json, so what they belong to is \
+             unknown; move them away or choose another --out",
+            dir.display(),
+            orphaned.join(", ")
         );
     }
-    // Build and load first: a model that is not exact at this size, or missing data, is
-    // refused before anything is written.
+    // Build and load first: a model that is not exact at this size, missing or damaged data,
+    // or a run too big for the machine is refused before the directory is touched.
     build_net(config, &Device::flex())?;
-    let data = load_split(config, Split::Train)?;
-    run.write_config(config)?;
-    run_epochs(config, &run, options, Some(data))
+    let (data, source) = load_data(config, Split::Train, &DataChoice::default())?;
+    let images = config.train_limit.map_or(data.len(), |l| l.min(data.len()));
+    ensure_memory(config, images, config.batch_size)?;
+    let _lock = run.lock()?;
+    let removed = run.remove_debris()?;
+    // Again under the lock: another process may have started a run here meanwhile.
+    if run.holds_run() {
+        return Err(already());
+    }
+    let dataset: Dataset = config.dataset.parse().map_err(anyhow::Error::msg)?;
+    let config = TrainConfig {
+        data: Some(source.identity(dataset)),
+        ..config.clone()
+    };
+    run.write_config(&config)?;
+    let mut outcome = run_epochs(&config, &run, options, (data, source))?;
+    outcome.removed_debris = removed;
+    Ok(outcome)
 }
 
-/// Continues the run in `dir` from its last complete checkpoint.
-pub fn resume(dir: &Path, options: TrainOptions) -> Result<TrainOutcome> {
+/// Continues the run in `dir` from its last complete checkpoint. `amend` sees the stored
+/// config (read under the run's lock) and returns a changed one to continue with (written
+/// back), `None` to keep it, or an error (e.g. flags that differ from the run's).
+pub fn resume(
+    dir: &Path,
+    options: TrainOptions,
+    data: &DataChoice,
+    amend: impl FnOnce(&TrainConfig, usize) -> Result<Option<TrainConfig>>,
+) -> Result<TrainOutcome> {
     let run = RunDir::new(dir);
-    let config = run.read_config()?;
-    run_epochs(&config, &run, options, None)
+    if !run.holds_run() {
+        // Read before locking, so a mistyped --out is not created.
+        run.read_config()?;
+    }
+    let _lock = run.lock()?;
+    let removed = run.remove_debris()?;
+    let mut config = run.read_config()?;
+    config
+        .validate()
+        .with_context(|| format!("{} holds a config.json with a bad setting", dir.display()))?;
+    let done = run.checkpoint()?.map_or(0, |c| c.epochs_done);
+    if let Some(changed) = amend(&config, done)? {
+        changed.validate()?;
+        run.write_config(&changed)?;
+        config = changed;
+    }
+    let loaded = load_data(&config, Split::Train, data)?;
+    let mut outcome = run_epochs(&config, &run, options, loaded)?;
+    outcome.removed_debris = removed;
+    Ok(outcome)
 }
 
 fn run_epochs(
     config: &TrainConfig,
     run: &RunDir,
     options: TrainOptions,
-    data: Option<(equivar_data::LabelledImages, Source)>,
+    data: (LabelledImages, Source),
 ) -> Result<TrainOutcome> {
     let device = Device::flex();
     device.seed(config.seed);
@@ -130,11 +241,10 @@ fn run_epochs(
         metrics.truncate(start);
     }
 
-    let (data, source) = match data {
-        Some(loaded) => loaded,
-        None => load_split(config, Split::Train)?,
-    };
-    let train = PreparedImages::new(&data, config.input_size, config.train_limit);
+    let (data, source) = data;
+    let images = config.train_limit.map_or(data.len(), |l| l.min(data.len()));
+    ensure_memory(config, images, config.batch_size)?;
+    let train = PreparedImages::new(&data, config.input_size, config.train_limit)?;
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let batches_per_epoch = train.len().div_ceil(config.batch_size);
 
@@ -235,6 +345,7 @@ fn run_epochs(
         metrics,
         source,
         resumed_from: start,
+        removed_debris: Vec::new(),
     })
 }
 

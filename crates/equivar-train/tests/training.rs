@@ -32,7 +32,7 @@ fn abusing_p4_learns_mnist_in_300_steps() {
     let outcome = train(&config, dir.path(), QUIET).unwrap();
     assert_eq!(outcome.metrics.len(), 3);
     let (data, _) = load_split(&config, Split::Test).unwrap();
-    let test = PreparedImages::new(&data, 28, Some(500));
+    let test = PreparedImages::new(&data, 28, Some(500)).unwrap();
     let device = Device::flex();
     let curve = rotation_curve(
         &outcome.net,

@@ -4,8 +4,21 @@ use std::process::Command;
 
 /// Runs `equivar` with `args`; returns its exit code, stdout and stderr.
 pub fn equivar(args: &[&str]) -> (i32, String, String) {
+    equivar_env(args, &[])
+}
+
+/// Runs `equivar` with `args` and extra environment variables. The data cache is made
+/// hermetic: no `$EQUIVAR_DATA_DIR`, and a default cache that holds nothing, so the embedded
+/// subset is the data whatever the machine has fetched.
+pub fn equivar_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_equivar"))
         .args(args)
+        .env_remove("EQUIVAR_DATA_DIR")
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("equivar-tests-empty-cache"),
+        )
+        .envs(env.iter().copied())
         .output()
         .expect("run equivar");
     (
