@@ -59,6 +59,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         equivar::models::spec(model)?;
     }
     let disco_shapes = bench_disco::parse_shapes(&args.disco, "--disco")?;
+    anyhow::ensure!(
+        args.models.iter().any(|m| !m.is_empty()) || !args.no_layers || !disco_shapes.is_empty(),
+        "nothing to benchmark: --models is empty, --no-layers is set and --disco names no grid"
+    );
     if !disco_shapes.is_empty() {
         for (flag, value, max) in [
             (
@@ -87,8 +91,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&machine)?);
     } else {
         println!(
-            "machine: {} threads, fp32 sgemm 2048^3 {:.1} GFLOP/s (the peak the shares refer to)\n",
-            machine.threads, machine.sgemm_2048_gflops
+            "machine: {}, {} threads, fp32 sgemm 2048^3 {:.1} GFLOP/s (the peak the shares refer \
+             to)\n",
+            machine.cpu, machine.threads, machine.sgemm_2048_gflops
         );
         println!(
             "{:<12} {:<8} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>11} {:>10}",

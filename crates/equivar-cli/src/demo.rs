@@ -48,6 +48,7 @@ fn remove_stale_scratch() {
 }
 
 pub fn run(model: &str) -> Result<()> {
+    models::spec(model)?; // an unknown model is refused before anything is printed
     println!(
         "Using and Abusing Equivariance: the same network at three input sizes.\n\
          A stride-2 layer is exactly equivariant only if its sampling grid is symmetric about \
@@ -122,9 +123,14 @@ pub fn run(model: &str) -> Result<()> {
         println!(" {:>7.1}", curve.quarter_turn_spread().unwrap_or(f64::NAN));
     }
     println!(
-        "\nThe exact model gives the same accuracy at every quarter turn; the approximate one does not.\n\
+        "\nThe exact model gives the same accuracy at every quarter turn; the approximate one does \
+         not.\nMeasured on {}, {} threads: trained accuracies differ slightly between CPUs \
+         (floating-point rounding in the kernels); the exact model's equality across quarter \
+         turns does not.\n\
          Next: equivar plan --model {model} --input-size 29\n      \
-         equivar reproduce using-abusing --quick --out runs/using-abusing"
+         equivar reproduce using-abusing --quick --out runs/using-abusing",
+        equivar_train::bench::cpu_description(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     Ok(())
 }

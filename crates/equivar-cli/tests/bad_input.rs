@@ -134,6 +134,25 @@ fn numeric_flags_out_of_range_are_refused_naming_the_flag_and_range() {
         ),
         (&["bench", "--repeats", "0"], &["--repeats", "1..="]),
         (
+            &["bench", "--models", "", "--no-layers"],
+            &["nothing to benchmark"],
+        ),
+        (
+            &[
+                "plan",
+                "--model",
+                "abusing-p4",
+                "--input-size",
+                "1000000000000",
+            ],
+            &["largest"],
+        ),
+        (&["demo", "--model", "resnet"], &["unknown model"]),
+        (
+            &["data", "fetch", "mnist", "--data-dir", "/dev/null"],
+            &["/dev/null"],
+        ),
+        (
             &["bench", "--models", "resnet"],
             &["unknown model", "abusing-p4"],
         ),

@@ -41,9 +41,11 @@ impl Default for BenchOptions {
 }
 
 /// The measured fp32 GEMM rate the shares refer to.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Machine {
     pub bench: &'static str,
+    /// The CPU model and its widest vector extension, e.g. "AMD EPYC 7B13 (AVX2)".
+    pub cpu: String,
     pub threads: usize,
     pub sgemm_2048_gflops: f64,
 }
@@ -103,8 +105,39 @@ pub fn kernels_name(kernels: Kernels) -> &'static str {
 pub fn machine() -> Machine {
     Machine {
         bench: "equivar_machine",
+        cpu: cpu_description(),
         threads: rayon_threads(),
         sgemm_2048_gflops: ops::sgemm_gflops(2048),
+    }
+}
+
+/// The CPU model (Linux's `/proc/cpuinfo`; "unknown CPU" elsewhere) and the widest vector
+/// extension it has, which decides the kernels' rounding and speed.
+pub fn cpu_description() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("model name"))?;
+            Some(line.split_once(':')?.1.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string());
+    format!("{model} ({})", vector_extension())
+}
+
+fn vector_extension() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "AVX-512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "AVX2";
+        }
+        "SSE2"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH
     }
 }
 

@@ -138,6 +138,7 @@ pub fn using_abusing(
     data_dir: Option<PathBuf>,
     progress: bool,
 ) -> Result<Results> {
+    let (_lock, _) = RunDir::new(out).lock_and_clean()?;
     let device = Device::flex();
     let base = TrainConfig {
         data_dir,

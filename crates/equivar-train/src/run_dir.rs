@@ -108,6 +108,17 @@ impl RunDir {
         Ok(removed)
     }
 
+    /// [`RunDir::lock`], then [`RunDir::remove_debris`], reporting each removed file on stderr:
+    /// for output directories (reproductions) that hold no single run.
+    pub fn lock_and_clean(&self) -> Result<(Lock, Vec<PathBuf>)> {
+        let lock = self.lock()?;
+        let removed = self.remove_debris()?;
+        for path in &removed {
+            eprintln!("removed {}, left by an interrupted write", path.display());
+        }
+        Ok((lock, removed))
+    }
+
     /// Files of a run (checkpoints, metrics) in a directory that has no `config.json`: what a
     /// deleted or lost config leaves; a new run must not mix with them.
     pub fn orphaned_files(&self) -> Vec<String> {

@@ -280,7 +280,7 @@ pub fn reproduce(
     data_dir: Option<PathBuf>,
     progress: bool,
 ) -> Result<SphericalResults> {
-    std::fs::create_dir_all(out)?;
+    let (_lock, _) = crate::run_dir::RunDir::new(out).lock_and_clean()?;
     let location = equivar_data::DataLocation::resolve(data_dir.as_deref());
     let (train_data, source) = equivar_data::load(Dataset::Mnist, Split::Train, &location)?;
     let (test_data, _) = equivar_data::load(Dataset::Mnist, Split::Test, &location)?;

@@ -72,6 +72,12 @@ pub enum EquivarError {
     },
 
     #[error(
+        "input size {input_size} is beyond the largest a plan takes ({max} pixels a side); use \
+         a smaller size"
+    )]
+    InputTooLarge { input_size: usize, max: usize },
+
+    #[error(
         "{what} needs about {needed_gb:.1} GB of memory, but this machine has {available_gb:.1} \
          GB available; {fix}"
     )]

@@ -10,6 +10,10 @@ use crate::field::{FieldType, Repr};
 use crate::space::Window;
 use crate::spec::{LayerKind, LayerSpec, NetSpec};
 
+/// The largest input side a plan takes: far beyond any image a model can hold in memory
+/// (the memory estimate refuses much less), small enough that no size arithmetic overflows.
+pub const MAX_INPUT_SIZE: usize = 1 << 24;
+
 /// Whether building a model requires exact equivariance at its input size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Exactness {
@@ -56,6 +60,12 @@ pub struct Plan {
 impl Plan {
     /// Plans `spec` at an `input_size x input_size` input.
     pub fn new(spec: &NetSpec, input_size: usize) -> Result<Plan> {
+        if input_size > MAX_INPUT_SIZE {
+            return Err(EquivarError::InputTooLarge {
+                input_size,
+                max: MAX_INPUT_SIZE,
+            });
+        }
         let layers = plan_layers(spec, input_size).map_err(|e| with_min_input(spec, e))?;
         let exact = layers.iter().all(|l| l.exact);
         let last = layers.last();
@@ -336,8 +346,9 @@ fn exact_at(spec: &NetSpec, n: usize) -> bool {
     plan_layers(spec, n).is_ok_and(|layers| layers.iter().all(|l| l.exact))
 }
 
-/// The nearest exact input sizes below and above `n` (each if one exists). Exactness repeats
-/// with period at most the product of the strides, which bounds the upward search.
+/// The nearest exact input sizes below and above `n` (each if one exists within the period).
+/// Exactness repeats with period at most the product of the strides, which bounds the search
+/// both ways.
 fn nearest_exact_sizes(spec: &NetSpec, n: usize) -> Vec<usize> {
     let period: usize = spec
         .layers
@@ -346,7 +357,9 @@ fn nearest_exact_sizes(spec: &NetSpec, n: usize) -> Vec<usize> {
         .map(|w| w.stride.max(1))
         .fold(1usize, |acc, s| acc.saturating_mul(s))
         .min(1 << 16);
-    let below = (1..n).rev().find(|&m| exact_at(spec, m));
+    let below = (n.saturating_sub(2 * period + 8).max(1)..n)
+        .rev()
+        .find(|&m| exact_at(spec, m));
     let above = (n + 1..=n + 2 * period + 8).find(|&m| exact_at(spec, m));
     below.into_iter().chain(above).collect()
 }

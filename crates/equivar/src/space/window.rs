@@ -74,6 +74,11 @@ impl Window {
         let Some(m) = self.out_size(n) else {
             return false;
         };
+        // The grid condition implies it (above); checking it first keeps this O(1) for exact
+        // sizes, and an inexact size fails at the first window that lies inside the image.
+        if self.is_exact(n) {
+            return true;
+        }
         let taps = |j: usize| -> Vec<usize> {
             (0..self.kernel)
                 .filter_map(|t| {
