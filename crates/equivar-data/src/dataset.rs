@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::digest;
-use crate::idx::{self, DataError, LabelledImages};
+use crate::idx::{self, DataError, DisplayPath, LabelledImages};
 
 /// A data set of 28x28 grey images with 10 classes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -202,7 +202,7 @@ impl DataLocation {
             None => DataLocation::Embedded,
             Some(dir) => DataLocation::Asked {
                 dir: dir.parent().map_or_else(|| dir.clone(), Path::to_path_buf),
-                by: "the run directory's record".into(),
+                by: "the run's config.json (pass --data-dir if the data moved)".into(),
             },
         }
     }
@@ -326,6 +326,7 @@ pub fn load(
                 dataset: dataset.name(),
                 dir,
                 by: by.to_string(),
+                cache: DisplayPath(cache.clone()),
             }),
         };
     }
@@ -338,6 +339,7 @@ pub fn load(
                 expected: f.size,
                 found: size,
                 dataset: dataset.name(),
+                cache: DisplayPath(cache.clone()),
             });
         }
     }
@@ -361,6 +363,10 @@ fn read_verified(
     let found = digest::sha256_bytes(&raw);
     if found != file.sha256 {
         return Err(DataError::Corrupt {
+            cache: DisplayPath(
+                dir.parent()
+                    .map_or_else(|| dir.to_path_buf(), Path::to_path_buf),
+            ),
             path,
             expected: file.sha256,
             found,

@@ -264,3 +264,30 @@ pub fn verify(file: &DataFile, path: &Path) -> Result<(), FetchError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn killed_fetches_staging_directories_are_debris_of_their_data_set_only() {
+        let cache = tempfile::tempdir().unwrap();
+        let ours = cache.path().join(".mnist.partial-123");
+        let other = cache.path().join(".fashion-mnist.partial-123");
+        for dir in [&ours, &other] {
+            std::fs::create_dir_all(dir.join("verified")).unwrap();
+        }
+        let removed = remove_debris(Dataset::Mnist, cache.path()).unwrap();
+        assert_eq!(removed, vec![ours.clone()]);
+        assert!(!ours.exists() && other.exists());
+    }
+
+    #[test]
+    fn a_second_fetch_of_one_data_set_is_refused_while_the_first_runs() {
+        let cache = tempfile::tempdir().unwrap();
+        let _first = Lock::acquire(&cache.path().join(".mnist.fetch.lock"), "test").unwrap();
+        let err = fetch(Dataset::Mnist, cache.path(), false).unwrap_err();
+        assert!(matches!(err, FetchError::Lock(_)), "{err}");
+        assert!(err.to_string().contains("in use"), "{err}");
+    }
+}

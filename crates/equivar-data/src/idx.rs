@@ -60,34 +60,37 @@ pub enum DataError {
     NotFetched { dataset: &'static str, dir: PathBuf },
     #[error(
         "{path} has {found} bytes, expected {expected}: an interrupted or corrupt fetch; run \
-         `equivar data fetch {dataset} --force`"
+         `equivar data fetch {dataset} --data-dir {cache} --force`"
     )]
     WrongSize {
         path: PathBuf,
         expected: u64,
         found: u64,
         dataset: &'static str,
+        /// The cache directory, for the fix.
+        cache: DisplayPath,
     },
     #[error(
         "{path} is damaged: its SHA-256 is {found}, expected {expected} (same size, other \
-         content); run `equivar data fetch {dataset} --force`"
+         content); run `equivar data fetch {dataset} --data-dir {cache} --force`"
     )]
     Corrupt {
         path: PathBuf,
         expected: &'static str,
         found: String,
         dataset: &'static str,
+        cache: DisplayPath,
     },
     #[error(
         "{dir} does not hold {dataset}, and {by} asked for that directory (no fallback to the \
-         embedded subset when a directory is named); run `equivar data fetch {dataset} \
-         --data-dir <DIR>` with the cache directory (the parent of `{dataset}/`), or name \
-         another directory"
+         embedded subset when a directory is named); fetch it there (`equivar data fetch \
+         {dataset} --data-dir {cache}`), or name the cache directory that holds `{dataset}/`"
     )]
     NotInAskedDir {
         dataset: &'static str,
         dir: PathBuf,
         by: String,
+        cache: DisplayPath,
     },
     #[error(
         "{dataset} has no embedded subset (only MNIST has); run `equivar data fetch {dataset}`"
@@ -109,6 +112,16 @@ pub enum DataError {
         n_images: usize,
         n_labels: usize,
     },
+}
+
+/// A path that prints itself (for error messages).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisplayPath(pub PathBuf);
+
+impl std::fmt::Display for DisplayPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.display())
+    }
 }
 
 /// An n-dimensional array of unsigned bytes.
