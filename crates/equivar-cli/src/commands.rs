@@ -314,6 +314,16 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         dir: args.data_dir.clone(),
         allow_other: args.allow_other_data,
     };
+    let stem = args
+        .plot
+        .clone()
+        .unwrap_or_else(|| args.run[0].join("accuracy-vs-angle"));
+    // A plot that cannot be written is refused before the evaluation, not after it.
+    let plot_dir = args.plot.as_deref().and_then(Path::parent);
+    if let Some(dir) = plot_dir.filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create {} for the plot (--plot)", dir.display()))?;
+    }
     let mut curves: Vec<RotationCurve> = Vec::new();
     let mut sources = Vec::new();
     for dir in &args.run {
@@ -342,10 +352,6 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         )?);
         sources.push(source.to_string());
     }
-    let stem = args
-        .plot
-        .clone()
-        .unwrap_or_else(|| args.run[0].join("accuracy-vs-angle"));
     let [png, svg] =
         equivar_train::plot::accuracy_vs_angle(&curves, "Test accuracy under rotation", &stem)?;
     if args.json {

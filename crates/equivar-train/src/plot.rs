@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Once;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -31,7 +31,8 @@ pub fn accuracy_vs_angle(
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
     let dir = stem.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create {} for the plot", dir.display()))?;
 
     // Named like the atomic writes' (`.NAME.tmp-PID...`), so a killed run's leftover is
     // recognised.
@@ -46,7 +47,7 @@ pub fn accuracy_vs_angle(
         root.present()
             .map_err(|e| anyhow!("cannot draw {}: {e}", png.display()))?;
     }
-    std::fs::rename(&tmp_png, &png)?;
+    std::fs::rename(&tmp_png, &png).with_context(|| format!("cannot write {}", png.display()))?;
 
     let mut text = String::new();
     {

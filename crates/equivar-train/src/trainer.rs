@@ -202,6 +202,7 @@ pub fn resume(
         .validate()
         .with_context(|| format!("{} holds a config.json with a bad setting", dir.display()))?;
     let done = run.checkpoint()?.map_or(0, |c| c.epochs_done);
+    run.read_metrics()?; // a damaged run is refused before its config is amended
     if let Some(changed) = amend(&config, done)? {
         changed.validate()?;
         run.write_config(&changed)?;
