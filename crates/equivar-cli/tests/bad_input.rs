@@ -3,13 +3,12 @@
 //! meaningless result; every error names the problem and the fix.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
-use common::{equivar, equivar_env};
+use common::{equivar, equivar_env, spawn, wait_for};
 
 /// Asserts a clean refusal: exit code 2 (ours or clap's usage error), no panic, and every one
 /// of `needles` in the message.
@@ -303,7 +302,8 @@ fn damaged_or_missing_data_is_an_error_never_a_fallback() {
         &[
             "train-images-idx3-ubyte",
             "SHA-256",
-            "equivar data fetch mnist --force",
+            "equivar data fetch mnist --data-dir",
+            "--force",
         ],
     );
     assert!(!run.exists(), "a refused `train` wrote {run_s}");
@@ -533,24 +533,13 @@ fn a_second_writer_is_refused_and_the_first_run_is_intact() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("shared");
     let out_s = out.to_str().unwrap();
-    let mut first = Command::new(env!("CARGO_BIN_EXE_equivar"))
-        .args(small_run(out_s, "2", "512"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !out.join("config.json").exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the first run never started"
-        );
-        assert!(
-            first.try_wait().unwrap().is_none(),
-            "the first run ended early"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut first = spawn(&small_run(out_s, "2", "512"));
+    wait_for(
+        &mut first,
+        Duration::from_secs(120),
+        "the first run's config",
+        || out.join("config.json").exists(),
+    );
     let args = small_run(out_s, "2", "512");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, stdout, stderr) = equivar(&args);

@@ -1,13 +1,12 @@
 //! `equivar train`, `--resume` after a kill, and `equivar eval --json`, through the binary.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
-use common::equivar;
+use common::{equivar, spawn, wait_for};
 
 fn train_args<'a>(out: &'a str, epochs: &'a str) -> Vec<&'a str> {
     vec![
@@ -59,24 +58,17 @@ fn resume_after_kill_matches_an_uninterrupted_run() {
     let (code, _, stderr) = equivar(&train_args(straight.to_str().unwrap(), "3"));
     assert_eq!(code, 0, "{stderr}");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_equivar"))
-        .args(train_args(killed.to_str().unwrap(), "3"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while epochs_done(&killed) < 1 {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no checkpoint after 300 s"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let args: Vec<String> = train_args(killed.to_str().unwrap(), "3")
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut child = spawn(&args);
+    wait_for(
+        &mut child,
+        Duration::from_secs(300),
+        "the checkpoint of epoch 1",
+        || epochs_done(&killed) >= 1,
+    );
     std::thread::sleep(Duration::from_millis(300)); // well into epoch 2
     child.kill().unwrap();
     child.wait().unwrap();

@@ -157,6 +157,22 @@ fn fetch_verifies_and_is_idempotent() {
         let (test, _) = load(dataset, Split::Test, &default(&cache)).unwrap();
         assert_eq!(test.len(), 10_000);
     }
+    // One byte changed in any file (same size): the split that reads it is refused, naming
+    // the file, and a fetch replaces it.
+    for dataset in Dataset::ALL {
+        for file in dataset.files() {
+            let path = dataset.dir(cache.path()).join(file.name);
+            let original = std::fs::read(&path).unwrap();
+            let mut bytes = original.clone();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x01;
+            std::fs::write(&path, &bytes).unwrap();
+            let err = load(dataset, file.split, &default(&cache)).unwrap_err();
+            assert!(matches!(err, DataError::Corrupt { .. }), "{err}");
+            assert!(err.to_string().contains(file.name), "{err}");
+            std::fs::write(&path, &original).unwrap();
+        }
+    }
     // No staging directories are left behind.
     let leftovers: Vec<_> = std::fs::read_dir(cache.path())
         .unwrap()

@@ -27,3 +27,34 @@ pub fn equivar_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String)
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Starts `equivar` with `args` in the background, its output discarded.
+#[allow(dead_code)] // not every test binary that shares this module spawns
+pub fn spawn(args: &[String]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_equivar"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start equivar")
+}
+
+/// Waits until `ready()` holds; fails if `child` ends first or `limit` passes (`what` names
+/// the awaited state in the failure).
+#[allow(dead_code)]
+pub fn wait_for(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+    ready: impl Fn() -> bool,
+) {
+    let started = std::time::Instant::now();
+    while !ready() {
+        assert!(started.elapsed() < limit, "{what}: not after {limit:?}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what}: the process ended first"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
