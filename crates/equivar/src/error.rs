@@ -8,6 +8,9 @@ pub enum EquivarError {
     #[error("unknown group `{0}`: use C<N> or D<N> (N >= 1), or the G-CNN names z2, p4, p4m")]
     UnknownGroup(String),
 
+    #[error("invalid representation of {group}: {reason}")]
+    InvalidRepresentation { group: String, reason: String },
+
     #[error(
         "group {group} does not act exactly on the square pixel grid: its rotations are by \
          360/{n} degrees, and only multiples of 90 degrees map pixels to pixels; use C1, C2, C4, \

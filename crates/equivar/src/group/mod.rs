@@ -1,9 +1,26 @@
-//! Finite groups of planar symmetries: the cyclic groups C_N and the dihedral groups D_N.
+//! Groups and their representations, pure mathematics in f64, no tensors.
 //!
-//! Pure mathematics, no tensors. An element of D_N is written `r^a m^f`: first the mirror
+//! - [`Group`] (this file): the finite groups C_N and D_N as the pixel grid sees them, elements
+//!   numbered on a group axis (what the G-CNN layers index).
+//! - [`planar`]: the same groups and SO(2), O(2) as subgroups of O(2), elements as an angle
+//!   and a mirror flag.
+//! - [`irrep`], [`representation`]: real irreps, and representations as direct sums of irreps
+//!   up to a change of basis (trivial, regular with its Fourier transform, quotient,
+//!   band-limited regular, direct sums, restriction, characters).
+//!
+//! For [`Group`]: An element of D_N is written `r^a m^f`: first the mirror
 //! `m` (if `f`), then `a` rotations by `2*pi/N`. C_N is the subgroup with `f = 0`.
 //! Composition follows from `m r m = r^-1`:
 //! `(r^a1 m^f1)(r^a2 m^f2) = r^(a1 + (-1)^f1 a2) m^(f1 xor f2)`.
+
+mod decompose;
+pub mod irrep;
+pub mod planar;
+pub mod representation;
+
+pub use irrep::Irrep;
+pub use planar::{O2Element, PlanarGroup};
+pub use representation::Representation;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
