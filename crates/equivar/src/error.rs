@@ -8,6 +8,9 @@ pub enum EquivarError {
     #[error("unknown group `{0}`: use C<N> or D<N> (N >= 1), or the G-CNN names z2, p4, p4m")]
     UnknownGroup(String),
 
+    #[error("`{text}` is not a feature type: {reason}")]
+    FeatureTypeSyntax { text: String, reason: String },
+
     #[error("invalid representation of {group}: {reason}")]
     InvalidRepresentation { group: String, reason: String },
 

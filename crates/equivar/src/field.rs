@@ -7,6 +7,10 @@
 //! group-axis order (see [`Group::element`]); `g` acts on it by moving pixels and permuting
 //! the components with the regular representation.
 
+pub mod feature_type;
+
+pub use feature_type::{FeatureType, ReprKind};
+
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 use std::fmt;

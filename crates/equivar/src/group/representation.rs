@@ -110,8 +110,9 @@ impl Representation {
         let order = group.validate()?.order().ok_or_else(|| {
             invalid(
                 group,
-                "a continuous group has no finite regular representation; use \
-                 band_limited_regular with a maximum frequency",
+                "a continuous group has no finite regular representation; band-limit it to a \
+                 maximum frequency L (`regular(L)` in a feature type, \
+                 Representation::band_limited_regular)",
             )
         })?;
         let elements = group.elements();
