@@ -137,6 +137,7 @@ impl TrainArgs {
             data_dir: self.data_dir.clone(),
             batch_norm_recalibration: self.bn_recalibration,
             data: None,
+            spec: None,
             amendments: Vec::new(),
         }
     }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use equivar::spec::NetSpec;
 use equivar_data::{DataIdentity, Dataset};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,11 @@ pub struct TrainConfig {
     /// have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataIdentity>,
+    /// The full model description the run trains (recorded when it starts), so `eval` and
+    /// `--resume` never look `model` up again (it may be a file that changed since). Runs
+    /// written before this existed have none and look the name up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<NetSpec>,
     /// Changes made with `train --resume --override`, each as "after epoch N: --flag a -> b".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amendments: Vec<String>,
@@ -74,7 +80,17 @@ impl TrainConfig {
             data_dir: None,
             batch_norm_recalibration: DEFAULT_BATCH_NORM_RECALIBRATION,
             data: None,
+            spec: None,
             amendments: Vec::new(),
+        }
+    }
+
+    /// The model description: the recorded one, else `model` looked up (a reference model's
+    /// name or a description file).
+    pub fn net_spec(&self) -> anyhow::Result<NetSpec> {
+        match &self.spec {
+            Some(spec) => Ok(spec.clone()),
+            None => Ok(equivar::models::spec(&self.model)?),
         }
     }
 

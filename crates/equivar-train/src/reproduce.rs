@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use anyhow::Result;
 use burn::tensor::Device;
-use equivar::models;
 use equivar::plan::Plan;
 use equivar_data::Split;
 use serde::{Deserialize, Serialize};
@@ -261,6 +260,7 @@ fn run_one(
         // The stored config also records the data the run used.
         let stored = TrainConfig {
             data: None,
+            spec: None,
             ..run.read_config()?
         };
         anyhow::ensure!(
@@ -286,7 +286,7 @@ fn run_one(
         device,
         progress,
     )?;
-    let exact = Plan::new(&models::spec(&config.model)?, config.input_size)?.exact;
+    let exact = Plan::new(&config.net_spec()?, config.input_size)?.exact;
     let result = RunResult {
         model: config.model.clone(),
         input_size: config.input_size,

@@ -11,7 +11,6 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor};
-use equivar::models;
 use equivar::nn::Net;
 use equivar::plan::{Exactness, Plan};
 use equivar_data::{DataLocation, Dataset, LabelledImages, Source, Split};
@@ -50,7 +49,7 @@ fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
 }
 
 pub fn build_net(config: &TrainConfig, device: &Device) -> Result<Net> {
-    let spec = models::spec(&config.model)?;
+    let spec = config.net_spec()?;
     let exactness = if config.allow_approximate {
         Exactness::AllowApproximate
     } else {
@@ -119,7 +118,7 @@ pub fn load_split(config: &TrainConfig, split: Split) -> Result<(LabelledImages,
 /// Memory a training run needs (its images at the input size and a training step's
 /// activations and gradients), refused before loading if the machine cannot hold it.
 pub fn ensure_memory(config: &TrainConfig, images: usize, batch: usize) -> Result<()> {
-    let plan = Plan::new(&models::spec(&config.model)?, config.input_size)?;
+    let plan = Plan::new(&config.net_spec()?, config.input_size)?;
     let side = config.input_size as f64;
     let needed = 4.0 * images as f64 * side * side + 3.0 * plan.forward_bytes(batch);
     equivar::memory::ensure_fits(
@@ -173,6 +172,7 @@ pub fn train(config: &TrainConfig, dir: &Path, options: TrainOptions) -> Result<
     let dataset: Dataset = config.dataset.parse().map_err(anyhow::Error::msg)?;
     let config = TrainConfig {
         data: Some(source.identity(dataset)),
+        spec: Some(config.net_spec()?),
         ..config.clone()
     };
     run.write_config(&config)?;

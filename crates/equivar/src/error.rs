@@ -94,7 +94,13 @@ pub enum EquivarError {
         fix: String,
     },
 
-    #[error("unknown model `{name}`; known models: {known}")]
+    #[error("model description {origin}: {reason}")]
+    ModelFile { origin: String, reason: String },
+
+    #[error(
+        "unknown model `{name}`; known models: {known} (or a path to a .json/.toml model \
+         description, see models/)"
+    )]
     UnknownModel { name: String, known: String },
 }
 

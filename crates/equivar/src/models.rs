@@ -55,16 +55,21 @@ pub const MODELS: &[ModelInfo] = &[
     },
 ];
 
-/// The spec of the reference model `name`.
+/// The spec of the reference model `name`, or of the description in the file `name` (a
+/// path ending in `.json` or `.toml`, or any existing file).
 pub fn spec(name: &str) -> Result<NetSpec> {
-    MODELS
-        .iter()
-        .find(|m| m.name == name)
-        .map(ModelInfo::spec)
-        .ok_or_else(|| EquivarError::UnknownModel {
-            name: name.to_string(),
-            known: MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
-        })
+    if let Some(model) = MODELS.iter().find(|m| m.name == name) {
+        return Ok(model.spec());
+    }
+    let path = std::path::Path::new(name);
+    let looks_like_file = [".json", ".toml"].iter().any(|e| name.ends_with(e)) || path.is_file();
+    if looks_like_file {
+        return NetSpec::from_file(path);
+    }
+    Err(EquivarError::UnknownModel {
+        name: name.to_string(),
+        known: MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// The MNIST network of "Using and Abusing Equivariance" (DESIGN.md 2.1): lifting conv and

@@ -1,6 +1,8 @@
 //! Model descriptions: a serializable list of named layers over an input field type. A spec
 //! holds no tensors, so it can be planned (see [`crate::plan`]) before anything is allocated.
 
+mod file;
+
 use serde::{Deserialize, Serialize};
 
 use crate::field::FieldType;
