@@ -93,3 +93,65 @@ fn bad_input_gives_a_clear_error() {
         "{stderr}"
     );
 }
+
+fn model_file(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(name);
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_model_file_plans_like_its_registry_name() {
+    let file = model_file("abusing-p4.json");
+    let by_file = json(&["plan", "--model", &file, "--input-size", "29", "--json"]);
+    let by_name = json(&[
+        "plan",
+        "--model",
+        "abusing-p4",
+        "--input-size",
+        "29",
+        "--json",
+    ]);
+    assert_eq!(by_file, by_name);
+    let (code, _, stderr) = equivar(&["plan", "--model", "models/nope.json", "--input-size", "28"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("models/nope.json") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
+}
+
+/// A description file trains and evaluates; the run keeps the description, so changing the
+/// file afterwards changes nothing.
+#[test]
+fn a_model_file_trains_and_evaluates_from_its_run() {
+    let root = tempfile::tempdir().unwrap();
+    let file = root.path().join("mine.toml");
+    std::fs::copy(model_file("small-d4.toml"), &file).unwrap();
+    let run = root.path().join("run");
+    let (file_s, run_s) = (file.to_str().unwrap(), run.to_str().unwrap());
+    let (code, _, stderr) = equivar(&[
+        "train",
+        "--model",
+        file_s,
+        "--epochs",
+        "1",
+        "--train-limit",
+        "256",
+        "--batch-size",
+        "64",
+        "--bn-recalibration",
+        "64",
+        "--out",
+        run_s,
+        "--quiet",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(&file, "name = \"something else\"").unwrap();
+    let v = json(&["eval", "--run", run_s, "--test-limit", "50", "--json"]);
+    assert_eq!(v["accuracy"].as_array().unwrap().len(), 36);
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["spec"]["name"], "small-d4");
+}
