@@ -203,12 +203,17 @@ pub fn resume(
         .with_context(|| format!("{} holds a config.json with a bad setting", dir.display()))?;
     let done = run.checkpoint()?.map_or(0, |c| c.epochs_done);
     run.read_metrics()?; // a damaged run is refused before its config is amended
-    if let Some(changed) = amend(&config, done)? {
+    let changed = amend(&config, done)?;
+    if let Some(changed) = &changed {
         changed.validate()?;
-        run.write_config(&changed)?;
-        config = changed;
+        config = changed.clone();
     }
+    // The data is checked before an amended config is written: a refused resume changes
+    // nothing.
     let loaded = load_data(&config, Split::Train, data)?;
+    if changed.is_some() {
+        run.write_config(&config)?;
+    }
     let mut outcome = run_epochs(&config, &run, options, loaded)?;
     outcome.removed_debris = removed;
     Ok(outcome)
