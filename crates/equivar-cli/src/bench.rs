@@ -9,7 +9,7 @@ use equivar_train::bench_disco;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Reference models to benchmark at 28x28 (comma-separated, `equivar models`; an empty
+    /// Reference models or model files to benchmark at 28x28 (comma-separated; an empty
     /// list skips them).
     #[arg(long, value_delimiter = ',', default_value = "abusing-p4,abusing-p4m")]
     models: Vec<String>,

@@ -47,7 +47,7 @@ pub fn fetch(dataset: &str, data_dir: Option<&Path>, force: bool) -> Result<()> 
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// A planar reference model (`equivar models`).
+    /// A planar reference model (`equivar models`) or a model file (.json/.toml).
     #[arg(long, default_value = "abusing-p4")]
     model: String,
     /// The data set (fetch fashion-mnist first: `equivar data fetch fashion-mnist`).

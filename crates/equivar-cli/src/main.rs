@@ -39,7 +39,7 @@ enum Command {
     Models,
     /// Static plan: per-layer sizes and whether each layer is exactly equivariant at this size.
     Plan {
-        /// A planar reference model (`equivar models`), e.g. abusing-p4.
+        /// A planar reference model (`equivar models`), e.g. abusing-p4, or a model file.
         #[arg(long)]
         model: String,
         /// Input size in pixels (the image is SIZE x SIZE).
@@ -56,7 +56,7 @@ enum Command {
     /// The size lesson in 90 seconds: plan and measure a model at 27, 28 and 29, then train it
     /// briefly at 28 (exact) and 29 (approximate) and compare accuracy under quarter turns.
     Demo {
-        /// A planar reference model (`equivar models`).
+        /// A planar reference model (`equivar models`) or a model file (.json/.toml).
         #[arg(long, default_value = "abusing-p4")]
         model: String,
     },
@@ -94,7 +94,8 @@ enum Command {
 
 #[derive(Args)]
 struct CheckArgs {
-    /// A planar reference model (`equivar models`), or a sphere layer: disco-s2, disco-s2-iso.
+    /// A planar reference model (`equivar models`) or a model file (.json/.toml), or a
+    /// sphere layer: disco-s2, disco-s2-iso.
     #[arg(long)]
     model: String,
     /// Input size in pixels of a planar model (required for it; not for the sphere layers).
@@ -297,6 +298,10 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
             }
             println!(
                 "spherical MNIST classifier: equivar reproduce spherical-mnist --quick --out DIR"
+            );
+            println!(
+                "\nmodel files: --model PATH.json or PATH.toml wherever a name is taken \
+                 (examples in models/; README, \"Models from files\")"
             );
         }
         Command::Plan {
