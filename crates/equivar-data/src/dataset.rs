@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::digest;
-use crate::idx::{self, DataError, DisplayPath, LabelledImages};
+use crate::idx::{self, DataError, LabelledImages};
 
 /// A data set of 28x28 grey images with 10 classes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -326,7 +326,7 @@ pub fn load(
                 dataset: dataset.name(),
                 dir,
                 by: by.to_string(),
-                cache: DisplayPath(cache.clone()),
+                cache: cache.clone(),
             }),
         };
     }
@@ -339,23 +339,23 @@ pub fn load(
                 expected: f.size,
                 found: size,
                 dataset: dataset.name(),
-                cache: DisplayPath(cache.clone()),
+                cache: cache.clone(),
             });
         }
     }
-    let images = read_verified(dataset, dataset.file(split, false), &dir)?;
-    let labels = read_verified(dataset, dataset.file(split, true), &dir)?;
+    let images = read_verified(dataset, dataset.file(split, false), cache)?;
+    let labels = read_verified(dataset, dataset.file(split, true), cache)?;
     let data = LabelledImages::from_arrays(images.0, &images.1, labels.0, &labels.1)?;
     Ok((data, Source::Fetched(dir)))
 }
 
-/// Reads one file of `dataset` from `dir`, refusing it unless its SHA-256 is the table's.
+/// Reads one file of `dataset` from the cache, refusing it unless its SHA-256 is the table's.
 fn read_verified(
     dataset: Dataset,
     file: &DataFile,
-    dir: &Path,
+    cache: &Path,
 ) -> Result<(idx::IdxArray, PathBuf), DataError> {
-    let path = dir.join(file.name);
+    let path = dataset.dir(cache).join(file.name);
     let raw = std::fs::read(&path).map_err(|source| DataError::Io {
         path: path.clone(),
         source,
@@ -363,10 +363,7 @@ fn read_verified(
     let found = digest::sha256_bytes(&raw);
     if found != file.sha256 {
         return Err(DataError::Corrupt {
-            cache: DisplayPath(
-                dir.parent()
-                    .map_or_else(|| dir.to_path_buf(), Path::to_path_buf),
-            ),
+            cache: cache.to_path_buf(),
             path,
             expected: file.sha256,
             found,

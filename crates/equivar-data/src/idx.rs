@@ -68,7 +68,7 @@ pub enum DataError {
         found: u64,
         dataset: &'static str,
         /// The cache directory, for the fix.
-        cache: DisplayPath,
+        cache: PathBuf,
     },
     #[error(
         "{path} is damaged: its SHA-256 is {found}, expected {expected} (same size, other \
@@ -79,7 +79,7 @@ pub enum DataError {
         expected: &'static str,
         found: String,
         dataset: &'static str,
-        cache: DisplayPath,
+        cache: PathBuf,
     },
     #[error(
         "{dir} does not hold {dataset}, and {by} asked for that directory (no fallback to the \
@@ -90,7 +90,7 @@ pub enum DataError {
         dataset: &'static str,
         dir: PathBuf,
         by: String,
-        cache: DisplayPath,
+        cache: PathBuf,
     },
     #[error(
         "{dataset} has no embedded subset (only MNIST has); run `equivar data fetch {dataset}`"
@@ -112,16 +112,6 @@ pub enum DataError {
         n_images: usize,
         n_labels: usize,
     },
-}
-
-/// A path that prints itself (for error messages).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DisplayPath(pub PathBuf);
-
-impl std::fmt::Display for DisplayPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0.display())
-    }
 }
 
 /// An n-dimensional array of unsigned bytes.
