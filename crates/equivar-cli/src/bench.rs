@@ -64,23 +64,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "nothing to benchmark: --models is empty, --no-layers is set and --disco names no grid"
     );
     if !disco_shapes.is_empty() {
-        for (flag, value, max) in [
-            (
-                "--disco-batch",
-                args.disco_batch,
-                bench_disco::MAX_DISCO_BATCH,
-            ),
-            (
-                "--disco-channels",
-                args.disco_channels,
-                bench_disco::MAX_DISCO_CHANNELS,
-            ),
-        ] {
-            anyhow::ensure!(
-                (1..=max).contains(&value),
-                "{flag} must be in 1..={max}, got {value}"
-            );
-        }
+        bench_disco::check_settings(args.disco_batch, args.disco_channels)?;
     }
     let options = BenchOptions {
         repeats: args.repeats,

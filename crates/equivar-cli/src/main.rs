@@ -160,7 +160,8 @@ pub(crate) fn run_check(
         (1..=MAX_CHECK_BATCH).contains(&batch),
         "--batch must be in 1..={MAX_CHECK_BATCH}, got {batch}"
     );
-    let plan = Plan::new(&models::spec(model)?, n)?;
+    let spec = models::spec(model)?;
+    let plan = Plan::new(&spec, n)?;
     // The reference and the moved network's outputs at every layer, and one transformed copy.
     equivar::memory::ensure_fits(
         &format!("`check` of {model} at {n}x{n} with --batch {batch}"),
@@ -169,7 +170,7 @@ pub(crate) fn run_check(
     )?;
     let device = Device::flex();
     device.seed(seed);
-    let net = models::spec(model)?.init(n, Exactness::AllowApproximate, &device)?;
+    let net = spec.init(n, Exactness::AllowApproximate, &device)?;
     let x = Tensor::random(
         [batch, net.plan.input_type.channels(), n, n],
         Distribution::Normal(0.0, 1.0),

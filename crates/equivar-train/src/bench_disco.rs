@@ -41,6 +41,20 @@ pub struct DiscoFigures {
 pub const MAX_DISCO_BATCH: usize = 1024;
 pub const MAX_DISCO_CHANNELS: usize = 1024;
 
+/// `Ok` if `batch` and `channels` are within [`MAX_DISCO_BATCH`] and [`MAX_DISCO_CHANNELS`]
+/// (and positive); the error names the flag (`--disco-batch`, `--disco-channels`).
+pub fn check_settings(batch: usize, channels: usize) -> Result<()> {
+    anyhow::ensure!(
+        (1..=MAX_DISCO_BATCH).contains(&batch),
+        "--disco-batch must be in 1..={MAX_DISCO_BATCH}, got {batch}"
+    );
+    anyhow::ensure!(
+        (1..=MAX_DISCO_CHANNELS).contains(&channels),
+        "--disco-channels must be in 1..={MAX_DISCO_CHANNELS}, got {channels}"
+    );
+    Ok(())
+}
+
 /// Smallest and largest sphere grids the DISCO commands take. Below the minimum the layer's
 /// support (one latitude spacing) covers a large part of the sphere and the measurement means
 /// little; above the maximum one tensor alone approaches the memory of a large machine.
@@ -99,14 +113,7 @@ pub fn bench_disco(
     repeats: usize,
     kernels: Kernels,
 ) -> Result<DiscoFigures> {
-    anyhow::ensure!(
-        (1..=MAX_DISCO_BATCH).contains(&batch),
-        "--disco-batch must be in 1..={MAX_DISCO_BATCH}, got {batch}"
-    );
-    anyhow::ensure!(
-        (1..=MAX_DISCO_CHANNELS).contains(&channels),
-        "--disco-channels must be in 1..={MAX_DISCO_CHANNELS}, got {channels}"
-    );
+    check_settings(batch, channels)?;
     anyhow::ensure!(repeats >= 1, "--repeats must be at least 1, got 0");
     let points = (nlat * nlon) as f64;
     // Input, output and their gradients in the plain and autodiff passes (~8 tensors), and psi

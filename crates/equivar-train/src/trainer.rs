@@ -21,7 +21,7 @@ use rand::seq::SliceRandom;
 
 use crate::config::TrainConfig;
 use crate::images::PreparedImages;
-use crate::run_dir::{EpochMetrics, RunDir};
+use crate::run_dir::{CheckpointState, EpochMetrics, RunDir};
 
 /// How a run reports itself.
 #[derive(Clone, Copy, Debug)]
@@ -136,6 +136,11 @@ pub fn ensure_memory(config: &TrainConfig, images: usize, batch: usize) -> Resul
 /// released.
 pub fn train(config: &TrainConfig, dir: &Path, options: TrainOptions) -> Result<TrainOutcome> {
     config.validate()?;
+    // The description is read once (a model file could change between reads) and recorded.
+    let config = &TrainConfig {
+        spec: Some(config.net_spec()?),
+        ..config.clone()
+    };
     let run = RunDir::new(dir);
     let already = || {
         anyhow::anyhow!(
@@ -172,11 +177,10 @@ pub fn train(config: &TrainConfig, dir: &Path, options: TrainOptions) -> Result<
     let dataset: Dataset = config.dataset.parse().map_err(anyhow::Error::msg)?;
     let config = TrainConfig {
         data: Some(source.identity(dataset)),
-        spec: Some(config.net_spec()?),
         ..config.clone()
     };
     run.write_config(&config)?;
-    let mut outcome = run_epochs(&config, &run, options, (data, source))?;
+    let mut outcome = run_epochs(&config, &run, options, (data, source), Resumed::fresh())?;
     outcome.removed_debris = removed;
     Ok(outcome)
 }
@@ -201,29 +205,59 @@ pub fn resume(
     config
         .validate()
         .with_context(|| format!("{} holds a config.json with a bad setting", dir.display()))?;
-    let done = run.checkpoint()?.map_or(0, |c| c.epochs_done);
-    run.read_metrics()?; // a damaged run is refused before its config is amended
+    // Read (and the checkpoint hashed) once, before anything is amended: a damaged run is
+    // refused first.
+    let resumed = Resumed {
+        checkpoint: run.checkpoint()?,
+        metrics: run.read_metrics()?,
+    };
+    let done = resumed.epochs_done();
     let changed = amend(&config, done)?;
     if let Some(changed) = &changed {
         changed.validate()?;
         config = changed.clone();
     }
-    // The data is checked before an amended config is written: a refused resume changes
-    // nothing.
+    // The data and memory are checked before an amended config is written: a refused resume
+    // changes nothing.
     let loaded = load_data(&config, Split::Train, data)?;
+    let images = config
+        .train_limit
+        .map_or(loaded.0.len(), |l| l.min(loaded.0.len()));
+    ensure_memory(&config, images, config.batch_size)?;
     if changed.is_some() {
         run.write_config(&config)?;
     }
-    let mut outcome = run_epochs(&config, &run, options, loaded)?;
+    let mut outcome = run_epochs(&config, &run, options, loaded, resumed)?;
     outcome.removed_debris = removed;
     Ok(outcome)
 }
 
+/// Where a run starts: its last checkpoint (if any) and the metrics written so far.
+struct Resumed {
+    checkpoint: Option<CheckpointState>,
+    metrics: Vec<EpochMetrics>,
+}
+
+impl Resumed {
+    fn fresh() -> Self {
+        Resumed {
+            checkpoint: None,
+            metrics: Vec::new(),
+        }
+    }
+
+    fn epochs_done(&self) -> usize {
+        self.checkpoint.as_ref().map_or(0, |c| c.epochs_done)
+    }
+}
+
+/// Trains the epochs after `resumed` (memory and data checked by the caller).
 fn run_epochs(
     config: &TrainConfig,
     run: &RunDir,
     options: TrainOptions,
     data: (LabelledImages, Source),
+    resumed: Resumed,
 ) -> Result<TrainOutcome> {
     let device = Device::flex();
     device.seed(config.seed);
@@ -231,9 +265,12 @@ fn run_epochs(
     ad.seed(config.seed);
     let mut net = build_net(config, &ad)?;
     let mut optim = optimizer(config);
-    let mut metrics = run.read_metrics()?;
+    let Resumed {
+        checkpoint,
+        mut metrics,
+    } = resumed;
     let mut start = 0;
-    if let Some(state) = run.checkpoint()? {
+    if let Some(state) = checkpoint {
         net = load_model(net, &run.file(&state.model_file), config)?;
         optim = optim
             .load(run.file(&state.optimizer_file))
@@ -248,8 +285,6 @@ fn run_epochs(
     }
 
     let (data, source) = data;
-    let images = config.train_limit.map_or(data.len(), |l| l.min(data.len()));
-    ensure_memory(config, images, config.batch_size)?;
     let train = PreparedImages::new(&data, config.input_size, config.train_limit)?;
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let batches_per_epoch = train.len().div_ceil(config.batch_size);
