@@ -71,7 +71,7 @@ fn models(c: &mut Criterion) {
         });
 
         let inference = net.valid();
-        let frozen = net.to_frozen();
+        let frozen = net.to_frozen().expect("lowers");
         for batch in [BATCH, 1] {
             let x = images(batch, &device);
             group.bench_function(format!("infer_b{batch}"), |b| {

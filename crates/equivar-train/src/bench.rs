@@ -230,9 +230,11 @@ pub fn bench_model(
     });
 
     let freeze_s = median_seconds(1, options.repeats, || {
-        let _ = net.to_frozen();
+        let _ = net
+            .to_frozen()
+            .expect("reference models lower to frozen steps");
     });
-    let compiled = net.to_frozen();
+    let compiled = net.to_frozen()?;
     let host = |t: &Tensor<4>| {
         let dims = t.dims();
         let values = t.clone().into_data().try_into_vec::<f32>().expect("f32");

@@ -102,6 +102,14 @@ pub enum EquivarError {
          description, see models/)"
     )]
     UnknownModel { name: String, known: String },
+
+    #[error("layer `{layer}` ({kind}) has no lowering to {target}; {fix}")]
+    NoLowering {
+        layer: String,
+        kind: String,
+        target: String,
+        fix: String,
+    },
 }
 
 impl EquivarError {

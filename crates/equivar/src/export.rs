@@ -3,14 +3,14 @@
 //! the head. The exported model computes the same function as the original in inference mode
 //! and needs nothing of equivar's equivariant machinery.
 
-use burn::module::{Module, Param, RunningState};
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, AvgPool2d, AvgPool2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
+use burn::nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
+use burn::nn::{BatchNorm, Linear, PaddingConfig2d};
 use burn::tensor::Tensor;
 
-use crate::nn::{Layer, Net, Pointwise};
+use crate::error::Result;
+use crate::nn::{Net, Pointwise};
 use crate::space::Window;
 use crate::spec::Reduce;
 
@@ -67,7 +67,8 @@ fn padding(w: Window) -> PaddingConfig2d {
     PaddingConfig2d::Explicit(w.padding, w.padding, w.padding, w.padding)
 }
 
-fn plain_conv(filter: Tensor<4>, bias: Option<Tensor<1>>, w: Window) -> Conv2d {
+/// A burn conv with this filter, bias and window.
+pub(crate) fn plain_conv(filter: Tensor<4>, bias: Option<Tensor<1>>, w: Window) -> Conv2d {
     let [out, inp, k, _] = filter.dims();
     let device = filter.device();
     let mut conv = Conv2dConfig::new([inp, out], [k, k])
@@ -82,7 +83,7 @@ fn plain_conv(filter: Tensor<4>, bias: Option<Tensor<1>>, w: Window) -> Conv2d {
 }
 
 /// `[f] -> [f * times]`, each entry repeated `times` times in a row.
-fn repeat_each(t: Tensor<1>, times: usize) -> Tensor<1> {
+pub(crate) fn repeat_each(t: Tensor<1>, times: usize) -> Tensor<1> {
     let [n] = t.dims();
     t.unsqueeze_dim::<2>(1)
         .repeat_dim(1, times)
@@ -92,75 +93,14 @@ fn repeat_each(t: Tensor<1>, times: usize) -> Tensor<1> {
 impl Net {
     /// Plain burn layers with identical inference outputs (batch norm uses running
     /// statistics, dropout is the identity). The result lives on the same device, without
-    /// autodiff.
-    pub fn export(&self) -> PlainNet {
+    /// autodiff. Each layer exports itself ([`crate::layers::LayerModule::export`]); a layer
+    /// without a plain counterpart is an error naming it.
+    pub fn export(&self) -> Result<PlainNet> {
         let net = self.valid();
-        let layers = net
-            .layers
-            .iter()
-            .filter_map(|layer| {
-                Some(match layer {
-                    Layer::LiftingConv(l) => PlainLayer::Conv(plain_conv(
-                        l.expanded_filter(),
-                        l.expanded_bias(),
-                        l.geometry.window,
-                    )),
-                    Layer::GroupConv(l) => PlainLayer::Conv(plain_conv(
-                        l.expanded_filter(),
-                        l.expanded_bias(),
-                        l.geometry.window,
-                    )),
-                    Layer::SpatialPool(l) => {
-                        let w = l.window;
-                        match l.reduce {
-                            Reduce::Max => PlainLayer::MaxPool(
-                                MaxPool2dConfig::new([w.kernel, w.kernel])
-                                    .with_strides([w.stride, w.stride])
-                                    .with_padding(padding(w))
-                                    .with_dilation([w.dilation, w.dilation])
-                                    .init(),
-                            ),
-                            Reduce::Mean => PlainLayer::AvgPool(
-                                AvgPool2dConfig::new([w.kernel, w.kernel])
-                                    .with_strides([w.stride, w.stride])
-                                    .with_padding(padding(w))
-                                    .init(),
-                            ),
-                        }
-                    }
-                    Layer::GlobalAvgPool(_) => {
-                        PlainLayer::GlobalAvgPool(AdaptiveAvgPool2dConfig::new([1, 1]).init())
-                    }
-                    Layer::GroupPool(l) => PlainLayer::GroupReduce(ChannelGroupReduce {
-                        order: l.field_type.group.order(),
-                        reduce: l.reduce,
-                    }),
-                    Layer::BatchNorm(l) => {
-                        let times = l.field_type.field_size();
-                        let bn = &l.norm;
-                        let device = bn.gamma.val().device();
-                        let mut plain = BatchNormConfig::new(l.field_type.channels())
-                            .with_epsilon(bn.epsilon)
-                            .with_momentum(bn.momentum)
-                            .init(&device);
-                        plain.gamma = Param::from_tensor(repeat_each(bn.gamma.val(), times));
-                        plain.beta = Param::from_tensor(repeat_each(bn.beta.val(), times));
-                        plain.running_mean =
-                            RunningState::new(repeat_each(bn.running_mean.value(), times));
-                        plain.running_var =
-                            RunningState::new(repeat_each(bn.running_var.value(), times));
-                        PlainLayer::BatchNorm(plain.valid())
-                    }
-                    Layer::Activation(l) => PlainLayer::Activation(Pointwise {
-                        function: l.function,
-                    }),
-                    Layer::Dropout(_) => return None,
-                    Layer::Linear(l) => PlainLayer::Linear(PooledLinear {
-                        linear: l.linear.clone(),
-                    }),
-                })
-            })
-            .collect();
-        PlainNet { layers }
+        let mut layers = Vec::with_capacity(net.layers.len());
+        for layer in &net.layers {
+            layers.extend(layer.export()?);
+        }
+        Ok(PlainNet { layers })
     }
 }

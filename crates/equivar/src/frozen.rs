@@ -14,7 +14,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 use crate::error::{EquivarError, Result};
-use crate::nn::{Layer, Net};
+use crate::nn::Net;
 use crate::ops::conv_cpu::{self, ConvShape};
 use crate::ops::on_compute_threads;
 use crate::ops::winograd_cpu::{self, WinogradFilter};
@@ -74,137 +74,131 @@ pub struct FrozenNet {
 }
 
 /// Host values of a tensor of any rank.
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
         .expect("f32 values")
 }
 
-/// Per-channel scale and shift of an inference batch norm over fields of `times` channels.
-fn batch_norm_affine(bn: &crate::nn::EquivariantBatchNorm) -> (Vec<f32>, Vec<f32>) {
-    let norm = &bn.norm;
-    let times = bn.field_type.field_size();
-    let gamma = host(norm.gamma.val());
-    let beta = host(norm.beta.val());
-    let mean = host(norm.running_mean.value());
-    let var = host(norm.running_var.value());
-    let per_field: Vec<(f32, f32)> = (0..gamma.len())
-        .map(|f| {
-            let scale = gamma[f] as f64 / (var[f] as f64 + norm.epsilon).sqrt();
-            (
-                scale as f32,
-                (beta[f] as f64 - mean[f] as f64 * scale) as f32,
-            )
-        })
-        .collect();
-    per_field
-        .iter()
-        .flat_map(|&sf| std::iter::repeat_n(sf, times))
-        .unzip()
+/// The steps of a frozen model as its layers lower themselves into them
+/// ([`crate::layers::LayerModule::lower`]): a batch norm's affine map folds into the
+/// convolution before it, an activation fuses into its epilogue.
+#[derive(Debug, Default)]
+pub struct FrozenBuilder {
+    steps: Vec<Step>,
 }
 
-impl Net {
-    /// This net frozen for inference: filters expanded once, batch norms folded into the
-    /// convolutions before them, activations fused into the convolutions' epilogues.
-    pub fn to_frozen(&self) -> FrozenNet {
-        let net = self.valid();
-        let mut steps: Vec<Step> = Vec::new();
-        for layer in &net.layers {
-            match layer {
-                Layer::LiftingConv(l) => steps.push(conv_step(
-                    l.expanded_filter(),
-                    l.expanded_bias(),
-                    l.geometry.window,
-                )),
-                Layer::GroupConv(l) => steps.push(conv_step(
-                    l.expanded_filter(),
-                    l.expanded_bias(),
-                    l.geometry.window,
-                )),
-                Layer::BatchNorm(bn) => {
-                    let (scale, shift) = batch_norm_affine(bn);
-                    match steps.last_mut() {
-                        Some(Step::Conv {
-                            weight,
-                            bias,
-                            activation: None,
-                            ..
-                        }) => {
-                            // BN(W x + b) = (scale W) x + (scale b + shift), per output channel.
-                            let patch = weight.len() / scale.len();
-                            for (c, row) in weight.chunks_exact_mut(patch).enumerate() {
-                                row.iter_mut().for_each(|w| *w *= scale[c]);
-                                bias[c] = bias[c] * scale[c] + shift[c];
-                            }
-                        }
-                        _ => steps.push(Step::Affine { scale, shift }),
-                    }
-                }
-                Layer::Activation(a) => match steps.last_mut() {
-                    Some(Step::Conv {
-                        activation: activation @ None,
-                        ..
-                    }) => *activation = Some(a.function),
-                    _ => steps.push(Step::Activation(a.function)),
-                },
-                Layer::SpatialPool(p) => steps.push(Step::Pool {
-                    reduce: p.reduce,
-                    window: p.window,
-                }),
-                Layer::GlobalAvgPool(_) => steps.push(Step::GlobalAvgPool),
-                Layer::GroupPool(p) => steps.push(Step::GroupReduce {
-                    order: p.field_type.group.order(),
-                    reduce: p.reduce,
-                }),
-                Layer::Dropout(_) => {}
-                Layer::Linear(l) => {
-                    let [_, out] = l.linear.weight.dims();
-                    steps.push(Step::Linear {
-                        weight: host(l.linear.weight.val()),
-                        bias: l.linear.bias.as_ref().map(|b| host(b.val())),
-                        out,
-                    })
+impl FrozenBuilder {
+    /// A convolution with the expanded filter `[out, in, k, k]` and bias.
+    pub fn conv(&mut self, filter: Tensor<4>, bias: Option<Tensor<1>>, window: Window) {
+        let [c_out, c_in, _, _] = filter.dims();
+        self.steps.push(Step::Conv {
+            c_in,
+            c_out,
+            window,
+            weight: host(filter),
+            bias: bias.map_or_else(|| vec![0.0; c_out], host),
+            activation: None,
+            winograd: None,
+        });
+    }
+
+    /// `x * scale[c] + shift[c]` per channel: folded into the convolution just before, if
+    /// it has no activation yet.
+    pub fn affine(&mut self, scale: Vec<f32>, shift: Vec<f32>) {
+        match self.steps.last_mut() {
+            Some(Step::Conv {
+                weight,
+                bias,
+                activation: None,
+                ..
+            }) => {
+                // s (W x + b) + t = (s W) x + (s b + t), per output channel.
+                let patch = weight.len() / scale.len();
+                for (c, row) in weight.chunks_exact_mut(patch).enumerate() {
+                    row.iter_mut().for_each(|w| *w *= scale[c]);
+                    bias[c] = bias[c] * scale[c] + shift[c];
                 }
             }
+            _ => self.steps.push(Step::Affine { scale, shift }),
         }
-        // After folding: the transformed filters include the batch norm scales.
-        for step in &mut steps {
+    }
+
+    /// An activation: fused into the convolution just before, if it has none yet.
+    pub fn activation(&mut self, function: Activation) {
+        match self.steps.last_mut() {
+            Some(Step::Conv {
+                activation: activation @ None,
+                ..
+            }) => *activation = Some(function),
+            _ => self.steps.push(Step::Activation(function)),
+        }
+    }
+
+    /// Max or mean pooling of every plane (burn's padding conventions).
+    pub fn pool(&mut self, reduce: Reduce, window: Window) {
+        self.steps.push(Step::Pool { reduce, window });
+    }
+
+    /// Mean over all pixels.
+    pub fn global_avg_pool(&mut self) {
+        self.steps.push(Step::GlobalAvgPool);
+    }
+
+    /// Max or mean over each group of `order` consecutive channels.
+    pub fn group_reduce(&mut self, order: usize, reduce: Reduce) {
+        self.steps.push(Step::GroupReduce { order, reduce });
+    }
+
+    /// `[b, in, 1, 1] -> [b, out, 1, 1]` with burn's `weight [in, out]`.
+    pub fn linear(&mut self, weight: Tensor<2>, bias: Option<Tensor<1>>) {
+        let [_, out] = weight.dims();
+        self.steps.push(Step::Linear {
+            weight: host(weight),
+            bias: bias.map(host),
+            out,
+        });
+    }
+
+    /// The finished steps, with Winograd filters for the convolutions that suit them
+    /// (transformed after folding, so they include the batch norm scales).
+    fn finish(mut self) -> Vec<Step> {
+        for step in &mut self.steps {
             if let Step::Conv {
                 c_in,
                 c_out,
-                window,
+                window: w,
                 weight,
                 winograd,
                 ..
             } = step
+                && winograd_cpu::suits_layer(w.kernel, w.stride, w.dilation, *c_in, *c_out)
             {
-                let w = window;
-                if winograd_cpu::suits_layer(w.kernel, w.stride, w.dilation, *c_in, *c_out) {
-                    *winograd = Some(WinogradFilter::new(weight, *c_out, *c_in));
-                }
+                *winograd = Some(WinogradFilter::new(weight, *c_out, *c_in));
             }
         }
-        FrozenNet {
-            steps,
+        self.steps
+    }
+}
+
+impl Net {
+    /// This net frozen for inference: filters expanded once, batch norms folded into the
+    /// convolutions before them, activations fused into the convolutions' epilogues. Each
+    /// layer lowers itself; a layer without a lowering is an error naming it.
+    pub fn to_frozen(&self) -> Result<FrozenNet> {
+        let net = self.valid();
+        let mut builder = FrozenBuilder::default();
+        for layer in &net.layers {
+            layer.lower(&mut builder)?;
+        }
+        Ok(FrozenNet {
+            steps: builder.finish(),
             model: self.plan.model.clone(),
             channels: self.plan.input_type.channels(),
             size: self.plan.input_size,
             winograd: winograd_cpu::enabled(),
-        }
-    }
-}
-
-fn conv_step(filter: Tensor<4>, bias: Option<Tensor<1>>, window: Window) -> Step {
-    let [c_out, c_in, _, _] = filter.dims();
-    Step::Conv {
-        c_in,
-        c_out,
-        window,
-        weight: host(filter),
-        bias: bias.map_or_else(|| vec![0.0; c_out], host),
-        activation: None,
-        winograd: None,
+        })
     }
 }
 

@@ -30,6 +30,7 @@ pub mod field;
 pub mod frozen;
 pub mod group;
 pub mod kernels;
+pub mod layers;
 pub mod memory;
 pub mod models;
 pub mod nn;

@@ -6,9 +6,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EquivarError, Result};
-use crate::field::{FieldType, Repr};
+use crate::field::FieldType;
+use crate::layers::PlanInput;
 use crate::space::Window;
-use crate::spec::{LayerKind, LayerSpec, NetSpec};
+use crate::spec::NetSpec;
 
 /// The largest input side a plan takes: far beyond any image a model can hold in memory
 /// (the memory estimate refuses much less), small enough that no size arithmetic overflows.
@@ -122,7 +123,7 @@ fn describe_sizes(sizes: &[usize]) -> String {
     }
 }
 
-/// Plans each layer, validating field types and window parameters.
+/// Plans each layer by its own plan rule (see [`crate::layers`]).
 fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
     let group = spec.group().validate()?;
     if !group.acts_on_pixel_grid() {
@@ -135,180 +136,27 @@ fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
     let mut size = input_size;
     let mut out = Vec::with_capacity(spec.layers.len());
     for layer in &spec.layers {
-        let (out_type, out_size, remainder, exact) = plan_layer(layer, ty, size, input_size)?;
+        let step = layer.kind.plan(&PlanInput {
+            layer: &layer.name,
+            in_type: ty,
+            in_size: size,
+            input_size,
+        })?;
         out.push(LayerPlan {
             name: layer.name.clone(),
             kind: layer.kind.label().to_string(),
             in_type: ty,
-            out_type,
+            out_type: step.out_type,
             in_size: size,
-            out_size,
+            out_size: step.out_size,
             window: layer.kind.window(),
-            remainder,
-            exact,
+            remainder: step.remainder,
+            exact: step.exact,
         });
-        ty = out_type;
-        size = out_size;
+        ty = step.out_type;
+        size = step.out_size;
     }
     Ok(out)
-}
-
-fn invalid(layer: &LayerSpec, reason: impl Into<String>) -> EquivarError {
-    EquivarError::InvalidLayer {
-        layer: layer.name.clone(),
-        reason: reason.into(),
-    }
-}
-
-fn expect_repr(layer: &LayerSpec, ty: FieldType, repr: Repr, fix: &str) -> Result<()> {
-    if ty.repr == repr {
-        return Ok(());
-    }
-    let expected = match repr {
-        Repr::Trivial => "trivial (invariant) fields",
-        Repr::Regular => "regular fields",
-    };
-    Err(EquivarError::FieldTypeMismatch {
-        layer: layer.name.clone(),
-        expected: expected.to_string(),
-        found: ty.to_string(),
-        fix: fix.to_string(),
-    })
-}
-
-/// Output type, output size and (for windowed layers) the exactness remainder of one layer.
-fn plan_layer(
-    layer: &LayerSpec,
-    ty: FieldType,
-    size: usize,
-    input_size: usize,
-) -> Result<(FieldType, usize, Option<usize>, bool)> {
-    // Convs need the grid condition; pools only a mirror-symmetric set of in-image taps.
-    let windowed = |window: Window, out_type: FieldType, pool: bool| -> Result<_> {
-        window.validate().map_err(|r| invalid(layer, r))?;
-        let out_size = window.out_size(size).ok_or(EquivarError::InputTooSmall {
-            input_size,
-            layer: layer.name.clone(),
-            in_size: size,
-            kernel: window.kernel,
-            dilation: window.dilation,
-            padding: window.padding,
-            span: window.span(),
-            min_input: 0, // filled in by `with_min_input`
-        })?;
-        let exact = if pool {
-            window.is_exact_pool(size)
-        } else {
-            window.is_exact(size)
-        };
-        Ok((out_type, out_size, Some(window.remainder(size)), exact))
-    };
-    let pool_padding = |window: Window| -> Result<()> {
-        if 2 * window.padding > window.kernel {
-            return Err(invalid(
-                layer,
-                format!(
-                    "pool padding {} exceeds half the kernel {}: some windows would see only \
-                     padding; use padding <= kernel / 2",
-                    window.padding, window.kernel
-                ),
-            ));
-        }
-        Ok(())
-    };
-    match &layer.kind {
-        LayerKind::LiftingConv {
-            out_fields, window, ..
-        } => {
-            expect_repr(
-                layer,
-                ty,
-                Repr::Trivial,
-                "a lifting conv starts a G-CNN; after it use a group conv",
-            )?;
-            if *out_fields == 0 {
-                return Err(invalid(layer, "out_fields must be at least 1"));
-            }
-            windowed(*window, FieldType::regular(ty.group, *out_fields), false)
-        }
-        LayerKind::GroupConv {
-            out_fields, window, ..
-        } => {
-            expect_repr(
-                layer,
-                ty,
-                Repr::Regular,
-                "put a lifting conv before the first group conv",
-            )?;
-            if *out_fields == 0 {
-                return Err(invalid(layer, "out_fields must be at least 1"));
-            }
-            windowed(*window, FieldType::regular(ty.group, *out_fields), false)
-        }
-        LayerKind::MaxPool { window } => {
-            pool_padding(*window)?;
-            windowed(*window, ty, true)
-        }
-        LayerKind::AvgPool { window } => {
-            pool_padding(*window)?;
-            if window.dilation != 1 {
-                return Err(invalid(
-                    layer,
-                    "average pooling has no dilation; use dilation 1",
-                ));
-            }
-            windowed(*window, ty, true)
-        }
-        LayerKind::GlobalAvgPool => Ok((ty, 1, None, true)),
-        LayerKind::GroupPool { .. } => {
-            expect_repr(
-                layer,
-                ty,
-                Repr::Regular,
-                "group pooling reduces regular fields; its input is already invariant",
-            )?;
-            Ok((FieldType::trivial(ty.group, ty.fields), size, None, true))
-        }
-        LayerKind::BatchNorm { epsilon, momentum } => {
-            if !(epsilon.is_finite() && *epsilon > 0.0 && (0.0..=1.0).contains(momentum)) {
-                return Err(invalid(
-                    layer,
-                    "batch norm needs epsilon > 0 and momentum in [0, 1]",
-                ));
-            }
-            Ok((ty, size, None, true))
-        }
-        LayerKind::Activation { .. } => Ok((ty, size, None, true)),
-        LayerKind::FieldDropout { p } => {
-            if !(0.0..1.0).contains(p) {
-                return Err(invalid(
-                    layer,
-                    format!("dropout probability {p} is not in [0, 1)"),
-                ));
-            }
-            Ok((ty, size, None, true))
-        }
-        LayerKind::Linear { out_features, .. } => {
-            expect_repr(
-                layer,
-                ty,
-                Repr::Trivial,
-                "a linear head needs invariant features: add a group pool before it",
-            )?;
-            if size != 1 {
-                return Err(EquivarError::FieldTypeMismatch {
-                    layer: layer.name.clone(),
-                    expected: "1x1 features".to_string(),
-                    found: format!("{size}x{size} features"),
-                    fix: "add a global average pool before the linear head".to_string(),
-                });
-            }
-            if *out_features == 0 {
-                return Err(invalid(layer, "out_features must be at least 1"));
-            }
-            Ok((FieldType::trivial(ty.group, *out_features), 1, None, true))
-        }
-    }
 }
 
 /// Completes an `InputTooSmall` error with the smallest input size the model accepts.

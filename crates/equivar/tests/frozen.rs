@@ -61,7 +61,7 @@ fn compare(net: &Net, batch: usize, device: &Device) -> f64 {
     let mut worst = 0.0f64;
     // With Winograd for the 3x3 convolutions (the default) and with im2col + GEMM only.
     for winograd in [true, false] {
-        let frozen = net.to_frozen().with_winograd(winograd);
+        let frozen = net.to_frozen().unwrap().with_winograd(winograd);
         let (got, got_shape) = frozen.forward(&host(x.clone()), shape).unwrap();
         assert_eq!(
             got_shape.to_vec(),
@@ -85,7 +85,7 @@ fn frozen_reference_models_match_the_inference_net() {
         // The tensor entry point (what evaluation calls) gives the inference net's logits.
         let x = Tensor::<4>::random([3, 1, 28, 28], Distribution::Normal(0.3, 1.0), &device);
         let want = host(net.valid().logits(x.clone()).unwrap());
-        let got = net.to_frozen().tensor_logits(x).unwrap();
+        let got = net.to_frozen().unwrap().tensor_logits(x).unwrap();
         assert_eq!(got.dims(), [3, 10]);
         let e = relative_error(&host(got), &want);
         assert!(e <= 1e-5, "{name} tensor logits: relative error {e:.2e}");
@@ -126,7 +126,7 @@ fn a_wrong_input_is_a_named_error() {
         .unwrap()
         .init(28, Exactness::Require, &device)
         .unwrap();
-    let frozen = net.to_frozen();
+    let frozen = net.to_frozen().unwrap();
     let x = vec![0.0f32; 27 * 27];
     let e = frozen.forward(&x, [1, 1, 27, 27]).unwrap_err().to_string();
     assert!(

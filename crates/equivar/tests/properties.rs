@@ -5,6 +5,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use equivar::check::{equivariance_report, max_errors};
 use equivar::field::FieldType;
 use equivar::group::Group;
+use equivar::layers::{AvgPool, GroupConv, LiftingConv, MaxPool};
 use equivar::plan::{Exactness, Plan};
 use equivar::space::{GridAction, Window};
 use equivar::spec::{LayerKind, NetSpec};
@@ -105,22 +106,22 @@ fn build_spec(group: Group, regular_input: bool, layers: &[LayerChoice]) -> NetS
     let mut regular = regular_input;
     for (i, layer) in layers.iter().enumerate() {
         let kind = match (layer.kind, regular) {
-            (0, false) => LayerKind::LiftingConv {
+            (0, false) => LayerKind::from(LiftingConv {
                 out_fields: layer.fields,
                 window: layer.window,
                 bias: true,
-            },
-            (0, true) => LayerKind::GroupConv {
+            }),
+            (0, true) => LayerKind::from(GroupConv {
                 out_fields: layer.fields,
                 window: layer.window,
                 bias: true,
-            },
-            (1, _) => LayerKind::MaxPool {
+            }),
+            (1, _) => LayerKind::from(MaxPool {
                 window: layer.window,
-            },
-            _ => LayerKind::AvgPool {
+            }),
+            _ => LayerKind::from(AvgPool {
                 window: layer.window,
-            },
+            }),
         };
         regular |= layer.kind == 0;
         spec = spec.push(format!("layer{i}"), kind);

@@ -82,7 +82,7 @@ fn export_matches_every_reference_model() {
     for info in MODELS {
         let spec = info.spec();
         let net = spec.init(28, Exactness::Require, &device).unwrap();
-        let exported = net.export();
+        let exported = net.export().unwrap();
         let x = input(&device, 3, 4, 28);
         let (abs, _) = max_errors(&net.forward(x.clone()), &exported.forward(x));
         println!("{}: export max abs diff {abs:.3e}", info.name);
@@ -100,7 +100,7 @@ fn export_matches_after_training_statistics() {
         let _ = net.forward(input(&device, seed, 8, 28).mul_scalar(3.0).add_scalar(0.5));
     }
     let net = net.valid();
-    let exported = net.export();
+    let exported = net.export().unwrap();
     let x = input(&Device::flex(), 11, 4, 28);
     let (abs, _) = max_errors(&net.forward(x.clone()), &exported.forward(x));
     assert!(abs <= 1e-5, "export after training differs by {abs}");

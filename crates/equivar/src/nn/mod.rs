@@ -3,15 +3,14 @@
 
 mod conv;
 mod disco;
-mod layer;
 mod net;
 mod norm;
 mod pointwise;
 mod pool;
 
+pub use crate::layers::Layer;
 pub use conv::{GroupConv2d, LiftingConv2d};
 pub use disco::{DiscoConfig, DiscoConvS2, DiscoConvTransposeS2};
-pub use layer::Layer;
 pub use net::Net;
 pub use norm::EquivariantBatchNorm;
 pub(crate) use pointwise::linear_on_pooled;

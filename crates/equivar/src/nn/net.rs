@@ -29,7 +29,7 @@ impl NetSpec {
             .layers
             .iter()
             .zip(&plan.layers)
-            .map(|(spec, plan)| Layer::new(spec, plan, device))
+            .map(|(spec, plan)| spec.kind.build(plan, device))
             .collect::<Result<_>>()?;
         Ok(Net {
             layers,
@@ -61,10 +61,8 @@ impl Net {
         let running_stats: usize = self
             .layers
             .iter()
-            .map(|layer| match layer {
-                Layer::BatchNorm(bn) => 2 * bn.field_type.fields,
-                _ => 0,
-            })
+            .filter_map(Layer::batch_norm)
+            .map(|bn| 2 * bn.field_type.fields)
             .sum();
         self.num_params() - running_stats
     }
@@ -136,8 +134,8 @@ impl Net {
             images += batch.dims()[0];
             let mut x = batch;
             for (layer, sum) in plain.layers.iter().zip(sums.iter_mut()) {
-                x = match layer {
-                    Layer::BatchNorm(bn) => {
+                x = match layer.batch_norm() {
+                    Some(bn) => {
                         let (y, mean, variance) = bn.forward_batch_stats(x);
                         let second_moment = variance + mean.clone().square();
                         let (m, s) = (mean.mul_scalar(weight), second_moment.mul_scalar(weight));
@@ -147,7 +145,7 @@ impl Net {
                         });
                         y
                     }
-                    other => other.forward(x),
+                    None => layer.forward(x),
                 };
             }
         }
@@ -160,7 +158,7 @@ impl Net {
             });
         }
         for (layer, sum) in self.layers.iter().zip(sums) {
-            if let (Layer::BatchNorm(bn), Some((m, s))) = (layer, sum) {
+            if let (Some(bn), Some((m, s))) = (layer.batch_norm(), sum) {
                 let mean = m.div_scalar(images as f64);
                 let variance = (s.div_scalar(images as f64) - mean.clone().square()).clamp_min(0.0);
                 bn.set_running_stats(mean, variance);

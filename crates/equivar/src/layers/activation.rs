@@ -1,0 +1,48 @@
+//! Pointwise nonlinearities: equivariant on trivial and regular fields, whose group action
+//! only moves pixels and permutes channels.
+
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep};
+use crate::error::Result;
+use crate::export::PlainLayer;
+use crate::frozen::FrozenBuilder;
+use crate::nn::Pointwise;
+use crate::plan::LayerPlan;
+use crate::spec::Activation;
+
+/// `function` applied entry by entry (model files: `"kind": "activation"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Nonlinearity {
+    pub function: Activation,
+}
+
+impl LayerRule for Nonlinearity {
+    fn plan(&self, input: &PlanInput) -> Result<PlanStep> {
+        Ok(PlanStep::same(input))
+    }
+
+    fn build(&self, _plan: &LayerPlan, _device: &Device) -> Result<Layer> {
+        Ok(Layer::Activation(Pointwise {
+            function: self.function,
+        }))
+    }
+}
+
+impl LayerModule for Pointwise {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        Pointwise::forward(self, x)
+    }
+
+    fn export(&self) -> Result<Option<PlainLayer>> {
+        Ok(Some(PlainLayer::Activation(Pointwise {
+            function: self.function,
+        })))
+    }
+
+    fn lower(&self, frozen: &mut FrozenBuilder) -> Result<()> {
+        frozen.activation(self.function);
+        Ok(())
+    }
+}

@@ -1,0 +1,77 @@
+//! Lifting convolution (Z2 -> G, Cohen & Welling 2016): trivial input fields (e.g. image
+//! channels) to regular output fields.
+
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::Layer;
+use super::{LayerModule, LayerRule, PlanInput, PlanStep, expect_repr, invalid, windowed};
+use crate::error::Result;
+use crate::export::{PlainLayer, plain_conv};
+use crate::field::{FieldType, Repr};
+use crate::frozen::FrozenBuilder;
+use crate::nn::LiftingConv2d;
+use crate::plan::LayerPlan;
+use crate::space::Window;
+
+/// `out_fields` regular fields from trivial ones, through a `window`-sized filter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LiftingConv {
+    pub out_fields: usize,
+    pub window: Window,
+    pub bias: bool,
+}
+
+impl LayerRule for LiftingConv {
+    fn window(&self) -> Option<Window> {
+        Some(self.window)
+    }
+
+    fn plan(&self, input: &PlanInput) -> Result<PlanStep> {
+        expect_repr(
+            input,
+            Repr::Trivial,
+            "a lifting conv starts a G-CNN; after it use a group conv",
+        )?;
+        if self.out_fields == 0 {
+            return Err(invalid(input.layer, "out_fields must be at least 1"));
+        }
+        let out_type = FieldType::regular(input.in_type.group, self.out_fields);
+        windowed(input, self.window, out_type, false)
+    }
+
+    fn build(&self, plan: &LayerPlan, device: &Device) -> Result<Layer> {
+        Ok(Layer::LiftingConv(LiftingConv2d::new(
+            &plan.name,
+            plan.in_type,
+            self.out_fields,
+            self.window,
+            self.bias,
+            device,
+        )?))
+    }
+}
+
+impl LayerModule for LiftingConv2d {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        LiftingConv2d::forward(self, x)
+    }
+
+    fn export(&self) -> Result<Option<PlainLayer>> {
+        let (filter, bias) = (self.expanded_filter(), self.expanded_bias());
+        Ok(Some(PlainLayer::Conv(plain_conv(
+            filter,
+            bias,
+            self.geometry.window,
+        ))))
+    }
+
+    fn lower(&self, frozen: &mut FrozenBuilder) -> Result<()> {
+        frozen.conv(
+            self.expanded_filter(),
+            self.expanded_bias(),
+            self.geometry.window,
+        );
+        Ok(())
+    }
+}

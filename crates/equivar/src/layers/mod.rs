@@ -1,0 +1,286 @@
+//! The layer contract. Every layer kind lives in one file of this module and says, in one
+//! place, everything the library does with it:
+//!
+//! - [`LayerRule`], on its description (the serializable part of a [`crate::spec::NetSpec`]):
+//!   its plan rule (output type, size and exactness from the input type and size, with a
+//!   clear error for an input it cannot take) and its construction as a burn module;
+//! - [`LayerModule`], on the burn module it builds: forward, export to plain burn layers and
+//!   lowering to the frozen model (each may be a clear [`EquivarError::NoLowering`]).
+//!
+//! [`crate::plan`], [`crate::check`], [`crate::export`], [`crate::frozen`] and [`Net`] only
+//! delegate. A new layer kind is one file here plus one line in each of the two registries
+//! below: [`LayerKind`] (the description's `kind` tag) and [`Layer`] (the module; burn's
+//! `Module` derive needs the closed set of module types for records and autodiff).
+//!
+//! [`Net`]: crate::nn::Net
+
+mod activation;
+mod batch_norm;
+mod field_dropout;
+mod global_avg_pool;
+mod group_conv;
+mod group_pool;
+mod lifting_conv;
+mod linear;
+mod spatial_pool;
+
+pub use activation::Nonlinearity;
+pub use batch_norm::BatchNorm;
+pub use field_dropout::FieldDropout;
+pub use global_avg_pool::GlobalAvgPool;
+pub use group_conv::GroupConv;
+pub use group_pool::GroupPool;
+pub use lifting_conv::LiftingConv;
+pub use linear::Linear;
+pub use spatial_pool::{AvgPool, MaxPool};
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EquivarError, Result};
+use crate::export::PlainLayer;
+use crate::field::{FieldType, Repr};
+use crate::frozen::FrozenBuilder;
+use crate::nn::{self, EquivariantBatchNorm};
+use crate::plan::LayerPlan;
+use crate::space::Window;
+
+/// What a layer's plan rule sees: its name, its input's type and size, and the model's input
+/// size (for error messages).
+#[derive(Clone, Copy, Debug)]
+pub struct PlanInput<'a> {
+    pub layer: &'a str,
+    pub in_type: FieldType,
+    pub in_size: usize,
+    pub input_size: usize,
+}
+
+/// What a layer's plan rule decides.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlanStep {
+    pub out_type: FieldType,
+    pub out_size: usize,
+    /// `(n + 2p - d(k-1) - 1) mod s` for windowed layers.
+    pub remainder: Option<usize>,
+    /// Exactly equivariant at this input size.
+    pub exact: bool,
+}
+
+impl PlanStep {
+    /// A layer that keeps size and type and is always exact.
+    pub fn same(input: &PlanInput) -> Self {
+        PlanStep {
+            out_type: input.in_type,
+            out_size: input.in_size,
+            remainder: None,
+            exact: true,
+        }
+    }
+}
+
+/// The description side of a layer kind: its plan rule and its construction.
+pub trait LayerRule {
+    /// The sliding window, for layers that subsample the grid (the plan's exactness search
+    /// and its error messages use it).
+    fn window(&self) -> Option<Window> {
+        None
+    }
+
+    /// Output type, size and exactness at `input`, or the error naming the problem.
+    fn plan(&self, input: &PlanInput) -> Result<PlanStep>;
+
+    /// The burn module, for the types and sizes of its `plan`.
+    fn build(&self, plan: &LayerPlan, device: &Device) -> Result<Layer>;
+}
+
+/// The module side of a layer kind.
+pub trait LayerModule {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4>;
+
+    /// The plain burn layer with the same inference output; `None` for the identity (e.g.
+    /// dropout).
+    fn export(&self) -> Result<Option<PlainLayer>>;
+
+    /// Appends this layer's steps to a frozen model.
+    fn lower(&self, frozen: &mut FrozenBuilder) -> Result<()>;
+
+    /// The equivariant batch norm, for the layers that keep batch statistics (precise batch
+    /// norm recalibration and the trainable-parameter count use it).
+    fn batch_norm(&self) -> Option<&EquivariantBatchNorm> {
+        None
+    }
+}
+
+/// Declares the description registry: the `kind`-tagged enum of every layer description,
+/// dispatching [`LayerRule`] to the variant's type.
+macro_rules! layer_kinds {
+    ($($variant:ident($rule:ty) = $label:literal,)*) => {
+        /// What a layer does: one variant per layer kind, each that kind's description.
+        /// Serialized with a `kind` tag (`"kind": "group_conv"`) next to the fields.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        pub enum LayerKind {
+            $($variant($rule),)*
+        }
+
+        impl LayerKind {
+            /// A short name for tables (the `kind` tag).
+            pub fn label(&self) -> &'static str {
+                match self {
+                    $(LayerKind::$variant(_) => $label,)*
+                }
+            }
+
+            fn rule(&self) -> &dyn LayerRule {
+                match self {
+                    $(LayerKind::$variant(rule) => rule,)*
+                }
+            }
+        }
+
+        $(impl From<$rule> for LayerKind {
+            fn from(rule: $rule) -> Self {
+                LayerKind::$variant(rule)
+            }
+        })*
+    };
+}
+
+layer_kinds! {
+    LiftingConv(LiftingConv) = "lifting_conv",
+    GroupConv(GroupConv) = "group_conv",
+    MaxPool(MaxPool) = "max_pool",
+    AvgPool(AvgPool) = "avg_pool",
+    GlobalAvgPool(GlobalAvgPool) = "global_avg_pool",
+    GroupPool(GroupPool) = "group_pool",
+    BatchNorm(BatchNorm) = "batch_norm",
+    Activation(Nonlinearity) = "activation",
+    FieldDropout(FieldDropout) = "field_dropout",
+    Linear(Linear) = "linear",
+}
+
+impl LayerKind {
+    /// The sliding window, for the layers that subsample the grid.
+    pub fn window(&self) -> Option<Window> {
+        self.rule().window()
+    }
+
+    /// The layer's plan rule.
+    pub fn plan(&self, input: &PlanInput) -> Result<PlanStep> {
+        self.rule().plan(input)
+    }
+
+    /// The layer's module, for the types and sizes of its `plan`.
+    pub fn build(&self, plan: &LayerPlan, device: &Device) -> Result<Layer> {
+        self.rule().build(plan, device)
+    }
+}
+
+/// Declares the module registry: the burn module enum, dispatching [`LayerModule`].
+macro_rules! layer_modules {
+    ($($variant:ident($module:ty),)*) => {
+        /// Any equivar layer module. (Variant names are part of saved checkpoints.)
+        #[derive(Module, Debug)]
+        pub enum Layer {
+            $($variant($module),)*
+        }
+
+        impl Layer {
+            fn module(&self) -> &dyn LayerModule {
+                match self {
+                    $(Layer::$variant(m) => m,)*
+                }
+            }
+        }
+    };
+}
+
+layer_modules! {
+    LiftingConv(nn::LiftingConv2d),
+    GroupConv(nn::GroupConv2d),
+    SpatialPool(nn::SpatialPool),
+    GlobalAvgPool(nn::GlobalAvgPool),
+    GroupPool(nn::GroupPool),
+    BatchNorm(nn::EquivariantBatchNorm),
+    Activation(nn::Pointwise),
+    Dropout(nn::FieldDropout),
+    Linear(nn::InvariantLinear),
+}
+
+impl Layer {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.module().forward(x)
+    }
+
+    pub fn export(&self) -> Result<Option<PlainLayer>> {
+        self.module().export()
+    }
+
+    pub fn lower(&self, frozen: &mut FrozenBuilder) -> Result<()> {
+        self.module().lower(frozen)
+    }
+
+    pub fn batch_norm(&self) -> Option<&EquivariantBatchNorm> {
+        self.module().batch_norm()
+    }
+}
+
+// Helpers shared by the plan rules.
+
+pub(crate) fn invalid(layer: &str, reason: impl Into<String>) -> EquivarError {
+    EquivarError::InvalidLayer {
+        layer: layer.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// `Ok` if the input is of representation `repr`; otherwise the mismatch error with `fix`.
+pub(crate) fn expect_repr(input: &PlanInput, repr: Repr, fix: &str) -> Result<()> {
+    if input.in_type.repr == repr {
+        return Ok(());
+    }
+    let expected = match repr {
+        Repr::Trivial => "trivial (invariant) fields",
+        Repr::Regular => "regular fields",
+    };
+    Err(EquivarError::FieldTypeMismatch {
+        layer: input.layer.to_string(),
+        expected: expected.to_string(),
+        found: input.in_type.to_string(),
+        fix: fix.to_string(),
+    })
+}
+
+/// The plan step of a layer sliding `window` over its input: convs need the grid condition
+/// (`exact_pool: false`), pools only a mirror-symmetric set of in-image taps.
+pub(crate) fn windowed(
+    input: &PlanInput,
+    window: Window,
+    out_type: FieldType,
+    exact_pool: bool,
+) -> Result<PlanStep> {
+    window.validate().map_err(|r| invalid(input.layer, r))?;
+    let size = input.in_size;
+    let out_size = window.out_size(size).ok_or(EquivarError::InputTooSmall {
+        input_size: input.input_size,
+        layer: input.layer.to_string(),
+        in_size: size,
+        kernel: window.kernel,
+        dilation: window.dilation,
+        padding: window.padding,
+        span: window.span(),
+        min_input: 0, // filled in by the plan, which can search sizes
+    })?;
+    let exact = if exact_pool {
+        window.is_exact_pool(size)
+    } else {
+        window.is_exact(size)
+    };
+    Ok(PlanStep {
+        out_type,
+        out_size,
+        remainder: Some(window.remainder(size)),
+        exact,
+    })
+}
