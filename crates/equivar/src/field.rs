@@ -7,8 +7,10 @@
 //! group-axis order (see [`Group::element`]); `g` acts on it by moving pixels and permuting
 //! the components with the regular representation.
 
+mod action;
 pub mod feature_type;
 
+pub use action::element_label;
 pub use feature_type::{FeatureType, ReprKind};
 
 use burn::tensor::{Int, Tensor};

@@ -5,9 +5,12 @@ use burn::tensor::Tensor;
 use crate::error::{EquivarError, Result};
 use crate::group::{Element, Group};
 
-/// How one group element moves pixels: an optional mirror (reversing the last axis), then
-/// `quarter_turns` counter-clockwise rotations by 90 degrees in the convention of
-/// `torch.rot90` (`rot90(x) = x.flip(last).transpose(-2, -1)`), about the grid's centre.
+/// How one group element moves pixels: an optional mirror, then `quarter_turns`
+/// counter-clockwise rotations by 90 degrees in the convention of `torch.rot90`
+/// (`rot90(x) = x.flip(last).transpose(-2, -1)`), about the grid's centre.
+///
+/// Coordinates: `x` along the columns, `y` up (against the rows). The mirror is the one of
+/// [`crate::group::planar`], across the x axis, `(x, y) -> (x, -y)`: it reverses the rows.
 ///
 /// Acting with `g` maps a signal `f` to `f(g^-1 x)`; for `D_N` and `C_N` with N | 4 this
 /// permutes pixels exactly.
@@ -49,7 +52,7 @@ impl GridAction {
             (p, q) = (q, n - 1 - p);
         }
         if self.mirror {
-            q = n - 1 - q;
+            p = n - 1 - p;
         }
         (p, q)
     }
@@ -58,7 +61,7 @@ impl GridAction {
     /// turns need square grids.
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         let (row, col) = (D - 2, D - 1);
-        let mut x = if self.mirror { x.flip([col]) } else { x };
+        let mut x = if self.mirror { x.flip([row]) } else { x };
         for _ in 0..self.quarter_turns % 4 {
             x = x.flip([col]).swap_dims(row, col);
         }

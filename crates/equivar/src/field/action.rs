@@ -1,0 +1,74 @@
+//! The action of a group element on a feature map of a [`FeatureType`]:
+//! `(g . f)(p) = rho(g) f(g^-1 p)`. The pixels move by [`PixelAction`] (exactly for multiples
+//! of 90 degrees and the mirrors that map the grid to itself, by bilinear interpolation
+//! otherwise); the channels mix by `rho(g)`, the type's representation.
+
+use burn::tensor::{Tensor, TensorData};
+
+use super::FeatureType;
+use crate::error::{EquivarError, Result};
+use crate::group::O2Element;
+use crate::space::PixelAction;
+
+/// A readable name of an element of O(2): `r(45)`, `r(90)m` (the mirror, then the rotation).
+pub fn element_label(g: O2Element) -> String {
+    let degrees = g.angle.to_degrees();
+    let degrees = if (degrees - degrees.round()).abs() < 1e-9 {
+        format!("{}", degrees.round())
+    } else {
+        format!("{degrees:.3}")
+    };
+    format!("r({degrees}){}", if g.reflected { "m" } else { "" })
+}
+
+/// `rho(g)` comes from a change of basis in f64, so a permutation's zeros and ones carry
+/// rounding noise of about 1e-16; snapping them makes exact elements act exactly.
+fn snap(v: f64) -> f32 {
+    let r = v.round();
+    if (v - r).abs() < 1e-9 {
+        r as f32
+    } else {
+        v as f32
+    }
+}
+
+impl FeatureType {
+    /// `g` acting on `x: [batch, channels, n, n]` of this type. Errors if `g` is not in the
+    /// type's group or `x` is not a square map with this type's channels.
+    pub fn act(&self, g: O2Element, x: Tensor<4>) -> Result<Tensor<4>> {
+        if !self.group.contains(g) {
+            return Err(EquivarError::InvalidRepresentation {
+                group: self.group.to_string(),
+                reason: format!(
+                    "the element {} is not in {}; act with one of its elements",
+                    element_label(g),
+                    self.group
+                ),
+            });
+        }
+        let channels = self.channels()?;
+        let [b, c, h, w] = x.dims();
+        if c != channels || h != w {
+            return Err(EquivarError::InputShape {
+                context: format!("the action on feature type `{self}`"),
+                expected: format!("[batch, {channels}, n, n]"),
+                found: x.dims().to_vec(),
+                fix: "feature maps are square, with the type's channels".to_string(),
+            });
+        }
+        let moved = PixelAction::of(g).apply(x);
+        let rho = self.representation()?.matrix(g);
+        if rho.is_identity(0.0) {
+            return Ok(moved);
+        }
+        let values: Vec<f32> = (0..c)
+            .flat_map(|i| (0..c).map(move |j| (i, j)))
+            .map(|(i, j)| snap(rho[(i, j)]))
+            .collect();
+        let rho = Tensor::<3>::from_data(TensorData::new(values, [1, c, c]), &moved.device())
+            .expand([b, c, c]);
+        Ok(rho
+            .matmul(moved.reshape([b, c, h * w]))
+            .reshape([b, c, h, w]))
+    }
+}
