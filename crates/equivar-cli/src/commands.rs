@@ -161,6 +161,11 @@ const SETTINGS: [(&str, &str); 14] = [
     ("bn_recalibration", "batch_norm_recalibration"),
 ];
 
+/// The run settings whose `config.json` key is not their flag's name: `(flag, key)`.
+pub(crate) fn settings_with_other_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
+    SETTINGS.into_iter().filter(|(flag, key)| flag != key)
+}
+
 /// Settings a resumed run cannot change: the checkpoint would not fit, or the data would be
 /// another.
 const FIXED: [&str; 3] = ["model", "dataset", "input_size"];

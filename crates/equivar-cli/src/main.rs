@@ -341,6 +341,35 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
 
 /// The error and its causes, each once: library errors often name their cause in their own
 /// message already (`cannot read P: No such file`), and the chain would repeat it.
+/// The libraries name settings as `field` (their own terms); at the command line they are
+/// flags. Every long flag of every subcommand by its id (`batch_size` -> `--batch-size`), and
+/// the run settings whose config key differs from their flag.
+fn flag_names(command: &clap::Command) -> Vec<(String, String)> {
+    let mut names = Vec::new();
+    for arg in command.get_arguments() {
+        if let Some(long) = arg.get_long() {
+            names.push((arg.get_id().to_string(), format!("--{long}")));
+        }
+    }
+    for sub in command.get_subcommands() {
+        names.extend(flag_names(sub));
+    }
+    for (flag, key) in commands::settings_with_other_keys() {
+        names.push((key.to_string(), format!("--{}", flag.replace('_', "-"))));
+    }
+    names
+}
+
+/// `text` with every `setting` the CLI has a flag for written as that flag.
+fn with_flag_names(text: &str) -> String {
+    flag_names(&Cli::command())
+        .iter()
+        .fold(text.to_string(), |text, (id, flag)| {
+            text.replace(&format!("`{id}`"), flag)
+        })
+}
+
+/// The error's chain of causes, each said once, settings named by their flags.
 fn error_text(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
@@ -353,7 +382,7 @@ fn error_text(e: &anyhow::Error) -> String {
         }
         text.push_str(&part);
     }
-    text
+    with_flag_names(&text)
 }
 
 fn main() -> ExitCode {

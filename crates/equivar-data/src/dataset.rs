@@ -170,13 +170,13 @@ pub enum DataLocation {
 }
 
 impl DataLocation {
-    /// `flag` (asked by `--data-dir`), else `$EQUIVAR_DATA_DIR` (asked by the environment), else
+    /// `flag` (the `data_dir` setting, the CLI's `--data-dir`), else `$EQUIVAR_DATA_DIR` (asked by the environment), else
     /// the default cache (`$XDG_CACHE_HOME/equivar`, `$HOME/.cache/equivar`, `.equivar-data`).
     pub fn resolve(flag: Option<&Path>) -> Self {
         if let Some(dir) = flag {
             return DataLocation::Asked {
                 dir: dir.to_path_buf(),
-                by: "--data-dir".into(),
+                by: "`data_dir`".into(),
             };
         }
         let env = |key| std::env::var_os(key).filter(|v| !v.is_empty());
@@ -202,7 +202,7 @@ impl DataLocation {
             None => DataLocation::Embedded,
             Some(dir) => DataLocation::Asked {
                 dir: dir.parent().map_or_else(|| dir.clone(), Path::to_path_buf),
-                by: "the run's config.json (pass --data-dir if the data moved)".into(),
+                by: "the run's config.json (set `data_dir` if the data moved)".into(),
             },
         }
     }

@@ -119,7 +119,7 @@ fn identities_tell_data_sets_apart() {
         DataLocation::of(&fetched),
         DataLocation::Asked {
             dir: "/data".into(),
-            by: "the run's config.json (pass --data-dir if the data moved)".into()
+            by: "the run's config.json (set `data_dir` if the data moved)".into()
         }
     );
     assert_eq!(DataLocation::of(&embedded), DataLocation::Embedded);

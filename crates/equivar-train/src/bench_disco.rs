@@ -42,15 +42,15 @@ pub const MAX_DISCO_BATCH: usize = 1024;
 pub const MAX_DISCO_CHANNELS: usize = 1024;
 
 /// `Ok` if `batch` and `channels` are within [`MAX_DISCO_BATCH`] and [`MAX_DISCO_CHANNELS`]
-/// (and positive); the error names the flag (`--disco-batch`, `--disco-channels`).
+/// (and positive); the error names the setting (`disco_batch`, `disco_channels`).
 pub fn check_settings(batch: usize, channels: usize) -> Result<()> {
     anyhow::ensure!(
         (1..=MAX_DISCO_BATCH).contains(&batch),
-        "--disco-batch must be in 1..={MAX_DISCO_BATCH}, got {batch}"
+        "`disco_batch` must be in 1..={MAX_DISCO_BATCH}, got {batch}"
     );
     anyhow::ensure!(
         (1..=MAX_DISCO_CHANNELS).contains(&channels),
-        "--disco-channels must be in 1..={MAX_DISCO_CHANNELS}, got {channels}"
+        "`disco_channels` must be in 1..={MAX_DISCO_CHANNELS}, got {channels}"
     );
     Ok(())
 }
@@ -114,14 +114,14 @@ pub fn bench_disco(
     kernels: Kernels,
 ) -> Result<DiscoFigures> {
     check_settings(batch, channels)?;
-    anyhow::ensure!(repeats >= 1, "--repeats must be at least 1, got 0");
+    anyhow::ensure!(repeats >= 1, "`repeats` must be at least 1, got 0");
     let points = (nlat * nlon) as f64;
     // Input, output and their gradients in the plain and autodiff passes (~8 tensors), and psi
     // (about 16 neighbours per point for each of the 9 basis functions, index and value).
     equivar::memory::ensure_fits(
         &format!("the DISCO benchmark at {nlat}x{nlon}, batch {batch}, {channels} channels"),
         4.0 * 8.0 * (batch * channels) as f64 * points + 8.0 * 16.0 * 9.0 * points,
-        "use a smaller grid, --disco-batch or --disco-channels",
+        "use a smaller grid, `disco_batch` or `disco_channels`",
     )?;
     ops::set_kernels(kernels);
     reset_peak_rss();

@@ -99,51 +99,52 @@ impl TrainConfig {
         self.lr * self.lr_gamma.powi((epoch / self.lr_step.max(1)) as i32)
     }
 
-    /// Every setting in its range, each error naming the flag, the range and the value.
+    /// Every setting in its range, each error naming the setting (as `field`, which the CLI
+    /// shows as its flag), the range and the value.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             (1..=MAX_EPOCHS).contains(&self.epochs),
-            "--epochs must be in 1..={MAX_EPOCHS}, got {}",
+            "`epochs` must be in 1..={MAX_EPOCHS}, got {}",
             self.epochs
         );
         anyhow::ensure!(
             (1..=MAX_BATCH).contains(&self.batch_size),
-            "--batch-size must be in 1..={MAX_BATCH}, got {}",
+            "`batch_size` must be in 1..={MAX_BATCH}, got {}",
             self.batch_size
         );
         anyhow::ensure!(
             self.lr.is_finite() && self.lr > 0.0,
-            "--lr must be a positive finite number, got {}",
+            "`lr` must be a positive finite number, got {}",
             self.lr
         );
         anyhow::ensure!(
             self.weight_decay.is_finite() && (0.0..=1.0).contains(&self.weight_decay),
-            "--weight-decay must be a number in [0, 1], got {}",
+            "`weight_decay` must be a number in [0, 1], got {}",
             self.weight_decay
         );
         anyhow::ensure!(
             self.lr_step >= 1,
-            "--lr-step must be at least 1 epoch, got {}",
+            "`lr_step` must be at least 1 epoch, got {}",
             self.lr_step
         );
         anyhow::ensure!(
             self.lr_gamma.is_finite() && self.lr_gamma > 0.0 && self.lr_gamma <= 1.0,
-            "--lr-gamma must be a number in (0, 1] (the factor the learning rate is multiplied \
-             by every --lr-step epochs), got {}",
+            "`lr_gamma` must be a number in (0, 1] (the factor the learning rate is multiplied \
+             by every `lr_step` epochs), got {}",
             self.lr_gamma
         );
         anyhow::ensure!(
             self.train_limit != Some(0),
-            "--train-limit must be at least 1 image, got 0"
+            "`train_limit` must be at least 1 image, got 0"
         );
         anyhow::ensure!(
             self.input_size >= 1,
-            "--input-size must be at least 1 pixel, got 0"
+            "`input_size` must be at least 1 pixel, got 0"
         );
         if let Regime::Gaussian { sigma_degrees } = self.regime {
             anyhow::ensure!(
                 sigma_degrees.is_finite() && sigma_degrees >= 0.0,
-                "--regime gaussian:SIGMA needs SIGMA >= 0 (degrees), got {sigma_degrees}"
+                "`regime` gaussian:SIGMA needs SIGMA >= 0 (degrees), got {sigma_degrees}"
             );
         }
         self.dataset

@@ -101,9 +101,9 @@ pub fn load_data(
         let found = source.identity(dataset);
         if !recorded.same_data(&found) && !choice.allow_other {
             bail!(
-                "the run trained on {recorded}, but this would use {found}; pass --data-dir \
-                 with the cache the run used (or no --data-dir), or --allow-other-data to use \
-                 this data anyway"
+                "the run trained on {recorded}, but this would use {found}; set `data_dir` \
+                 to the cache the run used (or leave it unset), or allow other data \
+                 (`allow_other_data`) to use this data anyway"
             );
         }
     }
@@ -127,7 +127,7 @@ pub fn ensure_memory(config: &TrainConfig, images: usize, batch: usize) -> Resul
             config.model, config.input_size, config.input_size
         ),
         needed,
-        "use a smaller --input-size, --batch-size or --train-limit / --test-limit",
+        "use a smaller `input_size`, `batch_size` or `train_limit` / `test_limit`",
     )?;
     Ok(())
 }
@@ -144,7 +144,7 @@ pub fn train(config: &TrainConfig, dir: &Path, options: TrainOptions) -> Result<
     let run = RunDir::new(dir);
     let already = || {
         anyhow::anyhow!(
-            "{} already holds a run; pass --resume to continue it, or choose another --out",
+            "{} already holds a run; `resume` it, or choose another output directory (`out`)",
             dir.display()
         )
     };
@@ -157,7 +157,7 @@ pub fn train(config: &TrainConfig, dir: &Path, options: TrainOptions) -> Result<
     if !orphaned.is_empty() {
         bail!(
             "{} holds files of a run ({}) but no config.json, so what they belong to is \
-             unknown; move them away or choose another --out",
+             unknown; move them away or choose another output directory (`out`)",
             dir.display(),
             orphaned.join(", ")
         );
@@ -327,7 +327,7 @@ fn run_epochs(
                 };
                 bail!(
                     "the loss became {loss_value} at epoch {} step {}; training stopped and {kept} \
-                     in {}. Lower --lr (now {lr}) and start a new run",
+                     in {}. Lower `lr` (now {lr}) and start a new run",
                     epoch + 1,
                     step + 1,
                     run.path().display()
@@ -453,7 +453,7 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<(Net, TrainConfig)> {
     let config = run.read_config()?;
     let state = run.checkpoint()?.with_context(|| {
         format!(
-            "{} has no checkpoint yet: train at least one epoch (or --resume the run)",
+            "{} has no checkpoint yet: train at least one epoch (or `resume` the run)",
             dir.display()
         )
     })?;

@@ -97,7 +97,7 @@ fn refuses_to_overwrite_a_run() {
     let err = train(&config, dir.path(), QUIET)
         .err()
         .expect("second run into the same dir");
-    assert!(format!("{err:#}").contains("--resume"), "{err:#}");
+    assert!(format!("{err:#}").contains("`resume`"), "{err:#}");
 }
 
 #[test]
@@ -130,7 +130,7 @@ fn a_nan_loss_stops_the_run_with_a_clear_message() {
         .expect("lr 1e36 must diverge");
     let msg = format!("{err:#}");
     assert!(
-        msg.contains("the loss became") && msg.contains("--lr"),
+        msg.contains("the loss became") && msg.contains("`lr`"),
         "{msg}"
     );
     assert!(
