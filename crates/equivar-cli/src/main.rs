@@ -163,8 +163,9 @@ pub(crate) fn run_check(
     let spec = models::spec(model)?;
     let plan = Plan::new(&spec, n)?;
     // The reference and the moved network's outputs at every layer, and one transformed copy.
+    let [h, w] = plan.input_shape();
     equivar::memory::ensure_fits(
-        &format!("`check` of {model} at {n}x{n} with --batch {batch}"),
+        &format!("`check` of {model} at {h}x{w} with --batch {batch}"),
         3.0 * plan.forward_bytes(batch),
         "use a smaller --input-size or --batch",
     )?;
@@ -172,7 +173,7 @@ pub(crate) fn run_check(
     device.seed(seed);
     let net = spec.init(n, Exactness::AllowApproximate, &device)?;
     let x = Tensor::random(
-        [batch, net.plan.input_type.channels(), n, n],
+        [batch, net.plan.input_type.channels(), h, w],
         Distribution::Normal(0.0, 1.0),
         &device,
     );
@@ -180,17 +181,19 @@ pub(crate) fn run_check(
 }
 
 fn print_plan(plan: &Plan) {
+    let [h, w] = plan.input_shape();
+    let verdict = match (plan.polar_steps, plan.exact) {
+        (Some(steps), _) => format!(
+            "EXACTLY equivariant to rotations about the polar axis by multiples of {:.4} \
+             degrees; other rotations approximately (measure them: equivar check)",
+            360.0 / steps as f64
+        ),
+        (None, true) => "EXACTLY equivariant".to_string(),
+        (None, false) => "NOT exactly equivariant".to_string(),
+    };
     println!(
-        "plan of `{}` ({}) at {}x{}: {}",
-        plan.model,
-        plan.group,
-        plan.input_size,
-        plan.input_size,
-        if plan.exact {
-            "EXACTLY equivariant"
-        } else {
-            "NOT exactly equivariant"
-        }
+        "plan of `{}` ({}) at {h}x{w}: {verdict}",
+        plan.model, plan.group
     );
     println!(
         "  {:<16} {:<16} {:>5} {:>5}  {:<18} {:<14} {:>9} {:>6}",
@@ -212,6 +215,9 @@ fn print_plan(plan: &Plan) {
             remainder,
             if l.exact { "yes" } else { "NO" }
         );
+    }
+    if plan.polar_steps.is_some() {
+        return;
     }
     let nearest = plan
         .nearest_exact_sizes
@@ -286,10 +292,10 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
             let device = Device::flex();
             println!("{:<14} {:>8}  summary", "model", "params");
             for m in MODELS {
-                // parameters do not depend on the input size; 28 is valid for every model
+                // parameters do not depend on the input size; each model's own is valid for it
                 let params = m
                     .spec()
-                    .init(28, Exactness::AllowApproximate, &device)?
+                    .init(m.input_size, Exactness::AllowApproximate, &device)?
                     .trainable_params();
                 println!("{:<14} {:>8}  {}", m.name, params, m.summary);
             }
@@ -298,7 +304,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
                 println!("{name:<14} {:>8}  {description}", "");
             }
             println!(
-                "spherical MNIST classifier: equivar reproduce spherical-mnist --quick --out DIR"
+                "spherical MNIST reproduction: equivar reproduce spherical-mnist --quick --out DIR"
             );
             println!(
                 "\nmodel files: --model PATH.json or PATH.toml wherever a name is taken \

@@ -11,6 +11,8 @@ pub mod sphere;
 use crate::error::Result;
 use crate::group::{Element, Group};
 use crate::nn::Net;
+use crate::plan::LayerPlan;
+use crate::spec::Domain;
 
 /// Error of the network up to one layer, over all group elements.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -37,6 +39,8 @@ pub struct ElementError {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EquivarianceReport {
     pub model: String,
+    #[serde(default, skip_serializing_if = "Domain::is_plane")]
+    pub domain: Domain,
     pub group: String,
     pub input_size: usize,
     pub exact_by_plan: bool,
@@ -71,10 +75,54 @@ pub fn element_name(e: Element) -> String {
     }
 }
 
-/// Measures the equivariance of `net` on input `x` under every element of its group.
+/// How one symmetry moves the input (`None`) and each layer's output (`Some(layer)`).
+type Action<'a> = Box<dyn Fn(Option<&LayerPlan>, Tensor<4>) -> Result<Tensor<4>> + 'a>;
+
+/// The symmetries `check` measures a model under, each with its name: on the plane every
+/// element of its group but the identity; on the sphere the rotations about the polar axis
+/// by whole longitude steps of the coarsest grid (exact by construction).
+fn symmetries(net: &Net) -> Vec<(String, Action<'_>)> {
+    let plan = &net.plan;
+    match plan.domain {
+        Domain::Plane => {
+            let group: Group = net.spec.group();
+            group
+                .elements()
+                .filter(|&g| g != group.identity())
+                .map(|g| {
+                    let act: Action = Box::new(move |layer: Option<&LayerPlan>, t| {
+                        layer.map_or(plan.input_type, |l| l.out_type).act(g, t)
+                    });
+                    (element_name(g), act)
+                })
+                .collect()
+        }
+        Domain::Sphere => {
+            let steps = plan.polar_steps.unwrap_or(1);
+            (1..steps)
+                .map(|k| {
+                    let act: Action = Box::new(move |_: Option<&LayerPlan>, t: Tensor<4>| {
+                        // Each grid's longitudes are a multiple of `steps`; a 1x1 output
+                        // (pooled) does not move.
+                        let nlon = t.dims()[3];
+                        Ok(if nlon.is_multiple_of(steps) {
+                            t.roll_dim(k * (nlon / steps), 3)
+                        } else {
+                            t
+                        })
+                    });
+                    let degrees = 360.0 * k as f64 / steps as f64;
+                    (format!("rz({degrees:.4})"), act)
+                })
+                .collect()
+        }
+    }
+}
+
+/// Measures the equivariance of `net` on input `x` under every element of its group (on the
+/// sphere: every exact polar rotation).
 pub fn equivariance_report(net: &Net, x: Tensor<4>) -> Result<EquivarianceReport> {
     let plan = &net.plan;
-    let group: Group = net.spec.group();
     let reference = net.forward_layers(x.clone())?;
     let mut layers: Vec<LayerError> = plan
         .layers
@@ -89,28 +137,29 @@ pub fn equivariance_report(net: &Net, x: Tensor<4>) -> Result<EquivarianceReport
         })
         .collect();
     let mut elements = Vec::new();
-    for g in group.elements().filter(|&g| g != group.identity()) {
-        let moved = net.forward_layers(plan.input_type.act(g, x.clone())?)?;
+    for (name, act) in symmetries(net) {
+        let moved = net.forward_layers(act(None, x.clone())?)?;
         let mut last = (0.0, 0.0);
         for ((layer, out), (plan_layer, moved_out)) in layers
             .iter_mut()
             .zip(&reference)
             .zip(plan.layers.iter().zip(&moved))
         {
-            let expected = plan_layer.out_type.act(g, out.clone())?;
+            let expected = act(Some(plan_layer), out.clone())?;
             last = max_errors(&expected, moved_out);
             layer.max_abs_error = layer.max_abs_error.max(last.0);
             layer.rel_error = layer.rel_error.max(last.1);
         }
         elements.push(ElementError {
-            element: element_name(g),
+            element: name,
             max_abs_error: last.0,
             rel_error: last.1,
         });
     }
     Ok(EquivarianceReport {
         model: plan.model.clone(),
-        group: group.to_string(),
+        domain: plan.domain,
+        group: plan.group.clone(),
         input_size: plan.input_size,
         exact_by_plan: plan.exact,
         max_abs_error: elements.iter().map(|e| e.max_abs_error).fold(0.0, f64::max),
@@ -138,13 +187,15 @@ pub fn assert_equivariant(net: &Net, x: Tensor<4>, tol: f64) {
 
 impl fmt::Display for EquivarianceReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [h, w] = self.domain.shape(self.input_size);
+        let under = match self.domain {
+            Domain::Plane => self.group.clone(),
+            Domain::Sphere => "rotations about the polar axis by whole longitude steps".into(),
+        };
         writeln!(
             f,
-            "equivariance of `{}` under {} at {}x{} (exact by plan: {})",
+            "equivariance of `{}` under {under} at {h}x{w} (exact by plan: {})",
             self.model,
-            self.group,
-            self.input_size,
-            self.input_size,
             if self.exact_by_plan { "yes" } else { "no" }
         )?;
         writeln!(

@@ -113,6 +113,22 @@ pub enum EquivarError {
 }
 
 impl EquivarError {
+    /// The error with the layer's name filled in, where the error is about a layer that does
+    /// not know its own name (a lowering).
+    pub(crate) fn in_layer(self, name: &str) -> Self {
+        match self {
+            EquivarError::NoLowering {
+                kind, target, fix, ..
+            } => EquivarError::NoLowering {
+                layer: name.to_string(),
+                kind,
+                target,
+                fix,
+            },
+            other => other,
+        }
+    }
+
     /// Logits were asked of `context` (a model, frozen or not) whose output `found` is not 1x1.
     pub(crate) fn not_a_classifier(context: String, found: Vec<usize>) -> Self {
         EquivarError::InputShape {

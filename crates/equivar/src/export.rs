@@ -98,8 +98,8 @@ impl Net {
     pub fn export(&self) -> Result<PlainNet> {
         let net = self.valid();
         let mut layers = Vec::with_capacity(net.layers.len());
-        for layer in &net.layers {
-            layers.extend(layer.export()?);
+        for (layer, plan) in net.layers.iter().zip(&self.plan.layers) {
+            layers.extend(layer.export().map_err(|e| e.in_layer(&plan.name))?);
         }
         Ok(PlainNet { layers })
     }

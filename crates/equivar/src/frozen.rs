@@ -189,8 +189,10 @@ impl Net {
     pub fn to_frozen(&self) -> Result<FrozenNet> {
         let net = self.valid();
         let mut builder = FrozenBuilder::default();
-        for layer in &net.layers {
-            layer.lower(&mut builder)?;
+        for (layer, plan) in net.layers.iter().zip(&self.plan.layers) {
+            layer
+                .lower(&mut builder)
+                .map_err(|e| e.in_layer(&plan.name))?;
         }
         Ok(FrozenNet {
             steps: builder.finish(),

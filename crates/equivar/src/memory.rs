@@ -10,7 +10,7 @@ impl Plan {
     /// layer's output, and the largest conv's im2col workspace (an upper bound: equivar's
     /// kernels work on slices of it).
     pub fn forward_bytes(&self, batch: usize) -> f64 {
-        let plane = |size: usize| (size as f64) * (size as f64);
+        let plane = |size: usize| self.domain.points(size);
         let input = self.input_type.channels() as f64 * plane(self.input_size);
         let outputs: f64 = self
             .layers

@@ -13,6 +13,9 @@ pub mod sphere;
 pub struct ModelInfo {
     pub name: &'static str,
     pub summary: &'static str,
+    /// An input size the model plans at (its paper's): `n` of `n x n` images, `nlat` of
+    /// `nlat x 2 nlat` sphere grids.
+    pub input_size: usize,
     build: fn() -> NetSpec,
 }
 
@@ -28,30 +31,43 @@ pub const MODELS: &[ModelInfo] = &[
         name: "abusing-p4",
         summary: "MNIST P4 G-CNN of Using and Abusing Equivariance (Edixhoven et al. 2023): \
                   10 regular C4 fields, exact at 28, approximate at 27 and 29",
+        input_size: 28,
         build: || abusing("abusing-p4", Group::cyclic(4), 10),
     },
     ModelInfo {
         name: "abusing-p4m",
         summary: "the same network over D4 (rotations and mirrors), 10 regular fields",
+        input_size: 28,
         build: || abusing("abusing-p4m", Group::dihedral(4), 10),
     },
     ModelInfo {
         name: "abusing-z2",
         summary: "its Z2 baseline: the same network with plain convolutions (group C1), \
                   20 channels to match the P4 parameter count",
+        input_size: 28,
         build: || abusing("abusing-z2", Group::trivial(), 20),
     },
     ModelInfo {
         name: "cohen-p4cnn",
         summary: "P4CNN of Cohen & Welling 2016 for MNIST-rot: 7 p4 layers of 10 fields, no \
                   padding, 2x2 max pool after layer 2, 4x4 top layer, rotation max pool",
+        input_size: 28,
         build: || cohen("cohen-p4cnn", Group::cyclic(4), 10),
     },
     ModelInfo {
         name: "cohen-z2cnn",
         summary: "Z2CNN of Cohen & Welling 2016: the same network with plain convolutions and \
                   20 channels",
+        input_size: 28,
         build: || cohen("cohen-z2cnn", Group::trivial(), 20),
+    },
+    ModelInfo {
+        name: "spherical-cnn",
+        summary: "spherical MNIST classifier of DISCO convolutions (equivar's, in the setting \
+                  of Cohen et al. 2018): 4 convs of 16, 32, 32, 64 channels with isotropic \
+                  filters, 3 halvings, quadrature mean, linear head; nlat a multiple of 8",
+        input_size: 64,
+        build: || sphere::spec("spherical-cnn", [16, 32, 32, 64], 10),
     },
 ];
 

@@ -9,7 +9,7 @@ use crate::error::{EquivarError, Result};
 use crate::field::FieldType;
 use crate::layers::PlanInput;
 use crate::space::Window;
-use crate::spec::NetSpec;
+use crate::spec::{Domain, NetSpec};
 
 /// The largest input side a plan takes: far beyond any image a model can hold in memory
 /// (the memory estimate refuses much less), small enough that no size arithmetic overflows.
@@ -30,6 +30,10 @@ pub enum Exactness {
 pub struct LayerPlan {
     pub name: String,
     pub kind: String,
+    /// Plane (left out of the JSON) or sphere; sizes are `n` of `n x n` on the plane and
+    /// `nlat` of `nlat x 2 nlat` on the sphere.
+    #[serde(default, skip_serializing_if = "Domain::is_plane")]
+    pub domain: Domain,
     pub in_type: FieldType,
     pub out_type: FieldType,
     pub in_size: usize,
@@ -46,6 +50,8 @@ pub struct LayerPlan {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub model: String,
+    #[serde(default, skip_serializing_if = "Domain::is_plane")]
+    pub domain: Domain,
     pub group: String,
     pub input_size: usize,
     pub input_type: FieldType,
@@ -55,6 +61,11 @@ pub struct Plan {
     pub exact: bool,
     /// The nearest input sizes below and above `input_size` at which the whole model is exact.
     pub nearest_exact_sizes: Vec<usize>,
+    /// On the sphere: the model commutes exactly with rotations about the polar axis by
+    /// multiples of `360 / polar_steps` degrees (whole longitude steps of its coarsest grid);
+    /// other rotations are approximate (measured by `check`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polar_steps: Option<usize>,
     pub layers: Vec<LayerPlan>,
 }
 
@@ -70,17 +81,33 @@ impl Plan {
         let layers = plan_layers(spec, input_size).map_err(|e| with_min_input(spec, e))?;
         let exact = layers.iter().all(|l| l.exact);
         let last = layers.last();
+        let polar_steps = (!spec.domain.is_plane()).then(|| {
+            // Grids only: a pooled 1x1 output does not move under rotations.
+            let sizes = layers.iter().map(|l| l.out_size).chain([input_size]);
+            spec.domain
+                .shape(sizes.filter(|&s| s > 1).min().unwrap_or(input_size))[1]
+        });
         Ok(Plan {
             model: spec.name.clone(),
-            group: spec.group().to_string(),
+            domain: spec.domain,
+            group: match spec.domain {
+                Domain::Plane => spec.group().to_string(),
+                Domain::Sphere => "SO(3)".to_string(),
+            },
             input_size,
             input_type: spec.input,
             output_type: last.map_or(spec.input, |l| l.out_type),
             output_size: last.map_or(input_size, |l| l.out_size),
             exact,
             nearest_exact_sizes: nearest_exact_sizes(spec, input_size),
+            polar_steps,
             layers,
         })
+    }
+
+    /// `[height, width]` of the input.
+    pub fn input_shape(&self) -> [usize; 2] {
+        self.domain.shape(self.input_size)
     }
 
     /// The first layer that is not exact, if any.
@@ -126,11 +153,22 @@ fn describe_sizes(sizes: &[usize]) -> String {
 /// Plans each layer by its own plan rule (see [`crate::layers`]).
 fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
     let group = spec.group().validate()?;
-    if !group.acts_on_pixel_grid() {
-        return Err(EquivarError::GroupNotOnGrid {
-            group: group.to_string(),
-            n: group.rotations(),
-        });
+    match spec.domain {
+        Domain::Plane if !group.acts_on_pixel_grid() => {
+            return Err(EquivarError::GroupNotOnGrid {
+                group: group.to_string(),
+                n: group.rotations(),
+            });
+        }
+        Domain::Sphere if group.order() != 1 => {
+            return Err(EquivarError::FieldTypeMismatch {
+                layer: "input".to_string(),
+                expected: "scalar channels on the sphere (group C1)".to_string(),
+                found: spec.input.to_string(),
+                fix: "give a sphere model's input the group C1 and trivial fields".to_string(),
+            });
+        }
+        _ => {}
     }
     let mut ty = spec.input;
     let mut size = input_size;
@@ -138,6 +176,7 @@ fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
     for layer in &spec.layers {
         let step = layer.kind.plan(&PlanInput {
             layer: &layer.name,
+            domain: spec.domain,
             in_type: ty,
             in_size: size,
             input_size,
@@ -145,6 +184,7 @@ fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
         out.push(LayerPlan {
             name: layer.name.clone(),
             kind: layer.kind.label().to_string(),
+            domain: spec.domain,
             in_type: ty,
             out_type: step.out_type,
             in_size: size,

@@ -34,6 +34,39 @@ pub enum Activation {
     Sigmoid,
 }
 
+/// Where a model's feature maps live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Domain {
+    /// Square images `n x n`; the input size is `n`.
+    #[default]
+    Plane,
+    /// Equiangular grids of `nlat x 2 nlat` points on the sphere (poles included); the input
+    /// size is `nlat`. Channels are scalar fields (group C1); the symmetries are rotations of
+    /// the sphere, exact for rotations about the polar axis by whole longitude steps.
+    Sphere,
+}
+
+impl Domain {
+    pub fn is_plane(&self) -> bool {
+        *self == Domain::Plane
+    }
+
+    /// `[height, width]` of a feature map of size `size`.
+    pub fn shape(self, size: usize) -> [usize; 2] {
+        match self {
+            Domain::Plane => [size, size],
+            Domain::Sphere => [size, size.saturating_mul(2)],
+        }
+    }
+
+    /// Points of a feature map of size `size`, in f64 (no overflow for any planned size).
+    pub fn points(self, size: usize) -> f64 {
+        let [h, w] = self.shape(size);
+        h as f64 * w as f64
+    }
+}
+
 /// One named layer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerSpec {
@@ -46,6 +79,9 @@ pub struct LayerSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetSpec {
     pub name: String,
+    /// Plane (the default, left out of files) or sphere.
+    #[serde(default, skip_serializing_if = "Domain::is_plane")]
+    pub domain: Domain,
     pub input: FieldType,
     pub layers: Vec<LayerSpec>,
 }
@@ -56,8 +92,17 @@ impl NetSpec {
     pub fn new(name: impl Into<String>, input: FieldType) -> Self {
         NetSpec {
             name: name.into(),
+            domain: Domain::Plane,
             input,
             layers: Vec::new(),
+        }
+    }
+
+    /// An empty model on the sphere over `channels` scalar input channels.
+    pub fn sphere(name: impl Into<String>, channels: usize) -> Self {
+        NetSpec {
+            domain: Domain::Sphere,
+            ..NetSpec::new(name, FieldType::trivial(Group::trivial(), channels))
         }
     }
 
@@ -148,6 +193,28 @@ impl NetSpec {
 
     pub fn field_dropout(self, p: f64) -> Self {
         self.push_numbered("dropout", FieldDropout { p })
+    }
+
+    /// A DISCO convolution on the sphere to `out_channels` channels, dividing the grid by
+    /// `downsample` (1 keeps it), with `basis` on a cap of `cutoff_spacings` latitude spacings
+    /// of the output grid.
+    pub fn disco_conv(
+        self,
+        out_channels: usize,
+        downsample: usize,
+        basis: crate::kernels::FilterBasis,
+        cutoff_spacings: f64,
+    ) -> Self {
+        self.push_numbered(
+            "disco",
+            crate::layers::DiscoConv {
+                out_channels,
+                downsample,
+                basis,
+                cutoff_spacings,
+                bias: true,
+            },
+        )
     }
 
     pub fn linear(self, out_features: usize) -> Self {

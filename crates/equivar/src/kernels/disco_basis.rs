@@ -8,7 +8,8 @@ use std::f64::consts::PI;
 use crate::error::{EquivarError, Result};
 
 /// A family of basis functions on the cap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum FilterBasis {
     /// Tensor-product hat functions (the torch-harmonics default). `radial` must be odd: with
     /// dr = 2 cutoff / (radial + 1), one isotropic hat `max(0, 1 - r/dr)` sits at the centre,

@@ -1,15 +1,18 @@
-//! Mean over all pixels: `n x n -> 1 x 1`, invariant to every permutation of pixels.
+//! Mean over the domain to `1 x 1`: of all pixels on the plane (invariant to every permutation
+//! of pixels), the quadrature-weighted mean on the sphere.
 
 use burn::nn::pool::AdaptiveAvgPool2dConfig;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep};
+use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep, no_lowering};
 use crate::error::Result;
 use crate::export::PlainLayer;
 use crate::frozen::FrozenBuilder;
 use crate::nn;
 use crate::plan::LayerPlan;
+use crate::space::SphereGrid;
+use crate::spec::Domain;
 
 /// The global average pool (no settings).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,9 +27,24 @@ impl LayerRule for GlobalAvgPool {
     }
 
     fn build(&self, plan: &LayerPlan, _device: &Device) -> Result<Layer> {
+        let ring_weights = match plan.domain {
+            Domain::Plane => None,
+            Domain::Sphere => {
+                let [nlat, nlon] = plan.domain.shape(plan.in_size);
+                let grid = SphereGrid::equiangular(nlat, nlon)?;
+                let over_sphere = 4.0 * std::f64::consts::PI;
+                Some(
+                    grid.weights()
+                        .iter()
+                        .map(|w| (w / over_sphere) as f32)
+                        .collect(),
+                )
+            }
+        };
         Ok(Layer::GlobalAvgPool(nn::GlobalAvgPool {
             name: plan.name.clone(),
             field_type: plan.in_type,
+            ring_weights,
         }))
     }
 }
@@ -37,12 +55,26 @@ impl LayerModule for nn::GlobalAvgPool {
     }
 
     fn export(&self) -> Result<Option<PlainLayer>> {
+        if self.ring_weights.is_some() {
+            return Err(no_lowering(
+                "global_avg_pool",
+                "plain burn layers",
+                "burn's pools weigh every pixel alike, the sphere's quadrature does not",
+            ));
+        }
         Ok(Some(PlainLayer::GlobalAvgPool(
             AdaptiveAvgPool2dConfig::new([1, 1]).init(),
         )))
     }
 
     fn lower(&self, frozen: &mut FrozenBuilder) -> Result<()> {
+        if self.ring_weights.is_some() {
+            return Err(no_lowering(
+                "global_avg_pool",
+                "the frozen model",
+                "the frozen model runs planar steps; run the model itself for inference",
+            ));
+        }
         frozen.global_avg_pool();
         Ok(())
     }

@@ -4,7 +4,9 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::Layer;
-use super::{LayerModule, LayerRule, PlanInput, PlanStep, expect_repr, invalid, windowed};
+use super::{
+    LayerModule, LayerRule, PlanInput, PlanStep, expect_plane, expect_repr, invalid, windowed,
+};
 use crate::error::Result;
 use crate::export::{PlainLayer, plain_conv};
 use crate::field::{FieldType, Repr};
@@ -27,6 +29,7 @@ impl LayerRule for GroupConv {
     }
 
     fn plan(&self, input: &PlanInput) -> Result<PlanStep> {
+        expect_plane(input)?;
         expect_repr(
             input,
             Repr::Regular,

@@ -16,6 +16,7 @@
 
 mod activation;
 mod batch_norm;
+mod disco_conv;
 mod field_dropout;
 mod global_avg_pool;
 mod group_conv;
@@ -26,6 +27,7 @@ mod spatial_pool;
 
 pub use activation::Nonlinearity;
 pub use batch_norm::BatchNorm;
+pub use disco_conv::DiscoConv;
 pub use field_dropout::FieldDropout;
 pub use global_avg_pool::GlobalAvgPool;
 pub use group_conv::GroupConv;
@@ -45,15 +47,23 @@ use crate::frozen::FrozenBuilder;
 use crate::nn::{self, EquivariantBatchNorm};
 use crate::plan::LayerPlan;
 use crate::space::Window;
+use crate::spec::Domain;
 
 /// What a layer's plan rule sees: its name, its input's type and size, and the model's input
 /// size (for error messages).
 #[derive(Clone, Copy, Debug)]
 pub struct PlanInput<'a> {
     pub layer: &'a str,
+    pub domain: Domain,
     pub in_type: FieldType,
     pub in_size: usize,
     pub input_size: usize,
+}
+
+/// Where a layer's input lives on the sphere: its `nlat x 2 nlat` grid.
+pub(crate) fn sphere_grid(input: &PlanInput) -> Result<crate::space::SphereGrid> {
+    let [nlat, nlon] = input.domain.shape(input.in_size);
+    crate::space::SphereGrid::equiangular(nlat, nlon)
 }
 
 /// What a layer's plan rule decides.
@@ -158,6 +168,7 @@ layer_kinds! {
     Activation(Nonlinearity) = "activation",
     FieldDropout(FieldDropout) = "field_dropout",
     Linear(Linear) = "linear",
+    DiscoConv(DiscoConv) = "disco_conv",
 }
 
 impl LayerKind {
@@ -206,6 +217,7 @@ layer_modules! {
     Activation(nn::Pointwise),
     Dropout(nn::FieldDropout),
     Linear(nn::InvariantLinear),
+    Disco(nn::DiscoConvS2),
 }
 
 impl Layer {
@@ -250,6 +262,29 @@ pub(crate) fn expect_repr(input: &PlanInput, repr: Repr, fix: &str) -> Result<()
         found: input.in_type.to_string(),
         fix: fix.to_string(),
     })
+}
+
+/// `Ok` on the plane; on the sphere the error naming the layer: its windows slide over a
+/// square pixel grid.
+pub(crate) fn expect_plane(input: &PlanInput) -> Result<()> {
+    if input.domain.is_plane() {
+        return Ok(());
+    }
+    Err(invalid(
+        input.layer,
+        "this layer slides a window over square images and works on the plane only; on the \
+         sphere use `disco_conv` (with `downsample` to subsample)",
+    ))
+}
+
+/// No lowering of a `kind` layer to `target`, with the fix (the model names the layer).
+pub(crate) fn no_lowering(kind: &str, target: &str, fix: &str) -> EquivarError {
+    EquivarError::NoLowering {
+        layer: String::new(),
+        kind: kind.to_string(),
+        target: target.to_string(),
+        fix: fix.to_string(),
+    }
 }
 
 /// The plan step of a layer sliding `window` over its input: convs need the grid condition

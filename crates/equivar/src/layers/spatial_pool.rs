@@ -6,7 +6,7 @@ use burn::nn::pool::{AvgPool2dConfig, MaxPool2dConfig};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep, invalid, windowed};
+use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep, expect_plane, invalid, windowed};
 use crate::error::Result;
 use crate::export::PlainLayer;
 use crate::frozen::FrozenBuilder;
@@ -29,6 +29,7 @@ pub struct AvgPool {
 
 /// Pools may pad at most half their kernel, so that no window sees only padding.
 fn check_padding(input: &PlanInput, window: Window) -> Result<()> {
+    expect_plane(input)?;
     if 2 * window.padding > window.kernel {
         return Err(invalid(
             input.layer,

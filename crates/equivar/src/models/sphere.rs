@@ -12,6 +12,28 @@ use crate::error::Result;
 use crate::kernels::FilterBasis;
 use crate::nn::{DiscoConfig, DiscoConvS2};
 use crate::space::SphereGrid;
+use crate::spec::NetSpec;
+
+/// The classifier as a model description (an ordinary [`NetSpec`] on the sphere, planned,
+/// checked and trained like the planar models): the architecture of [`SphericalCnnConfig`],
+/// with the same parameters.
+pub fn spec(name: &str, channels: [usize; 4], classes: usize) -> NetSpec {
+    // Isotropic: centre and two rings (see SphericalCnnConfig::init).
+    let basis = FilterBasis::PiecewiseLinear {
+        radial: 5,
+        azimuthal: 1,
+    };
+    let cutoff = SphericalCnnConfig::new(8, classes).cutoff_spacings;
+    let mut spec = NetSpec::sphere(name, 1);
+    for (i, &c) in channels.iter().enumerate() {
+        let downsample = if i == 0 { 1 } else { 2 };
+        spec = spec
+            .disco_conv(c, downsample, basis, cutoff)
+            .batch_norm()
+            .relu();
+    }
+    spec.global_avg_pool().linear(classes)
+}
 
 /// The classifier's shape: `nlat x 2 nlat` input grid, halved three times.
 #[derive(Clone, Debug)]

@@ -71,14 +71,14 @@ impl Net {
     pub fn check_input(&self, x: &Tensor<4>) -> Result<()> {
         let dims = x.dims();
         let channels = self.plan.input_type.channels();
-        let n = self.plan.input_size;
-        if dims[1] != channels || dims[2] != n || dims[3] != n || dims[0] == 0 {
+        let [h, w] = self.plan.input_shape();
+        if dims[1] != channels || dims[2] != h || dims[3] != w || dims[0] == 0 {
             return Err(EquivarError::InputShape {
                 context: format!("model `{}`", self.plan.model),
-                expected: format!("[batch >= 1, {channels}, {n}, {n}]"),
+                expected: format!("[batch >= 1, {channels}, {h}, {w}]"),
                 found: dims.to_vec(),
                 fix: format!(
-                    "the model was planned for {n}x{n} inputs of type {}; resize the input or \
+                    "the model was planned for {h}x{w} inputs of type {}; resize the input or \
                      build the model for its size (the plan's exactness depends on it)",
                     self.plan.input_type
                 ),

@@ -39,19 +39,34 @@ impl SpatialPool {
     }
 }
 
-/// Mean over all pixels: `[b, c, h, w] -> [b, c, 1, 1]`; invariant to any permutation of pixels.
+/// Mean over the domain: `[b, c, h, w] -> [b, c, 1, 1]`. On the plane the mean of all pixels
+/// (invariant to any permutation of pixels); on the sphere the quadrature-weighted integral
+/// over 4 pi (`ring_weights`: per latitude ring, summing to 1 / nlon), which approximates the
+/// rotation-invariant mean of the continuous signal.
 #[derive(Module, Debug)]
 pub struct GlobalAvgPool {
     #[module(skip)]
     pub name: String,
     #[module(skip)]
     pub field_type: FieldType,
+    #[module(skip)]
+    pub ring_weights: Option<Vec<f32>>,
 }
 
 impl GlobalAvgPool {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         check_channels(&self.name, self.field_type.channels(), &x);
-        x.mean_dim(3).mean_dim(2)
+        match &self.ring_weights {
+            None => x.mean_dim(3).mean_dim(2),
+            Some(weights) => {
+                let nlat = weights.len();
+                let w = Tensor::<4>::from_data(
+                    burn::tensor::TensorData::new(weights.clone(), [1, 1, nlat, 1]),
+                    &x.device(),
+                );
+                (x * w).sum_dim(3).sum_dim(2)
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{LayerSpec, NetSpec};
+use super::{Domain, LayerSpec, NetSpec};
 use crate::error::{EquivarError, Result};
 use crate::field::FieldType;
 
@@ -44,13 +44,21 @@ impl NetSpec {
             .ok_or_else(|| error(origin, "expected a table with `name`, `input` and `layers`"))?;
         if let Some(key) = object
             .keys()
-            .find(|k| !["name", "input", "layers"].contains(&k.as_str()))
+            .find(|k| !["name", "domain", "input", "layers"].contains(&k.as_str()))
         {
             return Err(error(
                 origin,
-                format!("unknown key `{key}`; a description has `name`, `input` and `layers`"),
+                format!(
+                    "unknown key `{key}`; a description has `name`, `input`, `layers` and \
+                     optionally `domain`"
+                ),
             ));
         }
+        let domain: Domain = match object.get("domain") {
+            None => Domain::Plane,
+            Some(value) => serde_json::from_value(value.clone())
+                .map_err(|e| error(origin, format!("`domain`: {e} (\"plane\" or \"sphere\")")))?,
+        };
         let name = object
             .get("name")
             .and_then(Value::as_str)
@@ -71,7 +79,10 @@ impl NetSpec {
             .get("layers")
             .and_then(Value::as_array)
             .ok_or_else(|| error(origin, "`layers` (a list of layers) is missing"))?;
-        let mut spec = NetSpec::new(name, input);
+        let mut spec = NetSpec {
+            domain,
+            ..NetSpec::new(name, input)
+        };
         for (i, layer) in layers.iter().enumerate() {
             let label = layer.get("name").and_then(Value::as_str).map_or_else(
                 || format!("layer {}", i + 1),
