@@ -11,7 +11,7 @@ use equivar_data::fetch::fetch as fetch_dataset;
 use equivar_data::{Dataset, Split};
 use equivar_train::config::DEFAULT_BATCH_NORM_RECALIBRATION;
 use equivar_train::eval::{RotationCurve, paper_angles, rotation_curve};
-use equivar_train::images::PreparedImages;
+use equivar_train::examples::examples;
 use equivar_train::reproduce::{self, Profile};
 use equivar_train::spherical_mnist::{self, SphericalProfile};
 use equivar_train::trainer::{self, DataChoice, TrainOptions, TrainOutcome, load_run};
@@ -346,11 +346,11 @@ pub fn eval(args: EvalArgs) -> Result<()> {
                 config.input_size
             );
         }
-        let test = PreparedImages::new(&data, config.input_size, args.test_limit)?;
+        let test = examples(net.spec.domain, &data, config.input_size, args.test_limit)?;
         let label = format!("{}-{} ({})", config.model, config.input_size, config.regime);
         curves.push(rotation_curve(
             &net,
-            &test,
+            test.as_ref(),
             &paper_angles(),
             &label,
             &device,

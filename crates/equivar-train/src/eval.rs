@@ -1,5 +1,6 @@
 //! Accuracy under rotation: the test set rotated (bilinear, about the centre) by 0, 10, ...,
-//! 350 degrees, as in Using and Abusing Equivariance.
+//! 350 degrees, as in Using and Abusing Equivariance; on the sphere, turned about the x axis
+//! (see [`crate::examples`]).
 
 use burn::tensor::Device;
 use equivar::nn::Net;
@@ -7,7 +8,7 @@ use equivar::ops::{self, Kernels};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::images::PreparedImages;
+use crate::examples::Examples;
 use crate::trainer::count_correct;
 
 /// Images per forward pass during evaluation.
@@ -65,7 +66,7 @@ pub fn paper_angles() -> Vec<f64> {
 /// Accuracy of `net` (in evaluation mode) on `test` rotated by each angle.
 pub fn rotation_curve(
     net: &Net,
-    test: &PreparedImages,
+    test: &dyn Examples,
     angles: &[f64],
     label: &str,
     device: &Device,
@@ -95,7 +96,7 @@ pub fn rotation_curve(
     for &angle in angles {
         let mut correct = 0;
         for chunk in indices.chunks(EVAL_BATCH) {
-            let (x, y) = test.batch(chunk, &vec![angle; chunk.len()], device);
+            let (x, y) = test.at_angles(chunk, &vec![angle; chunk.len()], device);
             let logits = match &frozen {
                 Some(frozen) => frozen.tensor_logits(x)?,
                 None => net.logits(x)?,

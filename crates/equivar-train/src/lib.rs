@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_disco;
 pub mod config;
 pub mod eval;
+pub mod examples;
 pub mod images;
 pub mod plot;
 pub mod regime;

@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
 use crate::config::TrainConfig;
-use crate::images::PreparedImages;
+use crate::examples::{Examples, examples};
 use crate::run_dir::{CheckpointState, EpochMetrics, RunDir};
 
 /// How a run reports itself.
@@ -118,13 +118,15 @@ pub fn load_split(config: &TrainConfig, split: Split) -> Result<(LabelledImages,
 /// Memory a training run needs (its images at the input size and a training step's
 /// activations and gradients), refused before loading if the machine cannot hold it.
 pub fn ensure_memory(config: &TrainConfig, images: usize, batch: usize) -> Result<()> {
-    let plan = Plan::new(&config.net_spec()?, config.input_size)?;
-    let side = config.input_size as f64;
-    let needed = 4.0 * images as f64 * side * side + 3.0 * plan.forward_bytes(batch);
+    let spec = config.net_spec()?;
+    let plan = Plan::new(&spec, config.input_size)?;
+    let [h, w] = plan.input_shape();
+    let needed = 4.0 * images as f64 * spec.domain.points(config.input_size)
+        + 3.0 * plan.forward_bytes(batch);
     equivar::memory::ensure_fits(
         &format!(
-            "`{}` at {}x{} on {images} images in batches of {batch}",
-            config.model, config.input_size, config.input_size
+            "`{}` at {h}x{w} on {images} images in batches of {batch}",
+            config.model
         ),
         needed,
         "use a smaller `input_size`, `batch_size` or `train_limit` / `test_limit`",
@@ -285,7 +287,13 @@ fn run_epochs(
     }
 
     let (data, source) = data;
-    let train = PreparedImages::new(&data, config.input_size, config.train_limit)?;
+    // Digits on the plane or on the sphere, as the model's domain says.
+    let train = examples(
+        net.spec.domain,
+        &data,
+        config.input_size,
+        config.train_limit,
+    )?;
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let batches_per_epoch = train.len().div_ceil(config.batch_size);
 
@@ -311,11 +319,7 @@ fn run_epochs(
         let started = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
-            let degrees: Vec<f64> = chunk
-                .iter()
-                .map(|_| config.regime.sample_degrees(&mut rng))
-                .collect();
-            let (x, y) = train.batch(chunk, &degrees, &ad);
+            let (x, y) = train.draw(chunk, config.regime, &mut rng, &ad);
             let logits = net.logits(x)?;
             let loss = loss_fn.forward(logits.clone(), y.clone());
             let loss_value = loss.clone().into_scalar::<f64>();
@@ -363,7 +367,7 @@ fn run_epochs(
         metrics.push(m);
         if config.batch_norm_recalibration > 0 {
             batch_bar.set_message("recalibrating batch norm".to_string());
-            recalibrate_batch_norm(&net, &train, config, epoch, &device)?;
+            recalibrate_batch_norm(&net, train.as_ref(), config, epoch, &device)?;
         }
         // `valid()` first: burn's RunningState (batch-norm statistics) keeps the last update
         // pending until a sync, and a record of the training model would store the statistics
@@ -395,7 +399,7 @@ fn run_epochs(
 /// their own seed, so a resumed run recomputes what the uninterrupted one did).
 fn recalibrate_batch_norm(
     net: &Net,
-    train: &PreparedImages,
+    train: &dyn Examples,
     config: &TrainConfig,
     epoch: usize,
     device: &Device,
@@ -404,13 +408,9 @@ fn recalibrate_batch_norm(
     let mut order: Vec<usize> = (0..train.len()).collect();
     order.shuffle(&mut rng);
     order.truncate(config.batch_norm_recalibration);
-    let batches = order.chunks(config.batch_size).map(|chunk| {
-        let degrees: Vec<f64> = chunk
-            .iter()
-            .map(|_| config.regime.sample_degrees(&mut rng))
-            .collect();
-        train.batch(chunk, &degrees, device).0
-    });
+    let batches = order
+        .chunks(config.batch_size)
+        .map(|chunk| train.draw(chunk, config.regime, &mut rng, device).0);
     net.recalibrate_batch_norm(batches)?;
     Ok(())
 }
