@@ -391,7 +391,19 @@ fn error_text(e: &anyhow::Error) -> String {
     with_flag_names(&text)
 }
 
+/// Output piped into a reader that stops early (`equivar plan | head`) ends the process
+/// quietly, as other command-line tools do, instead of a panic in `println!`: Rust ignores
+/// SIGPIPE by default, which turns a closed pipe into a write error.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match run(cli, &matches) {
