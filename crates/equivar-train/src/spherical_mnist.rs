@@ -1,7 +1,10 @@
 //! `equivar reproduce spherical-mnist`: MNIST digits projected onto the sphere (Cohen et al.
-//! 2018, "Spherical CNNs"), classified by a DISCO spherical CNN
-//! ([`equivar::models::sphere::SphericalCnn`]) in the three settings of that paper:
-//! NR/NR (train and test upright), NR/R (train upright, test randomly rotated) and R/R.
+//! 2018, "Spherical CNNs"), classified by the registry's `spherical-cnn` (a DISCO spherical
+//! CNN, [`equivar::models::sphere::spec`]) in the three settings of that paper: NR/NR (train
+//! and test upright), NR/R (train upright, test randomly rotated) and R/R. Both trainings are
+//! ordinary runs of the shared training loop (`OUT/upright`, `OUT/rotated`: checkpointed,
+//! resumable); "R" training draws a new uniformly random rotation per image and epoch, the R
+//! test set one per image (seeded).
 //!
 //! Projection: the digit lies on the plane tangent to the sphere at the north pole, and a
 //! sphere point at colatitude theta and longitude phi takes the image value at the plane
@@ -15,21 +18,26 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
-use burn::module::Module;
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use equivar::models::sphere::{SphericalCnn, SphericalCnnConfig};
-use equivar::space::{SphereGrid, apply_inverse, rotation_from_quaternion};
-use equivar_data::{Dataset, LabelledImages, Split};
+use burn::tensor::Device;
+use equivar::space::{SphereGrid, apply_inverse};
+use equivar_data::{Dataset, Split};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use crate::TrainConfig;
 use crate::atomic;
-use crate::trainer::count_correct;
+use crate::eval::EVAL_BATCH;
+use crate::examples::{Examples, SphereDigits};
+use crate::regime::Regime;
+use crate::run_dir::RunDir;
+use crate::trainer::{self, DataChoice, TrainOptions, count_correct, load_run};
+
+/// The registry's classifier (`equivar::models::sphere::spec`).
+const MODEL: &str = "spherical-cnn";
+
+/// The seed of the test set's rotations: every model meets the same rotated digits.
+const TEST_SEED: u64 = 2;
 
 /// How much to train and test.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,38 +81,6 @@ impl SphericalProfile {
             test_limit: Some(2_000),
             seed: 0,
         }
-    }
-}
-
-/// Digits on the sphere: `[n, nlat * nlon]` values and labels.
-pub struct SphereImages {
-    pub grid: SphereGrid,
-    pub values: Vec<f32>,
-    pub labels: Vec<u8>,
-}
-
-impl SphereImages {
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    fn batch(&self, indices: &[usize], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
-        let points = self.grid.points();
-        let mut values = Vec::with_capacity(indices.len() * points);
-        for &i in indices {
-            values.extend_from_slice(&self.values[i * points..][..points]);
-        }
-        let x = Tensor::from_data(
-            TensorData::new(values, [indices.len(), 1, self.grid.nlat, self.grid.nlon]),
-            device,
-        );
-        let labels: Vec<i64> = indices.iter().map(|&i| self.labels[i] as i64).collect();
-        let y = Tensor::from_data(TensorData::new(labels, [indices.len()]), device);
-        (x, y)
     }
 }
 
@@ -154,110 +130,48 @@ pub fn project(
     out
 }
 
-fn random_rotation(rng: &mut StdRng) -> [[f64; 3]; 3] {
-    rotation_from_quaternion(std::array::from_fn(|_| StandardNormal.sample(rng)))
-}
-
-/// Projects the first `limit` digits, each rotated by its own random rotation if `rotate`.
-pub fn project_all(
-    data: &LabelledImages,
-    grid: &SphereGrid,
-    limit: Option<usize>,
-    rotate: bool,
+/// Accuracy (percent) of `net` on `test`, each example moved by its own draw of `regime`
+/// (seeded, so every model sees the same rotated test set).
+fn accuracy(
+    net: &equivar::nn::Net,
+    test: &SphereDigits,
+    regime: Regime,
     seed: u64,
-) -> SphereImages {
-    let n = limit.map_or(data.labels.len(), |l| l.min(data.labels.len()));
-    let side = data.rows;
+    device: &Device,
+) -> Result<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut values = Vec::with_capacity(n * grid.points());
-    for i in 0..n {
-        let image: Vec<f32> = data.pixels[i * side * side..][..side * side]
-            .iter()
-            .map(|p| *p as f32 / 255.0)
-            .collect();
-        let rotation = rotate.then(|| random_rotation(&mut rng));
-        values.extend(project(&image, side, grid, rotation.as_ref()));
-    }
-    SphereImages {
-        grid: grid.clone(),
-        values,
-        labels: data.labels[..n].to_vec(),
-    }
-}
-
-/// Trains a classifier on `train`; returns it in inference mode.
-fn train(
-    profile: &SphericalProfile,
-    train: &SphereImages,
-    label: &str,
-    progress: bool,
-) -> Result<SphericalCnn> {
-    let device = Device::flex();
-    let ad = device.clone().autodiff();
-    ad.seed(profile.seed);
-    let mut net = SphericalCnnConfig::new(profile.nlat, 10).init(&ad)?;
-    let mut optim = AdamConfig::new().init();
-    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let mut rng = StdRng::seed_from_u64(profile.seed);
-    for epoch in 0..profile.epochs {
-        let started = Instant::now();
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut rng);
-        // A quarter of the learning rate for the last third of the epochs.
-        let lr = if epoch >= 2 * profile.epochs / 3 {
-            profile.lr / 4.0
-        } else {
-            profile.lr
-        };
-        let (mut loss_sum, mut correct) = (0.0, 0usize);
-        for chunk in order.chunks(profile.batch_size) {
-            let (x, y) = train.batch(chunk, &ad);
-            let logits = net.forward(x);
-            let loss = loss_fn.forward(logits.clone(), y.clone());
-            let value = loss.clone().into_scalar::<f64>();
-            anyhow::ensure!(
-                value.is_finite(),
-                "the loss became {value} at epoch {}; lower the learning rate",
-                epoch + 1
-            );
-            loss_sum += value * chunk.len() as f64;
-            correct += count_correct(logits, y);
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(lr, net, grads);
-        }
-        if progress {
-            eprintln!(
-                "  [{label}] epoch {:>2}/{}: loss {:.4}, train acc {:.2}%, {:.0} img/s",
-                epoch + 1,
-                profile.epochs,
-                loss_sum / train.len() as f64,
-                100.0 * correct as f64 / train.len() as f64,
-                train.len() as f64 / started.elapsed().as_secs_f64()
-            );
-        }
-    }
-    // Precise batch norm over (up to) 4096 training images, in training order.
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    order.shuffle(&mut rng);
-    order.truncate(4096);
-    let batches = order
-        .chunks(profile.batch_size)
-        .map(|chunk| train.batch(chunk, &ad).0);
-    Ok(net.recalibrate_batch_norm(batches).valid())
-}
-
-/// Accuracy in percent.
-fn accuracy(net: &SphericalCnn, test: &SphereImages) -> f64 {
-    let device = Device::flex();
     let indices: Vec<usize> = (0..test.len()).collect();
-    let correct: usize = indices
-        .chunks(256)
-        .map(|chunk| {
-            let (x, y) = test.batch(chunk, &device);
-            count_correct(net.forward(x), y)
-        })
-        .sum();
-    100.0 * correct as f64 / test.len().max(1) as f64
+    let mut correct = 0;
+    for chunk in indices.chunks(EVAL_BATCH) {
+        let (x, y) = test.draw(chunk, regime, &mut rng, device);
+        correct += count_correct(net.logits(x)?, y);
+    }
+    Ok(100.0 * correct as f64 / test.len().max(1) as f64)
+}
+
+/// The training run of one setting in `dir`: trained (or resumed, or reused when complete)
+/// by the shared training loop.
+fn train_setting(config: &TrainConfig, dir: &Path, progress: bool) -> Result<()> {
+    let run = RunDir::new(dir);
+    let options = TrainOptions { progress };
+    if !run.holds_run() {
+        trainer::train(config, dir, options)?;
+        return Ok(());
+    }
+    // The stored config also records the data and the description the run used.
+    let stored = TrainConfig {
+        data: None,
+        spec: None,
+        ..run.read_config()?
+    };
+    anyhow::ensure!(
+        stored == *config,
+        "{} holds a run with other settings; remove it or choose another output directory \
+         (`out`)",
+        dir.display()
+    );
+    trainer::resume(dir, options, &DataChoice::default(), |_, _| Ok(None))?;
+    Ok(())
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -282,8 +196,7 @@ pub fn reproduce(
 ) -> Result<SphericalResults> {
     let (_lock, _) = crate::run_dir::RunDir::new(out).lock_and_clean()?;
     let location = equivar_data::DataLocation::resolve(data_dir.as_deref());
-    let (train_data, source) = equivar_data::load(Dataset::Mnist, Split::Train, &location)?;
-    let (test_data, _) = equivar_data::load(Dataset::Mnist, Split::Test, &location)?;
+    let (test_data, source) = equivar_data::load(Dataset::Mnist, Split::Test, &location)?;
     let grid = SphereGrid::equiangular(profile.nlat, 2 * profile.nlat)?;
     println!(
         "spherical MNIST, profile `{}`: {}x{} equiangular grid, {} epochs, batch {}, Adam lr {}, \
@@ -302,16 +215,42 @@ pub fn reproduce(
             .map_or("all".to_string(), |n| n.to_string()),
     );
     let started = Instant::now();
-    let train_nr = project_all(&train_data, &grid, profile.train_limit, false, 0);
-    let train_r = project_all(&train_data, &grid, profile.train_limit, true, 1);
-    let test_nr = project_all(&test_data, &grid, profile.test_limit, false, 0);
-    let test_r = project_all(&test_data, &grid, profile.test_limit, true, 2);
-
-    let upright = train(profile, &train_nr, "NR", progress)?;
-    let (nr_nr, nr_r) = (accuracy(&upright, &test_nr), accuracy(&upright, &test_r));
+    let device = Device::flex();
+    let base = TrainConfig {
+        model: MODEL.to_string(),
+        input_size: profile.nlat,
+        epochs: profile.epochs,
+        batch_size: profile.batch_size,
+        lr: profile.lr,
+        weight_decay: 0.0,
+        // A quarter of the learning rate for the last third of the epochs.
+        lr_step: (2 * profile.epochs / 3).max(1),
+        lr_gamma: 0.25,
+        seed: profile.seed,
+        train_limit: profile.train_limit,
+        data_dir,
+        batch_norm_recalibration: 4096,
+        ..TrainConfig::paper(MODEL, profile.nlat)
+    };
+    let test = SphereDigits::new(&test_data, profile.nlat, profile.test_limit)?;
+    let upright_dir = out.join("upright");
+    let upright = TrainConfig {
+        regime: Regime::Upright,
+        ..base.clone()
+    };
+    train_setting(&upright, &upright_dir, progress)?;
+    let (net, _) = load_run(&upright_dir, &device)?;
+    let nr_nr = accuracy(&net, &test, Regime::Upright, TEST_SEED, &device)?;
+    let nr_r = accuracy(&net, &test, Regime::Uniform, TEST_SEED, &device)?;
     println!("trained upright: NR/NR {nr_nr:.2}%, NR/R {nr_r:.2}%");
-    let rotated = train(profile, &train_r, "R", progress)?;
-    let r_r = accuracy(&rotated, &test_r);
+    let rotated_dir = out.join("rotated");
+    let rotated = TrainConfig {
+        regime: Regime::Uniform,
+        ..base
+    };
+    train_setting(&rotated, &rotated_dir, progress)?;
+    let (net, _) = load_run(&rotated_dir, &device)?;
+    let r_r = accuracy(&net, &test, Regime::Uniform, TEST_SEED, &device)?;
     println!("trained rotated: R/R {r_r:.2}%");
     let results = SphericalResults {
         study: "spherical-mnist".into(),

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use equivar::check::{assert_equivariant, equivariance_report};
 use equivar::field::FieldType;
 use equivar::group::Group;
-use equivar::models::{self, sphere::SphericalCnnConfig};
+use equivar::models;
 use equivar::plan::{Exactness, Plan};
 use equivar::space::Window;
 use equivar::spec::{Domain, NetSpec};
@@ -17,14 +17,17 @@ fn device() -> Device {
 }
 
 #[test]
-fn the_spherical_classifier_is_a_model_description_with_the_same_parameters() {
+fn the_spherical_classifier_is_a_model_description_with_its_parameters() {
     let spec = models::spec("spherical-cnn").unwrap();
     assert_eq!(spec.domain, Domain::Sphere);
     let net = spec.init(64, Exactness::Require, &device()).unwrap();
-    let direct = SphericalCnnConfig::new(64, 10).init(&device()).unwrap();
-    // burn counts the batch norms' running statistics too: 2 per channel in both models.
-    use burn::module::Module;
-    assert_eq!(net.num_params(), direct.num_params());
+    // DISCO weights [out, in, K] with K = 3 basis functions (basis (5, 1): centre and two
+    // rings) plus a bias each, batch norm scale and shift, the linear head.
+    let channels = [1, 16, 32, 32, 64];
+    let convs: usize = channels.windows(2).map(|p| p[1] * p[0] * 3 + p[1]).sum();
+    let norms: usize = channels[1..].iter().map(|c| 2 * c).sum();
+    assert_eq!(net.trainable_params(), convs + norms + 64 * 10 + 10);
+    assert_eq!(net.trainable_params(), 11_882);
     let plan = &net.plan;
     let sizes: Vec<usize> = plan
         .layers
