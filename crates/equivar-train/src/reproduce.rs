@@ -265,7 +265,7 @@ fn run_one(
         };
         anyhow::ensure!(
             stored == *config,
-            "{} holds a run with other settings; remove it or choose another output directory (`out`)",
+            "{} holds a run with other settings; remove it or choose another `out` (run directory)",
             dir.display()
         );
         trainer::resume(dir, options, &trainer::DataChoice::default(), |_, _| {

@@ -187,7 +187,7 @@ impl RunDir {
                 bail!(
                     "the checkpoint file {} is damaged: its SHA-256 is {found}, but {} recorded \
                      {expected}; it is not loaded. Restore the run directory from a backup, or \
-                     train again into a new output directory (`out`)",
+                     train again into a new `out` (run directory)",
                     path.display(),
                     self.checkpoint_path().display()
                 );

@@ -166,8 +166,8 @@ fn train_setting(config: &TrainConfig, dir: &Path, progress: bool) -> Result<()>
     };
     anyhow::ensure!(
         stored == *config,
-        "{} holds a run with other settings; remove it or choose another output directory \
-         (`out`)",
+        "{} holds a run with other settings; remove it or choose another `out` (run \
+         directory)",
         dir.display()
     );
     trainer::resume(dir, options, &DataChoice::default(), |_, _| Ok(None))?;

@@ -146,7 +146,7 @@ pub fn train(config: &TrainConfig, dir: &Path, options: TrainOptions) -> Result<
     let run = RunDir::new(dir);
     let already = || {
         anyhow::anyhow!(
-            "{} already holds a run; `resume` it, or choose another output directory (`out`)",
+            "{} already holds a run; `resume` it, or choose another `out` (run directory)",
             dir.display()
         )
     };
@@ -159,7 +159,7 @@ pub fn train(config: &TrainConfig, dir: &Path, options: TrainOptions) -> Result<
     if !orphaned.is_empty() {
         bail!(
             "{} holds files of a run ({}) but no config.json, so what they belong to is \
-             unknown; move them away or choose another output directory (`out`)",
+             unknown; move them away or choose another `out` (run directory)",
             dir.display(),
             orphaned.join(", ")
         );
