@@ -239,6 +239,32 @@ pub fn using_abusing(
     Ok(results)
 }
 
+/// The run of `config` in `dir`: trained, or resumed (a complete one returns at once) when
+/// `dir` already holds a run of the same settings; a run of other settings is refused.
+pub(crate) fn train_or_resume(config: &TrainConfig, dir: &Path, progress: bool) -> Result<()> {
+    let options = TrainOptions { progress };
+    let run = RunDir::new(dir);
+    if !run.holds_run() {
+        trainer::train(config, dir, options)?;
+        return Ok(());
+    }
+    // The stored config also records the data and the description the run used.
+    let stored = TrainConfig {
+        data: None,
+        spec: None,
+        ..run.read_config()?
+    };
+    anyhow::ensure!(
+        stored == *config,
+        "{} holds a run with other settings; remove it or choose another `out` (run directory)",
+        dir.display()
+    );
+    trainer::resume(dir, options, &trainer::DataChoice::default(), |_, _| {
+        Ok(None)
+    })?;
+    Ok(())
+}
+
 fn run_one(
     config: &TrainConfig,
     dir: &Path,
@@ -253,27 +279,8 @@ fn run_one(
     {
         return Ok(result);
     }
-    let run = RunDir::new(dir);
-    let options = TrainOptions { progress };
     let t = Instant::now();
-    if run.holds_run() {
-        // The stored config also records the data the run used.
-        let stored = TrainConfig {
-            data: None,
-            spec: None,
-            ..run.read_config()?
-        };
-        anyhow::ensure!(
-            stored == *config,
-            "{} holds a run with other settings; remove it or choose another `out` (run directory)",
-            dir.display()
-        );
-        trainer::resume(dir, options, &trainer::DataChoice::default(), |_, _| {
-            Ok(None)
-        })?;
-    } else {
-        trainer::train(config, dir, options)?;
-    }
+    train_or_resume(config, dir, progress)?;
     let train_seconds = t.elapsed().as_secs_f64();
     let (net, _) = load_run(dir, device)?;
     let test = PreparedImages::new(test_data, config.input_size, test_limit)?;

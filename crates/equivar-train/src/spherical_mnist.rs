@@ -30,8 +30,8 @@ use crate::atomic;
 use crate::eval::EVAL_BATCH;
 use crate::examples::{Examples, SphereDigits};
 use crate::regime::Regime;
-use crate::run_dir::RunDir;
-use crate::trainer::{self, DataChoice, TrainOptions, count_correct, load_run};
+use crate::reproduce::train_or_resume;
+use crate::trainer::{count_correct, load_run};
 
 /// The registry's classifier (`equivar::models::sphere::spec`).
 const MODEL: &str = "spherical-cnn";
@@ -149,31 +149,6 @@ fn accuracy(
     Ok(100.0 * correct as f64 / test.len().max(1) as f64)
 }
 
-/// The training run of one setting in `dir`: trained (or resumed, or reused when complete)
-/// by the shared training loop.
-fn train_setting(config: &TrainConfig, dir: &Path, progress: bool) -> Result<()> {
-    let run = RunDir::new(dir);
-    let options = TrainOptions { progress };
-    if !run.holds_run() {
-        trainer::train(config, dir, options)?;
-        return Ok(());
-    }
-    // The stored config also records the data and the description the run used.
-    let stored = TrainConfig {
-        data: None,
-        spec: None,
-        ..run.read_config()?
-    };
-    anyhow::ensure!(
-        stored == *config,
-        "{} holds a run with other settings; remove it or choose another `out` (run \
-         directory)",
-        dir.display()
-    );
-    trainer::resume(dir, options, &DataChoice::default(), |_, _| Ok(None))?;
-    Ok(())
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SphericalResults {
     pub study: String,
@@ -238,7 +213,7 @@ pub fn reproduce(
         regime: Regime::Upright,
         ..base.clone()
     };
-    train_setting(&upright, &upright_dir, progress)?;
+    train_or_resume(&upright, &upright_dir, progress)?;
     let (net, _) = load_run(&upright_dir, &device)?;
     let nr_nr = accuracy(&net, &test, Regime::Upright, TEST_SEED, &device)?;
     let nr_r = accuracy(&net, &test, Regime::Uniform, TEST_SEED, &device)?;
@@ -248,7 +223,7 @@ pub fn reproduce(
         regime: Regime::Uniform,
         ..base
     };
-    train_setting(&rotated, &rotated_dir, progress)?;
+    train_or_resume(&rotated, &rotated_dir, progress)?;
     let (net, _) = load_run(&rotated_dir, &device)?;
     let r_r = accuracy(&net, &test, Regime::Uniform, TEST_SEED, &device)?;
     println!("trained rotated: R/R {r_r:.2}%");

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Layer, LayerModule, LayerRule, PlanInput, PlanStep, expect_repr, invalid, no_lowering,
-    sphere_grid,
 };
 use crate::error::Result;
 use crate::export::PlainLayer;
@@ -94,14 +93,8 @@ impl LayerRule for DiscoConv {
     }
 
     fn build(&self, plan: &LayerPlan, device: &Device) -> Result<Layer> {
-        let input = PlanInput {
-            layer: &plan.name,
-            domain: plan.domain,
-            in_type: plan.in_type,
-            in_size: plan.in_size,
-            input_size: plan.in_size,
-        };
-        let in_grid = sphere_grid(&input)?;
+        let [nlat, nlon] = plan.domain.shape(plan.in_size);
+        let in_grid = SphereGrid::equiangular(nlat, nlon)?;
         let out_grid = self.out_grid(plan.in_size)?;
         let cutoff = self.cutoff_spacings * out_grid.latitude_spacing();
         let conv = DiscoConfig::new(

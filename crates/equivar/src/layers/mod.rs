@@ -60,12 +60,6 @@ pub struct PlanInput<'a> {
     pub input_size: usize,
 }
 
-/// Where a layer's input lives on the sphere: its `nlat x 2 nlat` grid.
-pub(crate) fn sphere_grid(input: &PlanInput) -> Result<crate::space::SphereGrid> {
-    let [nlat, nlon] = input.domain.shape(input.in_size);
-    crate::space::SphereGrid::equiangular(nlat, nlon)
-}
-
 /// What a layer's plan rule decides.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PlanStep {
