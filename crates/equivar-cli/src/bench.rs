@@ -1,7 +1,7 @@
 //! `equivar bench`: model and layer figures as a table, or as JSON lines that join with the
 //! peer scripts' output on `model` and the figure names.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use equivar::ops::Kernels;
 use equivar_train::bench::{self, BenchOptions, LayerKind};
@@ -24,8 +24,9 @@ pub struct BenchArgs {
     /// Channels in and out of the DISCO benchmarks (1..=1024).
     #[arg(long, default_value_t = 16)]
     disco_channels: usize,
-    /// Conv kernels: equivar (ours on the Flex CPU backend), burn (burn's conv2d), or both.
-    #[arg(long, default_value = "both", value_parser = ["equivar", "burn", "both"])]
+    /// Kernels: equivar (ours on the Flex CPU backend), no-winograd (ours, im2col + GEMM for
+    /// every conv), burn (burn's ops), both (equivar and burn) or all.
+    #[arg(long, default_value = "both", value_parser = ["equivar", "no-winograd", "burn", "both", "all"])]
     kernels: String,
     /// Timed repetitions per figure, medians reported (1..=1000).
     #[arg(long, default_value_t = 10)]
@@ -40,10 +41,14 @@ pub struct BenchArgs {
 
 fn kernel_choices(name: &str) -> Result<Vec<Kernels>> {
     Ok(match name {
-        "equivar" => vec![Kernels::Equivar],
-        "burn" => vec![Kernels::Burn],
         "both" => vec![Kernels::Equivar, Kernels::Burn],
-        other => bail!("unknown --kernels `{other}`: use equivar, burn or both"),
+        "all" => Kernels::ALL.to_vec(),
+        one => vec![one.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "unknown --kernels `{one}`: use equivar, no-winograd, burn, both (equivar and \
+                 burn) or all"
+            )
+        })?],
     })
 }
 

@@ -95,13 +95,6 @@ pub struct LayerFigures {
     pub backward_peak_share: f64,
 }
 
-pub fn kernels_name(kernels: Kernels) -> &'static str {
-    match kernels {
-        Kernels::Equivar => "equivar",
-        Kernels::Burn => "burn",
-    }
-}
-
 pub fn machine() -> Machine {
     Machine {
         bench: "equivar_machine",
@@ -182,7 +175,6 @@ pub fn bench_model(
     options: BenchOptions,
     machine: &Machine,
 ) -> Result<ModelFigures> {
-    ops::set_kernels(kernels);
     let spec = models::spec(name)?;
     let device = Device::flex();
     let ad = device.clone().autodiff();
@@ -193,7 +185,9 @@ pub fn bench_model(
             .expect("valid model");
     });
 
-    let mut net = spec.init(input_size, Exactness::Require, &ad)?;
+    let mut net = spec
+        .init(input_size, Exactness::Require, &ad)?
+        .with_kernels(kernels);
     let n_params = net.trainable_params();
     let batch = options.batch;
     let x = random_images(batch, input_size, &ad);
@@ -260,7 +254,7 @@ pub fn bench_model(
     Ok(ModelFigures {
         bench: "equivar_model",
         model: name.to_string(),
-        kernels: kernels_name(kernels),
+        kernels: kernels.name(),
         input_size,
         threads: machine.threads,
         n_params,
@@ -324,7 +318,6 @@ pub fn bench_layer(
     options: BenchOptions,
     machine: &Machine,
 ) -> Result<LayerFigures> {
-    ops::set_kernels(kernels);
     let group = Group::cyclic(4);
     let device = Device::flex();
     let ad = device.clone().autodiff();
@@ -342,11 +335,13 @@ pub fn bench_layer(
     .require_grad();
     let (mut forward, forward_backward) = match kind {
         LayerKind::Lifting => {
-            let layer = LiftingConv2d::new(name, in_type, fields, window, true, &ad)?;
+            let mut layer = LiftingConv2d::new(name, in_type, fields, window, true, &ad)?;
+            layer.geometry.kernels = kernels;
             layer_timers(layer, LiftingConv2d::forward, &x_ad)
         }
         LayerKind::Group => {
-            let layer = GroupConv2d::new(name, in_type, fields, window, true, &ad)?;
+            let mut layer = GroupConv2d::new(name, in_type, fields, window, true, &ad)?;
+            layer.geometry.kernels = kernels;
             layer_timers(layer, GroupConv2d::forward, &x_ad)
         }
     };
@@ -360,7 +355,7 @@ pub fn bench_layer(
     Ok(LayerFigures {
         bench: "equivar_layer",
         layer: name,
-        kernels: kernels_name(kernels),
+        kernels: kernels.name(),
         fields,
         channels_in: in_type.channels(),
         channels_out: fields * 4,

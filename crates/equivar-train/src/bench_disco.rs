@@ -7,11 +7,11 @@ use anyhow::{Result, bail};
 use burn::tensor::{Device, Distribution, Tensor};
 use equivar::kernels::FilterBasis;
 use equivar::nn::DiscoConfig;
-use equivar::ops::{self, Kernels};
+use equivar::ops::Kernels;
 use equivar::space::SphereGrid;
 use serde::Serialize;
 
-use crate::bench::{kernels_name, median_seconds};
+use crate::bench::median_seconds;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DiscoFigures {
@@ -123,13 +123,13 @@ pub fn bench_disco(
         4.0 * 8.0 * (batch * channels) as f64 * points + 8.0 * 16.0 * 9.0 * points,
         "use a smaller grid, `disco_batch` or `disco_channels`",
     )?;
-    ops::set_kernels(kernels);
     reset_peak_rss();
     let grid = SphereGrid::equiangular(nlat, nlon)?;
     let basis = FilterBasis::piecewise_linear(3, 3)?;
     let config = DiscoConfig::new(channels, channels, grid.clone(), grid, basis);
     let device = Device::flex();
-    let conv = config.init_conv(&device)?;
+    let mut conv = config.init_conv(&device)?;
+    conv.kernels = kernels;
     let construct_repeats = if nlat * nlon > 1 << 20 { 1 } else { repeats };
     let construct_s = median_seconds(0, construct_repeats, || {
         // Built once above with the same config: it cannot fail here.
@@ -145,7 +145,8 @@ pub fn bench_disco(
     });
 
     let ad = device.autodiff();
-    let conv_ad = config.init_conv(&ad)?;
+    let mut conv_ad = config.init_conv(&ad)?;
+    conv_ad.kernels = kernels;
     let x_ad = Tensor::<4>::from_inner(x).require_grad();
     let fwd_bwd_s = median_seconds(2.min(repeats), repeats, || {
         let loss = conv_ad.forward(x_ad.clone()).square().mean();
@@ -154,7 +155,7 @@ pub fn bench_disco(
     });
     let result = DiscoFigures {
         bench: "equivar_disco",
-        kernels: kernels_name(kernels),
+        kernels: kernels.name(),
         shape: [nlat, nlon],
         batch,
         channels,
@@ -169,6 +170,5 @@ pub fn bench_disco(
         peak_rss_mb: peak_rss_mb(),
         repeats,
     };
-    ops::set_kernels(Kernels::Equivar);
     Ok(result)
 }

@@ -89,7 +89,7 @@ pub fn rotation_curve(
     // On the CPU with equivar's kernels, the frozen model (same function, tested to 1e-5;
     // filters expanded once, batch norm folded): faster than the module. A model with a
     // layer that has no frozen lowering runs as the module.
-    let frozen = (ops::kernels() == Kernels::Equivar && ops::is_flex(device))
+    let frozen = (net.kernels != Kernels::Burn && ops::is_flex(device))
         .then(|| net.to_frozen().ok())
         .flatten();
     let mut accuracy = Vec::with_capacity(angles.len());

@@ -2,7 +2,7 @@
 use std::time::Instant;
 
 use equivar::kernels::{DiscoPsi, FilterBasis, Quadrature};
-use equivar::ops::disco_cpu::{self, DiscoShape};
+use equivar_kernels::disco::{self as disco_cpu, DiscoShape};
 use equivar::space::SphereGrid;
 
 fn main() {
@@ -15,7 +15,7 @@ fn main() {
     let psi = DiscoPsi::new(&g, &g, basis, g.latitude_spacing(), Quadrature::Columns).expect("psi");
     println!("{psi:?} built in {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
     let widest = (0..g.nlat)
-        .map(|t| (0..4).map(|k| psi.row(t, k).len()).sum::<usize>())
+        .map(|t| (0..4).map(|k| psi.sparse.row(t, k).len()).sum::<usize>())
         .max();
     println!(
         "entries per ring: widest {widest:?}, mean {:.1}",
@@ -31,16 +31,16 @@ fn main() {
         c_out: 16,
     };
     if std::env::var("ONLY_BWD").is_ok() {
-        let out = disco_cpu::conv_forward(&psi, s, &x, &w);
+        let out = disco_cpu::conv_forward(&psi.sparse, s, &x, &w);
         for _ in 0..10 {
-            let _ = disco_cpu::conv_backward(&psi, s, &x, &w, &out, (true, true));
+            let _ = disco_cpu::conv_backward(&psi.sparse, s, &x, &w, &out, (true, true));
         }
         return;
     }
     let mut y = vec![0.0f32; 64 * 4 * g.points()];
     for _ in 0..3 {
         let t = Instant::now();
-        disco_cpu::gather_into(&psi, &x, &mut y);
+        disco_cpu::gather_into(&psi.sparse, &x, &mut y);
         println!(
             "gather into a warm buffer {:.1} ms",
             t.elapsed().as_secs_f64() * 1e3
@@ -48,22 +48,22 @@ fn main() {
     }
     for _ in 0..3 {
         let t = Instant::now();
-        let y = disco_cpu::gather(&psi, &x);
+        let y = disco_cpu::gather(&psi.sparse, &x);
         let tg = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        let _ = disco_cpu::scatter(&psi, &y);
+        let _ = disco_cpu::scatter(&psi.sparse, &y);
         let ts = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        let out = disco_cpu::conv_forward(&psi, s, &x, &w);
+        let out = disco_cpu::conv_forward(&psi.sparse, s, &x, &w);
         let tf = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        let _ = disco_cpu::conv_backward(&psi, s, &x, &w, &out, (true, true));
+        let _ = disco_cpu::conv_backward(&psi.sparse, s, &x, &w, &out, (true, true));
         let tb = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        let _ = disco_cpu::conv_backward(&psi, s, &x, &w, &out, (true, false));
+        let _ = disco_cpu::conv_backward(&psi.sparse, s, &x, &w, &out, (true, false));
         let tx = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        let _ = disco_cpu::conv_backward(&psi, s, &x, &w, &out, (false, true));
+        let _ = disco_cpu::conv_backward(&psi.sparse, s, &x, &w, &out, (false, true));
         let tw = t.elapsed().as_secs_f64() * 1e3;
         println!(
             "gather {tg:.1} ms, scatter {ts:.1} ms, conv fwd {tf:.1} ms, conv bwd {tb:.1} ms \

@@ -103,6 +103,22 @@ pub enum EquivarError {
     )]
     UnknownModel { name: String, known: String },
 
+    #[error(
+        "unknown kernels `{0}`; choose equivar (equivar's CPU kernels, the default), \
+         no-winograd (the same without Winograd) or burn (burn's own ops)"
+    )]
+    UnknownKernels(String),
+
+    #[error("unknown device `{name}`: {reason}")]
+    UnknownDevice { name: String, reason: String },
+
+    #[error("model `{model}` has no layer `{layer}`; its layers are {known}")]
+    UnknownLayer {
+        model: String,
+        layer: String,
+        known: String,
+    },
+
     #[error("layer `{layer}` ({kind}) has no lowering to {target}; {fix}")]
     NoLowering {
         layer: String,

@@ -15,9 +15,9 @@ use rayon::prelude::*;
 
 use crate::error::{EquivarError, Result};
 use crate::nn::Net;
-use crate::ops::conv_cpu::{self, ConvShape};
-use crate::ops::on_compute_threads;
-use crate::ops::winograd_cpu::{self, WinogradFilter};
+use equivar_kernels::conv::{self as conv_cpu, ConvShape};
+use equivar_kernels::on_compute_threads;
+use equivar_kernels::winograd::{self as winograd_cpu, WinogradFilter};
 use crate::space::Window;
 use crate::spec::{Activation, Reduce};
 
@@ -199,7 +199,7 @@ impl Net {
             model: self.plan.model.clone(),
             channels: self.plan.input_type.channels(),
             size: self.plan.input_size,
-            winograd: winograd_cpu::enabled(),
+            winograd: self.kernels.winograd(),
         })
     }
 }
@@ -308,8 +308,9 @@ fn pool(x: &Maps, batch: usize, reduce: Reduce, w: Window) -> Maps {
 }
 
 impl FrozenNet {
-    /// Switches Winograd F(2x2, 3x3) for the 3x3 convolutions on (the default, unless
-    /// `EQUIVAR_WINOGRAD=0`) or off (plain im2col + GEMM everywhere), e.g. to compare the two.
+    /// Switches Winograd F(2x2, 3x3) for the 3x3 convolutions on (the default, unless the net
+    /// was frozen with [`Kernels::NoWinograd`](crate::ops::Kernels)) or off (plain im2col +
+    /// GEMM everywhere), e.g. to compare the two.
     pub fn with_winograd(mut self, enabled: bool) -> Self {
         self.winograd = enabled;
         self

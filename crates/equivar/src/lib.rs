@@ -12,8 +12,10 @@
 //! (feature types) -> [`spec`] / [`plan`] (model descriptions and their static plan) -> [`nn`]
 //! (burn modules, including DISCO sphere convolutions) -> [`check`], [`export`], [`frozen`],
 //! [`models`].
-//! [`ops`] holds our own CPU kernels (conv2d, batch norm and DISCO, forward and backward),
-//! which the layers use on burn's Flex backend.
+//! [`ops`] routes the heavy ops (conv2d, batch norm, pooling and DISCO, forward and backward)
+//! to the slice kernels of the `equivar-kernels` crate on burn's Flex backend, or to burn's
+//! own ops, as each layer's [`ops::Kernels`] value says; [`device`] names the devices (CPU,
+//! and the GPU backends built in).
 //!
 //! ```no_run
 //! use equivar::{models, plan::Exactness};
@@ -24,6 +26,7 @@
 //! ```
 
 pub mod check;
+pub mod device;
 pub mod error;
 pub mod export;
 pub mod field;

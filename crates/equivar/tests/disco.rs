@@ -1,20 +1,19 @@
-//! DISCO convolutions on the sphere: kernels against plain loops, layers against a dense
+//! DISCO convolutions on the sphere (the slice kernels' own tests against plain loops are in
+//! equivar-kernels): layers against a dense
 //! reference computed from the definition (every output point rotated on its own, no psi),
 //! gradients against burn's autodiff of a select / scatter-add formulation, exact
 //! equivariance under longitude shifts, and named errors.
 
 use std::f64::consts::PI;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use burn::module::Param;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use equivar::kernels::{DiscoPsi, FilterBasis, Quadrature};
 use equivar::nn::{DiscoConfig, DiscoConvS2, DiscoConvTransposeS2};
-use equivar::ops::{self, Kernels, disco_cpu};
+use equivar::ops::{self, Kernels};
 use equivar::space::SphereGrid;
 
-/// Tests that switch `ops::set_kernels` hold this, so no other test sees the switch.
-static KERNEL_SWITCH: Mutex<()> = Mutex::new(());
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
@@ -76,117 +75,6 @@ fn grids() -> Vec<(SphereGrid, SphereGrid, FilterBasis)> {
 
 fn cutoff(a: &SphereGrid, b: &SphereGrid) -> f64 {
     2.0 * a.latitude_spacing().max(b.latitude_spacing())
-}
-
-#[test]
-fn kernels_match_the_plain_loops_and_are_adjoint() {
-    for (fine, coarse, basis) in grids() {
-        let psi = DiscoPsi::new(
-            &coarse,
-            &fine,
-            basis,
-            cutoff(&fine, &coarse),
-            Quadrature::Columns,
-        )
-        .unwrap();
-        let planes = 3;
-        let x = values(planes * fine.points(), 1);
-        let y = values(planes * basis.size() * coarse.points(), 2);
-        let gathered = disco_cpu::gather(&psi, &x);
-        let scattered = disco_cpu::scatter(&psi, &y);
-        let e1 = relative_error(&gathered, &disco_cpu::reference::gather(&psi, &as_f64(&x)));
-        let e2 = relative_error(
-            &scattered,
-            &disco_cpu::reference::scatter(&psi, &as_f64(&y)),
-        );
-        assert!(
-            e1 <= 1e-5 && e2 <= 1e-5,
-            "{psi:?}: gather {e1:.2e} scatter {e2:.2e}"
-        );
-        // <gather x, y> = <x, scatter y>.
-        let lhs: f64 = gathered
-            .iter()
-            .zip(&y)
-            .map(|(a, b)| *a as f64 * *b as f64)
-            .sum();
-        let rhs: f64 = x
-            .iter()
-            .zip(&scattered)
-            .map(|(a, b)| *a as f64 * *b as f64)
-            .sum();
-        assert!(
-            (lhs - rhs).abs() <= 1e-5 * lhs.abs().max(1.0),
-            "{lhs} vs {rhs}"
-        );
-    }
-}
-
-/// The fused convolution's forward and backward against plain loops, on grids wide enough
-/// that the input gradient splits its channels into groups and its input rings into several
-/// parallel chunks, with and without downsampling.
-#[test]
-fn fused_convolution_and_its_gradients_match_the_plain_loops() {
-    let pl = FilterBasis::piecewise_linear(3, 3).unwrap();
-    let pairs = [
-        (
-            SphereGrid::equiangular(24, 1200).unwrap(),
-            SphereGrid::equiangular(24, 1200).unwrap(),
-        ),
-        (
-            SphereGrid::equiangular(25, 1200).unwrap(),
-            SphereGrid::equiangular(13, 600).unwrap(),
-        ),
-    ];
-    for (fine, coarse) in pairs {
-        let psi = DiscoPsi::new(
-            &coarse,
-            &fine,
-            pl,
-            cutoff(&fine, &coarse),
-            Quadrature::Columns,
-        )
-        .unwrap();
-        let s = disco_cpu::DiscoShape {
-            batch: 2,
-            c_in: 5,
-            c_out: 3,
-        };
-        let (k, rows, cols) = (pl.size(), coarse.points(), fine.points());
-        let x = values(s.batch * s.c_in * cols, 11);
-        let w = values(s.c_out * s.c_in * k, 12);
-        let dout = values(s.batch * s.c_out * rows, 13);
-        // y[b, c, k] = gather(x[b, c]); out[b, o] = sum_(c, k) w[o, c, k] y[b, c, k].
-        let y = disco_cpu::reference::gather(&psi, &as_f64(&x));
-        let mut out = vec![0.0; s.batch * s.c_out * rows];
-        let mut dw = vec![0.0; w.len()];
-        let mut dy = vec![0.0; y.len()];
-        for b in 0..s.batch {
-            for o in 0..s.c_out {
-                for ck in 0..s.c_in * k {
-                    let wv = w[o * s.c_in * k + ck] as f64;
-                    let y_row = &y[(b * s.c_in * k + ck) * rows..][..rows];
-                    let d_row = &dout[(b * s.c_out + o) * rows..][..rows];
-                    for p in 0..rows {
-                        out[(b * s.c_out + o) * rows + p] += wv * y_row[p];
-                        dw[o * s.c_in * k + ck] += d_row[p] as f64 * y_row[p];
-                        dy[(b * s.c_in * k + ck) * rows + p] += wv * d_row[p] as f64;
-                    }
-                }
-            }
-        }
-        let dx = disco_cpu::reference::scatter(&psi, &dy);
-        let got = disco_cpu::conv_forward(&psi, s, &x, &w);
-        let (got_dx, got_dw) = disco_cpu::conv_backward(&psi, s, &x, &w, &dout, (true, true));
-        let e = [
-            relative_error(&got, &out),
-            relative_error(&got_dx.unwrap(), &dx),
-            relative_error(&got_dw.unwrap(), &dw),
-        ];
-        assert!(
-            e.iter().all(|e| *e <= 1e-5),
-            "{psi:?}: out, dx, dw errors {e:?}"
-        );
-    }
 }
 
 /// Rotates `v` by R_y(-theta) R_z(-phi): the frame of a filter centred at (theta, phi).
@@ -374,10 +262,10 @@ fn gradients_match_burns_autodiff_of_the_generic_path() {
         let out_shape = [planes, basis.size(), coarse.nlat, coarse.nlon];
         let r = Tensor::<4>::random(out_shape, Distribution::Normal(0.0, 1.0), &device);
         let (x1, x2) = (x(), x());
-        let g1 = (ops::disco_gather(x1.clone(), &psi) * r.clone())
+        let g1 = (ops::disco_gather(x1.clone(), &psi, Kernels::Equivar) * r.clone())
             .sum()
             .backward();
-        let g2 = (ops::disco_gather_generic(x2.clone(), &psi) * r.clone())
+        let g2 = (ops::disco_gather(x2.clone(), &psi, Kernels::Burn) * r.clone())
             .sum()
             .backward();
         let (d1, d2) = (host(x1.grad(&g1).unwrap()), host(x2.grad(&g2).unwrap()));
@@ -397,10 +285,10 @@ fn gradients_match_burns_autodiff_of_the_generic_path() {
             &device,
         );
         let (y1, y2) = (y(), y());
-        let g1 = (ops::disco_scatter(y1.clone(), &psi) * s.clone())
+        let g1 = (ops::disco_scatter(y1.clone(), &psi, Kernels::Equivar) * s.clone())
             .sum()
             .backward();
-        let g2 = (ops::disco_scatter_generic(y2.clone(), &psi) * s.clone())
+        let g2 = (ops::disco_scatter(y2.clone(), &psi, Kernels::Burn) * s.clone())
             .sum()
             .backward();
         let (d1, d2) = (host(y1.grad(&g1).unwrap()), host(y2.grad(&g2).unwrap()));
@@ -413,18 +301,17 @@ fn gradients_match_burns_autodiff_of_the_generic_path() {
 /// generic path.
 #[test]
 fn layer_gradients_are_the_same_on_both_paths() {
-    let _switch = KERNEL_SWITCH.lock().unwrap();
     let device = Device::flex().autodiff();
     let (fine, coarse) = (
         SphereGrid::equiangular(12, 24).unwrap(),
         SphereGrid::equiangular(6, 12).unwrap(),
     );
     let basis = FilterBasis::piecewise_linear(3, 3).unwrap();
-    let conv = DiscoConfig::new(3, 4, fine.clone(), coarse.clone(), basis)
+    let mut conv = DiscoConfig::new(3, 4, fine.clone(), coarse.clone(), basis)
         .with_cutoff(cutoff(&fine, &coarse))
         .init_conv(&device)
         .unwrap();
-    let up = DiscoConfig::new(4, 2, coarse.clone(), fine.clone(), basis)
+    let mut up = DiscoConfig::new(4, 2, coarse.clone(), fine.clone(), basis)
         .with_cutoff(cutoff(&fine, &coarse))
         .init_transpose(&device)
         .unwrap();
@@ -435,8 +322,9 @@ fn layer_gradients_are_the_same_on_both_paths() {
         ),
         &device,
     );
-    let run = |kernels| {
-        ops::set_kernels(kernels);
+    let mut run = |kernels| {
+        conv.kernels = kernels;
+        up.kernels = kernels;
         let x = x.clone().require_grad();
         let y = up.forward(burn::tensor::activation::relu(conv.forward(x.clone())));
         let grads = y.square().sum().backward();
@@ -448,7 +336,6 @@ fn layer_gradients_are_the_same_on_both_paths() {
     };
     let fast = run(Kernels::Equivar);
     let generic = run(Kernels::Burn);
-    ops::set_kernels(Kernels::Equivar);
     let e = relative_error(&fast, &as_f64(&generic));
     assert!(e <= 1e-5, "layer gradients differ by {e:.2e}");
 }

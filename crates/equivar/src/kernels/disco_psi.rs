@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use crate::error::{EquivarError, Result};
 use crate::kernels::FilterBasis;
 use crate::space::SphereGrid;
+use equivar_kernels::disco::{PsiEntry, Rings, SparsePsi};
 
 /// Which grid's quadrature weight multiplies the basis values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,40 +32,15 @@ pub enum Quadrature {
     Rows,
 }
 
-/// One non-zero of psi in the gather layout (row (t, k)).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PsiEntry {
-    /// Column ring i.
-    pub ring: u32,
-    /// Column longitude j (for the row point at longitude 0).
-    pub lon: u32,
-    pub value: f32,
-}
-
-/// One non-zero of psi in the scatter layout (column ring i).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PsiColumnEntry {
-    /// Row `k * nlat_rows + t` of the gathered planes `[K, nlat_rows, nlon_rows]`.
-    pub row: u32,
-    pub lon: u32,
-    pub value: f32,
-}
-
-/// The sparse tensor psi, shared by a layer's forward and backward.
+/// The sparse tensor psi, shared by a layer's forward and backward: the geometry it was
+/// computed from and the entries the kernels read.
 pub struct DiscoPsi {
     pub rows: SphereGrid,
     pub columns: SphereGrid,
     pub basis: FilterBasis,
     pub cutoff: f64,
     pub quadrature: Quadrature,
-    /// `columns.nlon / rows.nlon`.
-    pub stride: usize,
-    /// CSR over rows t * K + k.
-    pub row_offsets: Vec<usize>,
-    pub entries: Vec<PsiEntry>,
-    /// CSR over column rings i.
-    pub ring_offsets: Vec<usize>,
-    pub column_entries: Vec<PsiColumnEntry>,
+    pub sparse: SparsePsi,
 }
 
 impl fmt::Debug for DiscoPsi {
@@ -187,57 +163,21 @@ impl DiscoPsi {
             })
             .collect();
 
-        let mut row_offsets = vec![0];
-        let mut entries = Vec::new();
+        let mut per_row_entries = Vec::with_capacity(rows.nlat * k_size);
         for row in per_row {
-            for k_entries in row? {
-                entries.extend(k_entries);
-                row_offsets.push(entries.len());
-            }
+            per_row_entries.extend(row?);
         }
-
-        // The same entries grouped by column ring, for the adjoint.
-        let mut ring_counts = vec![0usize; columns.nlat + 1];
-        for e in &entries {
-            ring_counts[e.ring as usize + 1] += 1;
-        }
-        let mut ring_offsets = ring_counts;
-        for i in 1..ring_offsets.len() {
-            ring_offsets[i] += ring_offsets[i - 1];
-        }
-        let mut fill = ring_offsets.clone();
-        let mut column_entries = vec![
-            PsiColumnEntry {
-                row: 0,
-                lon: 0,
-                value: 0.0
-            };
-            entries.len()
-        ];
-        for row in 0..row_offsets.len() - 1 {
-            for e in &entries[row_offsets[row]..row_offsets[row + 1]] {
-                let slot = &mut fill[e.ring as usize];
-                let (t, k) = (row / k_size, row % k_size);
-                column_entries[*slot] = PsiColumnEntry {
-                    row: (k * rows.nlat + t) as u32,
-                    lon: e.lon,
-                    value: e.value,
-                };
-                *slot += 1;
-            }
-        }
-
+        let rings = |g: &SphereGrid| Rings {
+            nlat: g.nlat,
+            nlon: g.nlon,
+        };
         Ok(DiscoPsi {
             rows: rows.clone(),
             columns: columns.clone(),
             basis,
             cutoff,
             quadrature,
-            stride: columns.nlon / rows.nlon,
-            row_offsets,
-            entries,
-            ring_offsets,
-            column_entries,
+            sparse: SparsePsi::new(rings(rows), rings(columns), k_size, per_row_entries),
         })
     }
 
@@ -246,18 +186,7 @@ impl DiscoPsi {
     }
 
     pub fn nnz(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Entries of row (t, k).
-    pub fn row(&self, t: usize, k: usize) -> &[PsiEntry] {
-        let r = t * self.kernel_size() + k;
-        &self.entries[self.row_offsets[r]..self.row_offsets[r + 1]]
-    }
-
-    /// Entries of column ring i.
-    pub fn ring(&self, i: usize) -> &[PsiColumnEntry] {
-        &self.column_entries[self.ring_offsets[i]..self.ring_offsets[i + 1]]
+        self.sparse.nnz()
     }
 }
 
@@ -279,7 +208,7 @@ mod tests {
         .unwrap();
         for t in 0..grid.nlat {
             for k in 0..basis.size() {
-                let row = psi.row(t, k);
+                let row = psi.sparse.row(t, k);
                 let sum: f32 = row.iter().map(|e| e.value).sum();
                 assert!(
                     row.is_empty() || (sum - 1.0).abs() < 1e-5,
@@ -287,9 +216,10 @@ mod tests {
                 );
             }
             // The centre function always sees the row point itself.
-            assert!(!psi.row(t, 0).is_empty());
+            assert!(!psi.sparse.row(t, 0).is_empty());
         }
-        assert_eq!(psi.column_entries.len(), psi.nnz());
+        let by_ring: usize = (0..grid.nlat).map(|i| psi.sparse.ring(i).len()).sum();
+        assert_eq!(by_ring, psi.nnz());
     }
 
     #[test]

@@ -7,5 +7,5 @@ mod disco_psi;
 mod expansion;
 
 pub use disco_basis::FilterBasis;
-pub use disco_psi::{DiscoPsi, PsiColumnEntry, PsiEntry, Quadrature};
+pub use disco_psi::{DiscoPsi, Quadrature};
 pub use expansion::FilterExpansion;

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::export::{PlainLayer, repeat_each};
 use crate::frozen::{FrozenBuilder, host};
 use crate::nn::EquivariantBatchNorm;
+use crate::ops::Kernels;
 use crate::plan::LayerPlan;
 
 /// Batch norm per field (PyTorch's defaults: epsilon 1e-5, momentum 0.1).
@@ -86,5 +87,9 @@ impl LayerModule for EquivariantBatchNorm {
 
     fn batch_norm(&self) -> Option<&EquivariantBatchNorm> {
         Some(self)
+    }
+
+    fn set_kernels(&mut self, kernels: Kernels) {
+        self.kernels = kernels;
     }
 }

@@ -15,6 +15,7 @@ use crate::field::{FieldType, Repr};
 use crate::frozen::FrozenBuilder;
 use crate::kernels::FilterBasis;
 use crate::nn::{DiscoConfig, DiscoConvS2};
+use crate::ops::Kernels;
 use crate::plan::LayerPlan;
 use crate::space::SphereGrid;
 use crate::spec::Domain;
@@ -130,5 +131,9 @@ impl LayerModule for DiscoConvS2 {
             "the frozen model",
             "the frozen model runs planar steps; run the model itself for inference",
         ))
+    }
+
+    fn set_kernels(&mut self, kernels: Kernels) {
+        self.kernels = kernels;
     }
 }

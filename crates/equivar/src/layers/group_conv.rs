@@ -12,6 +12,7 @@ use crate::export::{PlainLayer, plain_conv};
 use crate::field::{FieldType, Repr};
 use crate::frozen::FrozenBuilder;
 use crate::nn::GroupConv2d;
+use crate::ops::Kernels;
 use crate::plan::LayerPlan;
 use crate::space::Window;
 
@@ -75,5 +76,9 @@ impl LayerModule for GroupConv2d {
             self.geometry.window,
         );
         Ok(())
+    }
+
+    fn set_kernels(&mut self, kernels: Kernels) {
+        self.geometry.kernels = kernels;
     }
 }

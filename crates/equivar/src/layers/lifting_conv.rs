@@ -13,6 +13,7 @@ use crate::export::{PlainLayer, plain_conv};
 use crate::field::{FieldType, Repr};
 use crate::frozen::FrozenBuilder;
 use crate::nn::LiftingConv2d;
+use crate::ops::Kernels;
 use crate::plan::LayerPlan;
 use crate::space::Window;
 
@@ -76,5 +77,9 @@ impl LayerModule for LiftingConv2d {
             self.geometry.window,
         );
         Ok(())
+    }
+
+    fn set_kernels(&mut self, kernels: Kernels) {
+        self.geometry.kernels = kernels;
     }
 }

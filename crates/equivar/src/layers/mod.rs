@@ -45,6 +45,7 @@ use crate::export::PlainLayer;
 use crate::field::{FieldType, Repr};
 use crate::frozen::FrozenBuilder;
 use crate::nn::{self, EquivariantBatchNorm};
+use crate::ops::Kernels;
 use crate::plan::LayerPlan;
 use crate::space::Window;
 use crate::spec::Domain;
@@ -114,6 +115,10 @@ pub trait LayerModule {
     fn batch_norm(&self) -> Option<&EquivariantBatchNorm> {
         None
     }
+
+    /// Chooses which implementation runs this layer's heavy ops (convolution, training-mode
+    /// batch norm, max pooling, DISCO); layers without such ops ignore it.
+    fn set_kernels(&mut self, _kernels: Kernels) {}
 }
 
 /// Declares the description registry: the `kind`-tagged enum of every layer description,
@@ -197,6 +202,12 @@ macro_rules! layer_modules {
                     $(Layer::$variant(m) => m,)*
                 }
             }
+
+            fn module_mut(&mut self) -> &mut dyn LayerModule {
+                match self {
+                    $(Layer::$variant(m) => m,)*
+                }
+            }
         }
     };
 }
@@ -229,6 +240,10 @@ impl Layer {
 
     pub fn batch_norm(&self) -> Option<&EquivariantBatchNorm> {
         self.module().batch_norm()
+    }
+
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.module_mut().set_kernels(kernels)
     }
 }
 

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::export::PlainLayer;
 use crate::frozen::FrozenBuilder;
 use crate::nn::SpatialPool;
+use crate::ops::Kernels;
 use crate::plan::LayerPlan;
 use crate::space::Window;
 use crate::spec::Reduce;
@@ -49,6 +50,7 @@ fn build(plan: &LayerPlan, reduce: Reduce, window: Window) -> Layer {
         reduce,
         window,
         field_type: plan.in_type,
+        kernels: Kernels::default(),
     })
 }
 
@@ -116,5 +118,9 @@ impl LayerModule for SpatialPool {
     fn lower(&self, frozen: &mut FrozenBuilder) -> Result<()> {
         frozen.pool(self.reduce, self.window);
         Ok(())
+    }
+
+    fn set_kernels(&mut self, kernels: Kernels) {
+        self.kernels = kernels;
     }
 }

@@ -9,7 +9,7 @@ use super::check_channels;
 use crate::error::Result;
 use crate::field::FieldType;
 use crate::kernels::FilterExpansion;
-use crate::ops;
+use crate::ops::{self, Kernels};
 use crate::space::Window;
 
 /// What lifting and group convs share: types, window and the expansion index maps.
@@ -20,6 +20,8 @@ pub struct GConvGeometry {
     pub out_type: FieldType,
     pub window: Window,
     pub expansion: FilterExpansion,
+    /// Which implementation runs the conv.
+    pub kernels: Kernels,
 }
 
 impl GConvGeometry {
@@ -30,6 +32,7 @@ impl GConvGeometry {
             out_type: FieldType::regular(in_type.group, out_fields),
             window,
             expansion: FilterExpansion::new(in_type, out_fields, window.kernel)?,
+            kernels: Kernels::default(),
         })
     }
 
@@ -98,6 +101,7 @@ impl GConvGeometry {
             w.stride,
             w.padding,
             w.dilation,
+            self.kernels,
         )
     }
 }

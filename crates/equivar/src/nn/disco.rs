@@ -19,7 +19,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::error::{EquivarError, Result};
 use crate::kernels::{DiscoPsi, FilterBasis, Quadrature};
-use crate::ops;
+use crate::ops::{self, Kernels};
 use crate::space::SphereGrid;
 
 /// What both DISCO layers are built from.
@@ -121,6 +121,7 @@ impl DiscoConfig {
             weight,
             bias,
             psi: Arc::new(psi),
+            kernels: Kernels::default(),
         })
     }
 
@@ -140,6 +141,7 @@ impl DiscoConfig {
             weight,
             bias,
             psi: Arc::new(psi),
+            kernels: Kernels::default(),
         })
     }
 }
@@ -168,6 +170,9 @@ pub struct DiscoConvS2 {
     pub bias: Option<Param<Tensor<1>>>,
     #[module(skip)]
     pub psi: Arc<DiscoPsi>,
+    /// Which implementation runs the contraction.
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl DiscoConvS2 {
@@ -175,7 +180,13 @@ impl DiscoConvS2 {
         let [_, in_c, _] = self.weight.dims();
         check_input("DiscoConvS2", &self.psi.columns, in_c, &x)?;
         let bias = self.bias.as_ref().map(|b| b.val());
-        Ok(ops::disco_conv(x, self.weight.val(), bias, &self.psi))
+        Ok(ops::disco_conv(
+            x,
+            self.weight.val(),
+            bias,
+            &self.psi,
+            self.kernels,
+        ))
     }
 
     /// [`Self::try_forward`], panicking with its message on a bad input shape.
@@ -193,6 +204,9 @@ pub struct DiscoConvTransposeS2 {
     pub bias: Option<Param<Tensor<1>>>,
     #[module(skip)]
     pub psi: Arc<DiscoPsi>,
+    /// Which implementation runs the contraction.
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl DiscoConvTransposeS2 {
@@ -205,6 +219,7 @@ impl DiscoConvTransposeS2 {
             self.weight.val(),
             bias,
             &self.psi,
+            self.kernels,
         ))
     }
 

@@ -5,6 +5,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::Layer;
 use crate::error::{EquivarError, Result};
+use crate::ops::Kernels;
 use crate::plan::{Exactness, Plan};
 use crate::spec::NetSpec;
 
@@ -18,6 +19,10 @@ pub struct Net {
     pub spec: NetSpec,
     #[module(skip)]
     pub plan: Plan,
+    /// The model's choice of implementation for its heavy ops (layers may differ, see
+    /// [`Net::with_layer_kernels`]); the frozen model follows it too.
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl NetSpec {
@@ -35,6 +40,7 @@ impl NetSpec {
             layers,
             spec: self.clone(),
             plan,
+            kernels: Kernels::default(),
         })
     }
 }
@@ -49,6 +55,29 @@ impl ModuleVisitor for Materialize {
 }
 
 impl Net {
+    /// Runs every layer's heavy ops with `kernels` (equivar's CPU kernels by default).
+    pub fn with_kernels(mut self, kernels: Kernels) -> Self {
+        self.kernels = kernels;
+        for layer in &mut self.layers {
+            layer.set_kernels(kernels);
+        }
+        self
+    }
+
+    /// Runs the heavy ops of the layer named `name` with `kernels`, the others as before.
+    pub fn with_layer_kernels(mut self, name: &str, kernels: Kernels) -> Result<Self> {
+        let Some(i) = self.plan.layers.iter().position(|l| l.name == name) else {
+            let names: Vec<&str> = self.plan.layers.iter().map(|l| l.name.as_str()).collect();
+            return Err(EquivarError::UnknownLayer {
+                model: self.plan.model.clone(),
+                layer: name.to_string(),
+                known: names.join(", "),
+            });
+        };
+        self.layers[i].set_kernels(kernels);
+        Ok(self)
+    }
+
     /// Initialises every parameter now instead of at first use.
     pub fn materialize_params(self) -> Self {
         self.visit(&mut Materialize);

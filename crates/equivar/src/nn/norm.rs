@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::check_channels;
 use crate::field::FieldType;
-use crate::ops;
+use crate::ops::{self, Kernels};
 
 /// Batch norm over fields. Training mode (batch statistics, running averages updated) on
 /// autodiff devices while the module is in training state; inference mode (running
@@ -20,6 +20,9 @@ pub struct EquivariantBatchNorm {
     pub name: String,
     #[module(skip)]
     pub field_type: FieldType,
+    /// Which implementation runs the training-mode normalisation.
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl EquivariantBatchNorm {
@@ -37,6 +40,7 @@ impl EquivariantBatchNorm {
                 .init(device),
             name: name.to_string(),
             field_type,
+            kernels: Kernels::default(),
         }
     }
 
@@ -58,8 +62,13 @@ impl EquivariantBatchNorm {
     fn forward_train(&self, x: Tensor<4>) -> Tensor<4> {
         let norm = &self.norm;
         let device = x.device();
-        let (y, mean, variance) =
-            ops::batch_norm_train(x, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+        let (y, mean, variance) = ops::batch_norm_train(
+            x,
+            norm.gamma.val(),
+            norm.beta.val(),
+            norm.epsilon,
+            self.kernels,
+        );
         let m = norm.momentum;
         let blend = |running: Tensor<1>, batch: Tensor<1>| {
             running
@@ -84,8 +93,13 @@ impl EquivariantBatchNorm {
         let fields = self.field_type.fields;
         let folded = x.reshape([b, fields, (c / fields) * h, w]);
         let norm = &self.norm;
-        let (y, mean, variance) =
-            ops::batch_norm_train(folded, norm.gamma.val(), norm.beta.val(), norm.epsilon);
+        let (y, mean, variance) = ops::batch_norm_train(
+            folded,
+            norm.gamma.val(),
+            norm.beta.val(),
+            norm.epsilon,
+            self.kernels,
+        );
         (y.reshape([b, c, h, w]), mean, variance)
     }
 

@@ -8,7 +8,7 @@ use burn::tensor::ops::AvgPoolOptions;
 
 use super::check_channels;
 use crate::field::FieldType;
-use crate::ops;
+use crate::ops::{self, Kernels};
 use crate::space::Window;
 use crate::spec::Reduce;
 
@@ -25,6 +25,9 @@ pub struct SpatialPool {
     pub window: Window,
     #[module(skip)]
     pub field_type: FieldType,
+    /// Which implementation runs max pooling.
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl SpatialPool {
@@ -33,7 +36,9 @@ impl SpatialPool {
         let w = self.window;
         let (k, s, p) = ([w.kernel; 2], [w.stride; 2], [w.padding; 2]);
         match self.reduce {
-            Reduce::Max => ops::max_pool2d(x, w.kernel, w.stride, w.padding, w.dilation),
+            Reduce::Max => {
+                ops::max_pool2d(x, w.kernel, w.stride, w.padding, w.dilation, self.kernels)
+            }
             Reduce::Mean => avg_pool2d(x, AvgPoolOptions::new(k).with_stride(s).with_padding(p)),
         }
     }

@@ -1,4 +1,4 @@
-//! The conv kernels of [`super::conv_cpu`] registered as a burn backend extension: a plain
+//! equivar's slice kernels (the `equivar-kernels` crate) registered as a burn backend extension: a plain
 //! implementation for the `Flex` CPU backend and a hand-written backward for
 //! `Autodiff<Flex>`, so layers stay written against burn's `Tensor` and train as before.
 
@@ -16,17 +16,18 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, TensorMetadata, backend_extension};
 use burn::tensor::{DType, TensorData};
 
-use super::batch_norm_cpu::{self, NormShape};
-use super::conv_cpu::{self, ConvShape, Wanted};
-use super::disco_cpu;
-use super::pool_cpu::{self, PoolShape};
-use super::winograd_cpu;
+use equivar_kernels::batch_norm::{self, NormShape};
+use equivar_kernels::conv::{self, ConvShape, Wanted};
+use equivar_kernels::disco;
+use equivar_kernels::pool::{self, PoolShape};
+use equivar_kernels::winograd;
+
 use crate::kernels::DiscoPsi;
 
 #[backend_extension(Flex, Autodiff)]
 pub trait GConvBackend: Backend {
     /// `conv2d(x, weight) + bias` with a square `kernel`, and symmetric stride, padding and
-    /// dilation.
+    /// dilation; as Winograd F(2x2, 3x3) where `winograd` allows it and it pays.
     fn equivar_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -34,6 +35,7 @@ pub trait GConvBackend: Backend {
         stride: usize,
         padding: usize,
         dilation: usize,
+        winograd: bool,
     ) -> FloatTensor<Self>;
 
     /// Per-channel mean and biased variance of `x [B, C, ...]` as `[2, C]`; a constant for
@@ -53,7 +55,7 @@ pub trait GConvBackend: Backend {
     fn equivar_max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// DISCO's sparse contraction, `x [planes, nlat_in, nlon_in]` to `[planes, K, nlat_out,
-    /// nlon_out]` (see [`disco_cpu::gather`]).
+    /// nlon_out]` (see [`disco::gather`]).
     fn equivar_disco_gather(x: FloatTensor<Self>, psi: Arc<DiscoPsi>) -> FloatTensor<Self>;
 
     /// Its adjoint, `[planes, K, nlat_out, nlon_out]` to `[planes, nlat_in, nlon_in]`.
@@ -71,9 +73,9 @@ pub trait GConvBackend: Backend {
     ) -> FloatTensor<Self>;
 }
 
-fn disco_shape(x: &FlexTensor, weight: &FlexTensor) -> disco_cpu::DiscoShape {
+fn disco_shape(x: &FlexTensor, weight: &FlexTensor) -> disco::DiscoShape {
     let (x, w) = (dims(x), dims(weight));
-    disco_cpu::DiscoShape {
+    disco::DiscoShape {
         batch: x[0],
         c_in: w[1],
         c_out: w[0],
@@ -97,7 +99,7 @@ fn norm_shape(x: &FlexTensor) -> NormShape {
     }
 }
 
-/// [`pool_cpu::max_2x2`] of `x [B, C, H, W]`: the pooled tensor, the planes' shape and each
+/// [`pool::max_2x2`] of `x [B, C, H, W]`: the pooled tensor, the planes' shape and each
 /// output's winner (which the backward needs).
 fn max_pool_2x2(x: &FlexTensor) -> (FlexTensor, PoolShape, Vec<u8>) {
     assert_eq!(x.dtype(), DType::F32, "equivar pooling runs in f32");
@@ -107,7 +109,7 @@ fn max_pool_2x2(x: &FlexTensor) -> (FlexTensor, PoolShape, Vec<u8>) {
         height: d[2],
         width: d[3],
     };
-    let (y, won) = pool_cpu::max_2x2(&s, &f32s(x));
+    let (y, won) = pool::max_2x2(&s, &f32s(x));
     let y = flex_tensor(y, vec![d[0], d[1], s.out_height(), s.out_width()]);
     (y, s, won)
 }
@@ -142,22 +144,23 @@ impl GConvBackend for Flex {
         stride: usize,
         padding: usize,
         dilation: usize,
+        winograd: bool,
     ) -> FlexTensor {
         assert_eq!(x.dtype(), DType::F32, "equivar conv kernels run in f32");
         let s = ConvShape::of(&dims(&x), &dims(&weight), stride, padding, dilation);
         let (x, weight, bias) = (f32s(&x), f32s(&weight), f32s(&bias));
-        let y = if winograd_cpu::pays(&s) {
-            let filter = winograd_cpu::WinogradFilter::new(&weight, s.c_out, s.c_in);
-            winograd_cpu::forward(&s, &x, &filter, &bias, |_| {})
+        let y = if winograd && winograd::suits(&s) {
+            let filter = winograd::WinogradFilter::new(&weight, s.c_out, s.c_in);
+            winograd::forward(&s, &x, &filter, &bias, |_| {})
         } else {
-            conv_cpu::forward(&s, &x, &weight, Some(&bias))
+            conv::forward(&s, &x, &weight, Some(&bias))
         };
         flex_tensor(y, vec![s.batch, s.c_out, s.out_height(), s.out_width()])
     }
 
     fn equivar_batch_norm_stats(x: FlexTensor) -> FlexTensor {
         let s = norm_shape(&x);
-        let stats = batch_norm_cpu::stats(&s, &f32s(&x));
+        let stats = batch_norm::stats(&s, &f32s(&x));
         flex_tensor(stats, vec![2, s.channels])
     }
 
@@ -171,7 +174,7 @@ impl GConvBackend for Flex {
         let s = norm_shape(&x);
         let shape = dims(&x);
         let (x, gamma, beta, stats) = (f32s(&x), f32s(&gamma), f32s(&beta), f32s(&stats));
-        let y = batch_norm_cpu::apply(&s, &x, &gamma, &beta, &stats, epsilon);
+        let y = batch_norm::apply(&s, &x, &gamma, &beta, &stats, epsilon);
         flex_tensor(y, shape)
     }
 
@@ -183,7 +186,7 @@ impl GConvBackend for Flex {
         assert_eq!(x.dtype(), DType::F32, "equivar DISCO kernels run in f32");
         let planes = dims(&x)[0];
         flex_tensor(
-            disco_cpu::gather(&psi, &f32s(&x)),
+            disco::gather(&psi.sparse, &f32s(&x)),
             gather_shape(&psi, planes),
         )
     }
@@ -192,7 +195,7 @@ impl GConvBackend for Flex {
         assert_eq!(y.dtype(), DType::F32, "equivar DISCO kernels run in f32");
         let planes = dims(&y)[0];
         flex_tensor(
-            disco_cpu::scatter(&psi, &f32s(&y)),
+            disco::scatter(&psi.sparse, &f32s(&y)),
             scatter_shape(&psi, planes),
         )
     }
@@ -208,12 +211,12 @@ impl GConvBackend for Flex {
         let s = disco_shape(&x, &weight);
         let (x, weight) = (f32s(&x), f32s(&weight));
         let (mut out, grid) = if transpose {
-            let out = disco_cpu::transpose_forward(&psi, s, &x, &weight);
+            let out = disco::transpose_forward(&psi.sparse, s, &x, &weight);
             (out, &psi.columns)
         } else {
-            (disco_cpu::conv_forward(&psi, s, &x, &weight), &psi.rows)
+            (disco::conv_forward(&psi.sparse, s, &x, &weight), &psi.rows)
         };
-        disco_cpu::add_bias(&mut out, &f32s(&bias), s.batch);
+        disco::add_bias(&mut out, &f32s(&bias), s.batch);
         flex_tensor(out, vec![s.batch, s.c_out, grid.nlat, grid.nlon])
     }
 }
@@ -240,9 +243,9 @@ impl Backward<Flex, 3> for DiscoConvBackward {
         let wanted = (node_x.is_some(), node_weight.is_some());
         let (x, weight, dout) = (f32s(&x), f32s(&weight), f32s(&dout));
         let (dx, dw) = if transpose {
-            disco_cpu::transpose_backward(&psi, s, &x, &weight, &dout, wanted)
+            disco::transpose_backward(&psi.sparse, s, &x, &weight, &dout, wanted)
         } else {
-            disco_cpu::conv_backward(&psi, s, &x, &weight, &dout, wanted)
+            disco::conv_backward(&psi.sparse, s, &x, &weight, &dout, wanted)
         };
         if let (Some(node), Some(dx)) = (node_x, dx) {
             grads.register::<Flex>(node.id, flex_tensor(dx, x_shape));
@@ -251,7 +254,7 @@ impl Backward<Flex, 3> for DiscoConvBackward {
             grads.register::<Flex>(node.id, flex_tensor(dw, w_shape));
         }
         if let Some(node) = node_bias {
-            let db = disco_cpu::bias_grad(&dout, s.batch, s.c_out);
+            let db = disco::bias_grad(&dout, s.batch, s.c_out);
             grads.register::<Flex>(node.id, flex_tensor(db, vec![s.c_out]));
         }
     }
@@ -307,7 +310,7 @@ impl Backward<Flex, 1> for MaxPoolBackward {
         if let Some(node) = node {
             let d = dims(&dy);
             let (b, c) = (d[0], d[1]);
-            let dx = pool_cpu::max_2x2_backward(&s, &f32s(&dy), &won);
+            let dx = pool::max_2x2_backward(&s, &f32s(&dy), &won);
             grads.register::<Flex>(node.id, flex_tensor(dx, vec![b, c, s.height, s.width]));
         }
     }
@@ -333,7 +336,7 @@ impl Backward<Flex, 3> for BatchNormBackward {
         let s = norm_shape(&x);
         let shape = dims(&x);
         let (x, gamma, stats, dy) = (f32s(&x), f32s(&gamma), f32s(&stats), f32s(&dy));
-        let (dx, dgamma, dbeta) = batch_norm_cpu::backward(&s, &x, &gamma, &stats, epsilon, &dy);
+        let (dx, dgamma, dbeta) = batch_norm::backward(&s, &x, &gamma, &stats, epsilon, &dy);
         if let Some(node) = node_x {
             grads.register::<Flex>(node.id, flex_tensor(dx, shape));
         }
@@ -350,7 +353,8 @@ impl Backward<Flex, 3> for BatchNormBackward {
 struct ConvBackward;
 
 impl Backward<Flex, 3> for ConvBackward {
-    type State = (NodeId, NodeId, ConvShape);
+    /// x, the weight, the geometry, and whether Winograd may run.
+    type State = (NodeId, NodeId, ConvShape, bool);
 
     fn backward(
         self,
@@ -360,7 +364,7 @@ impl Backward<Flex, 3> for ConvBackward {
     ) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
-        let (x_state, weight_state, s) = ops.state;
+        let (x_state, weight_state, s, winograd) = ops.state;
         let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
         let weight: FlexTensor = checkpointer.retrieve_node_output(weight_state);
         let wanted = Wanted {
@@ -372,9 +376,9 @@ impl Backward<Flex, 3> for ConvBackward {
         // The input gradient is a 3x3 convolution too: Winograd where it pays (its input has
         // c_out channels), im2col + GEMM + col2im otherwise, with the other gradients. The
         // filter gradient runs as Winograd where the forward does.
-        let winograd_dx = wanted.input && winograd_cpu::input_grad_pays(&s);
-        let winograd_dw = wanted.weight && winograd_cpu::pays(&s);
-        let mut g = conv_cpu::backward(
+        let winograd_dx = winograd && wanted.input && winograd::input_grad_suits(&s);
+        let winograd_dw = winograd && wanted.weight && winograd::suits(&s);
+        let mut g = conv::backward(
             &s,
             &x,
             &weight,
@@ -386,10 +390,10 @@ impl Backward<Flex, 3> for ConvBackward {
             },
         );
         if winograd_dx {
-            g.input = Some(winograd_cpu::input_grad(&s, &weight, &dy));
+            g.input = Some(winograd::input_grad(&s, &weight, &dy));
         }
         if winograd_dw {
-            g.weight = Some(winograd_cpu::weight_grad(&s, &x, &dy));
+            g.weight = Some(winograd::weight_grad(&s, &x, &dy));
         }
         let k = s.kernel;
         if let (Some(node), Some(dx)) = (node_x, g.input) {
@@ -413,6 +417,7 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
         stride: usize,
         padding: usize,
         dilation: usize,
+        winograd: bool,
     ) -> FloatTensor<Self> {
         let s = ConvShape::of(
             &dims(x.primitive()),
@@ -421,8 +426,9 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
             padding,
             dilation,
         );
-        let forward =
-            |x, weight, bias| Flex::equivar_conv2d(x, weight, bias, stride, padding, dilation);
+        let forward = |x, weight, bias| {
+            Flex::equivar_conv2d(x, weight, bias, stride, padding, dilation, winograd)
+        };
         match ConvBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
             .compute_bound()
@@ -436,7 +442,7 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
                     weight.into_primitive(),
                     bias.into_primitive(),
                 );
-                prep.finish((x_state, weight_state, s), y)
+                prep.finish((x_state, weight_state, s, winograd), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(forward(
                 x.into_primitive(),

@@ -1,56 +1,14 @@
-//! Our own kernels where burn is slow, each with a plain reference the tests compare against.
-//!
-//! [`conv2d`] is the one entry point the layers call: on burn's `Flex` CPU backend (with or
-//! without autodiff) it runs [`conv_cpu`]'s im2col + GEMM kernels; on every other backend, or
-//! when [`set_kernels`] chose [`Kernels::Burn`], it runs burn's own `conv2d`. Likewise
-//! [`batch_norm_train`] runs [`batch_norm_cpu`] in place of burn's training-mode batch norm,
-//! and [`disco_conv`] / [`disco_conv_transpose`] run [`disco_cpu`]'s fused sphere kernels in
-//! place of a select, a scatter-add and a batched matmul.
+//! The tensor ops the layers call where equivar has its own CPU kernels: convolutions,
+//! training-mode batch norm, 2x2 max pooling and DISCO's sphere contractions. Each takes a
+//! [`Kernels`] value, the layer's choice: [`Kernels::Equivar`] runs the slice kernels of the
+//! `equivar-kernels` crate (registered as a burn backend extension for `Flex`, with or
+//! without autodiff, in `flex`) when the tensor lives on Flex in float32; otherwise, and for
+//! [`Kernels::Burn`], burn's own ops run, on any backend.
 
-/// Defines `unsafe fn $name(args)` running `$f` built for AVX2 + FMA on x86_64 (callers check
-/// [`has_avx2_fma`] first), and a plain build elsewhere: `= f::<FMA>` for kernels generic over
-/// whether FMA is available, `= f` for code that only needs the wider registers.
-macro_rules! avx2_fma_build {
-    ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) = $f:ident::<FMA>) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        $(#[$attr])*
-        unsafe fn $name($($arg: $ty),*) {
-            $f::<true>($($arg),*)
-        }
-
-        #[cfg(not(target_arch = "x86_64"))]
-        $(#[$attr])*
-        unsafe fn $name($($arg: $ty),*) {
-            $f::<false>($($arg),*)
-        }
-    };
-    ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) = $f:ident) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        $(#[$attr])*
-        unsafe fn $name($($arg: $ty),*) {
-            $f($($arg),*)
-        }
-
-        #[cfg(not(target_arch = "x86_64"))]
-        $(#[$attr])*
-        unsafe fn $name($($arg: $ty),*) {
-            $f($($arg),*)
-        }
-    };
-}
-
-pub mod batch_norm_cpu;
-pub mod conv_cpu;
-pub mod disco_cpu;
 mod flex;
-mod huge_pages;
-pub mod pool_cpu;
-pub mod winograd_cpu;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::tensor::module::conv2d as burn_conv2d;
@@ -59,45 +17,63 @@ use burn::tensor::{DType, Device, IndexingUpdateOp, Int, Tensor, TensorData};
 
 use crate::kernels::DiscoPsi;
 
+use equivar_kernels::conv::ConvShape;
+pub use equivar_kernels::{HugePageAllocator, on_compute_threads, set_block_reuse, set_huge_pages};
 pub use flex::GConvBackend;
-pub use huge_pages::{HugePageAllocator, set_block_reuse, set_huge_pages};
 
-/// Which conv implementation [`conv2d`] uses on the CPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which implementation runs a layer's heavy ops (convolutions, training-mode batch norm, 2x2
+/// max pooling, DISCO contractions). A value a model or a layer carries (see
+/// `Net::with_kernels`), passed to every op here; nothing is read from the environment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Kernels {
-    /// equivar's kernels on the Flex backend, burn's elsewhere (the default).
+    /// equivar's CPU kernels on burn's Flex backend, with Winograd F(2x2, 3x3) for the 3x3
+    /// convolutions it speeds up; burn's ops on every other backend (the default).
+    #[default]
     Equivar,
-    /// burn's conv2d everywhere: the reference path, and the baseline benchmarks compare with.
+    /// equivar's CPU kernels with im2col + GEMM for every convolution: Winograd's comparison.
+    NoWinograd,
+    /// burn's ops everywhere: the reference path, and the baseline benchmarks compare with.
     Burn,
 }
 
-static KERNELS: AtomicU8 = AtomicU8::new(0);
+impl Kernels {
+    /// Every choice, in the order `equivar bench --kernels` lists them.
+    pub const ALL: [Kernels; 3] = [Kernels::Equivar, Kernels::NoWinograd, Kernels::Burn];
 
-/// Chooses the conv implementation for the whole process. `EQUIVAR_KERNELS=burn` in the
-/// environment sets [`Kernels::Burn`] before the first call.
-pub fn set_kernels(kernels: Kernels) {
-    KERNELS.store(
-        match kernels {
-            Kernels::Equivar => 1,
-            Kernels::Burn => 2,
-        },
-        Ordering::Relaxed,
-    );
+    /// The name the text form uses: `equivar`, `no-winograd`, `burn`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Equivar => "equivar",
+            Kernels::NoWinograd => "no-winograd",
+            Kernels::Burn => "burn",
+        }
+    }
+
+    /// Whether equivar's kernels serve `x`: not [`Kernels::Burn`], Flex, float32.
+    fn serve<const D: usize>(self, x: &Tensor<D>) -> bool {
+        self != Kernels::Burn && is_flex(&x.device()) && x.dtype() == DType::F32
+    }
+
+    /// Whether 3x3 convolutions may run as Winograd F(2x2, 3x3).
+    pub fn winograd(self) -> bool {
+        self == Kernels::Equivar
+    }
 }
 
-/// The conv implementation in use.
-pub fn kernels() -> Kernels {
-    match KERNELS.load(Ordering::Relaxed) {
-        1 => Kernels::Equivar,
-        2 => Kernels::Burn,
-        _ => {
-            let from_env = match std::env::var("EQUIVAR_KERNELS").as_deref() {
-                Ok("burn") => Kernels::Burn,
-                _ => Kernels::Equivar,
-            };
-            set_kernels(from_env);
-            from_env
-        }
+impl std::fmt::Display for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Kernels {
+    type Err = crate::error::EquivarError;
+
+    fn from_str(s: &str) -> crate::error::Result<Self> {
+        Kernels::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| crate::error::EquivarError::UnknownKernels(s.to_string()))
     }
 }
 
@@ -120,11 +96,11 @@ pub fn is_flex(device: &Device) -> bool {
 /// The machine's fp32 GEMM rate in GFLOP/s: the median of three `size x size x size`
 /// products on all rayon threads, the reference "peak" benchmarks report shares of.
 pub fn sgemm_gflops(size: usize) -> f64 {
-    conv_cpu::sgemm_gflops(size)
+    equivar_kernels::sgemm_gflops(size)
 }
 
 /// Square-window conv2d, `x [B, C_in, H, W]`, `weight [C_out, C_in, k, k]`, one bias per
-/// output channel; stride, padding and dilation symmetric.
+/// output channel; stride, padding and dilation symmetric; run by `kernels`.
 pub fn conv2d(
     x: Tensor<4>,
     weight: Tensor<4>,
@@ -132,14 +108,15 @@ pub fn conv2d(
     stride: usize,
     padding: usize,
     dilation: usize,
+    kernels: Kernels,
 ) -> Tensor<4> {
-    let shape = conv_cpu::ConvShape::of(&x.dims(), &weight.dims(), stride, padding, dilation);
+    let shape = ConvShape::of(&x.dims(), &weight.dims(), stride, padding, dilation);
     if let Err(e) = shape.validate() {
         panic!("{e}");
     }
     CONV_FLOPS.fetch_add(shape.forward_flops() as u64, Ordering::Relaxed);
     let device = x.device();
-    let fast = fast_path(&x) && weight.dims()[2] == weight.dims()[3];
+    let fast = kernels.serve(&x) && weight.dims()[2] == weight.dims()[3];
     if !fast {
         let options = ConvOptions::new([stride; 2], [padding; 2], [dilation; 2], 1);
         return burn_conv2d(x, weight, bias, options);
@@ -152,12 +129,8 @@ pub fn conv2d(
         stride,
         padding,
         dilation,
+        kernels.winograd(),
     ))
-}
-
-/// Whether equivar's CPU kernels serve `x`.
-fn fast_path<const D: usize>(x: &Tensor<D>) -> bool {
-    kernels() == Kernels::Equivar && is_flex(&x.device()) && x.dtype() == DType::F32
 }
 
 /// Training-mode batch norm over the channels of `x [B, C, H, W]`: the normalised output
@@ -168,8 +141,9 @@ pub fn batch_norm_train(
     gamma: Tensor<1>,
     beta: Tensor<1>,
     epsilon: f64,
+    kernels: Kernels,
 ) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
-    if !fast_path(&x) {
+    if !kernels.serve(&x) {
         let r = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
         return (r.output, r.mean, r.variance);
     }
@@ -190,16 +164,17 @@ pub fn batch_norm_train(
 }
 
 /// Max pooling of `x [B, C, H, W]` with a square window, symmetric stride, padding and
-/// dilation: equivar's kernel ([`pool_cpu`]) for the common 2x2, stride-2 window on Flex,
-/// burn's pool otherwise.
+/// dilation: equivar's kernel ([`equivar_kernels::pool`]) for the common 2x2, stride-2 window
+/// where `kernels` serve `x`, burn's pool otherwise.
 pub fn max_pool2d(
     x: Tensor<4>,
     kernel: usize,
     stride: usize,
     padding: usize,
     dilation: usize,
+    kernels: Kernels,
 ) -> Tensor<4> {
-    if (kernel, stride, padding, dilation) == (2, 2, 0, 1) && fast_path(&x) {
+    if (kernel, stride, padding, dilation) == (2, 2, 0, 1) && kernels.serve(&x) {
         return Tensor::from_dispatch(Dispatch::equivar_max_pool_2x2(x.into_dispatch()));
     }
     burn::tensor::module::max_pool2d(
@@ -212,10 +187,11 @@ pub fn max_pool2d(
 }
 
 /// DISCO's sparse contraction: `x [planes, nlat_in, nlon_in]` on `psi`'s column grid to
-/// `[planes, K, nlat_out, nlon_out]` on its row grid. On Flex it runs [`disco_cpu::gather`]
-/// (backward: [`disco_cpu::scatter`]); elsewhere a select and a scatter-add of burn's, which
-/// autodiff differentiates (memory grows with nnz * nlon_out: for small grids and GPUs).
-pub fn disco_gather(x: Tensor<3>, psi: &Arc<DiscoPsi>) -> Tensor<4> {
+/// `[planes, K, nlat_out, nlon_out]` on its row grid. Where `kernels` serve `x` it runs
+/// [`equivar_kernels::disco::gather`] (backward: its scatter); elsewhere a select and a
+/// scatter-add of burn's, which autodiff differentiates (memory grows with nnz * nlon_out: for
+/// small grids and GPUs).
+pub fn disco_gather(x: Tensor<3>, psi: &Arc<DiscoPsi>, kernels: Kernels) -> Tensor<4> {
     let [_, nlat, nlon] = x.dims();
     assert_eq!(
         [nlat, nlon],
@@ -224,7 +200,7 @@ pub fn disco_gather(x: Tensor<3>, psi: &Arc<DiscoPsi>) -> Tensor<4> {
         psi.columns.nlat,
         psi.columns.nlon
     );
-    if fast_path(&x) {
+    if kernels.serve(&x) {
         return Tensor::from_dispatch(Dispatch::equivar_disco_gather(
             x.into_dispatch(),
             psi.clone(),
@@ -234,7 +210,7 @@ pub fn disco_gather(x: Tensor<3>, psi: &Arc<DiscoPsi>) -> Tensor<4> {
 }
 
 /// [`disco_gather`] with burn's select and scatter-add, on any backend.
-pub fn disco_gather_generic(x: Tensor<3>, psi: &DiscoPsi) -> Tensor<4> {
+fn disco_gather_generic(x: Tensor<3>, psi: &DiscoPsi) -> Tensor<4> {
     let [planes, nlat, nlon] = x.dims();
     let out = [planes, psi.kernel_size(), psi.rows.nlat, psi.rows.nlon];
     let (columns, rows, values) = disco_index(psi, &x.device());
@@ -246,7 +222,7 @@ pub fn disco_gather_generic(x: Tensor<3>, psi: &DiscoPsi) -> Tensor<4> {
 
 /// The adjoint of [`disco_gather`]: `[planes, K, nlat_out, nlon_out]` to `[planes, nlat_in,
 /// nlon_in]`.
-pub fn disco_scatter(y: Tensor<4>, psi: &Arc<DiscoPsi>) -> Tensor<3> {
+pub fn disco_scatter(y: Tensor<4>, psi: &Arc<DiscoPsi>, kernels: Kernels) -> Tensor<3> {
     let [_, k, nlat, nlon] = y.dims();
     assert_eq!(
         [k, nlat, nlon],
@@ -255,7 +231,7 @@ pub fn disco_scatter(y: Tensor<4>, psi: &Arc<DiscoPsi>) -> Tensor<3> {
         psi.rows.nlat,
         psi.rows.nlon
     );
-    if fast_path(&y) {
+    if kernels.serve(&y) {
         return Tensor::from_dispatch(Dispatch::equivar_disco_scatter(
             y.into_dispatch(),
             psi.clone(),
@@ -265,7 +241,7 @@ pub fn disco_scatter(y: Tensor<4>, psi: &Arc<DiscoPsi>) -> Tensor<3> {
 }
 
 /// [`disco_scatter`] with burn's select and scatter-add, on any backend.
-pub fn disco_scatter_generic(y: Tensor<4>, psi: &DiscoPsi) -> Tensor<3> {
+fn disco_scatter_generic(y: Tensor<4>, psi: &DiscoPsi) -> Tensor<3> {
     let [planes, k, nlat, nlon] = y.dims();
     let out = [planes, psi.columns.nlat, psi.columns.nlon];
     let (columns, rows, values) = disco_index(psi, &y.device());
@@ -287,9 +263,9 @@ fn disco_index(psi: &DiscoPsi, device: &Device) -> (Tensor<1, Int>, Tensor<1, In
     );
     for t in 0..psi.rows.nlat {
         for k in 0..psi.kernel_size() {
-            for e in psi.row(t, k) {
+            for e in psi.sparse.row(t, k) {
                 for p in 0..n_out {
-                    let j = (e.lon as usize + p * psi.stride) % n_in;
+                    let j = (e.lon as usize + p * psi.sparse.stride) % n_in;
                     columns.push((e.ring as usize * n_in + j) as i64);
                     rows.push(((k * psi.rows.nlat + t) * n_out + p) as i64);
                     values.push(e.value);
@@ -307,21 +283,22 @@ fn disco_index(psi: &DiscoPsi, device: &Device) -> (Tensor<1, Int>, Tensor<1, In
 
 /// A DISCO convolution, `x [B, in, nlat, nlon]` on psi's column grid, `weight [out, in, K]`
 /// and one bias per output channel, to `[B, out, nlat, nlon]` on its row grid: equivar's
-/// fused kernel on Flex ([`disco_cpu::conv_forward`]), [`disco_gather`] and a batched matmul
-/// elsewhere.
+/// fused kernel where `kernels` serve `x` ([`equivar_kernels::disco::conv_forward`]), burn's
+/// select, scatter-add and a batched matmul elsewhere.
 pub fn disco_conv(
     x: Tensor<4>,
     weight: Tensor<3>,
     bias: Option<Tensor<1>>,
     psi: &Arc<DiscoPsi>,
+    kernels: Kernels,
 ) -> Tensor<4> {
     let [b, c, nlat, nlon] = x.dims();
     let [o, _, k] = weight.dims();
-    if fast_path(&x) {
+    if kernels.serve(&x) {
         return fused_disco_conv(x, weight, bias, psi, false);
     }
     let (t, p) = (psi.rows.nlat, psi.rows.nlon);
-    let y = disco_gather(x.reshape([b * c, nlat, nlon]), psi).reshape([b, c * k, t * p]);
+    let y = disco_gather_generic(x.reshape([b * c, nlat, nlon]), psi).reshape([b, c * k, t * p]);
     let w = weight.reshape([1, o, c * k]).expand([b, o, c * k]);
     with_bias(w.matmul(y).reshape([b, o, t, p]), bias)
 }
@@ -361,10 +338,11 @@ pub fn disco_conv_transpose(
     weight: Tensor<3>,
     bias: Option<Tensor<1>>,
     psi: &Arc<DiscoPsi>,
+    kernels: Kernels,
 ) -> Tensor<4> {
     let [b, c, nlat, nlon] = x.dims();
     let [o, _, k] = weight.dims();
-    if fast_path(&x) {
+    if kernels.serve(&x) {
         return fused_disco_conv(x, weight, bias, psi, true);
     }
     let w = weight
@@ -375,128 +353,5 @@ pub fn disco_conv_transpose(
         .matmul(x.reshape([b, c, nlat * nlon]))
         .reshape([b * o, k, nlat, nlon]);
     let (t, p) = (psi.columns.nlat, psi.columns.nlon);
-    with_bias(disco_scatter(mixed, psi).reshape([b, o, t, p]), bias)
-}
-
-/// A `&mut [f32]` that parallel tasks write disjoint parts of.
-#[derive(Clone, Copy)]
-pub(crate) struct SharedOut {
-    ptr: usize,
-    len: usize,
-}
-
-impl SharedOut {
-    pub(crate) fn new(v: &mut [f32]) -> Self {
-        SharedOut {
-            ptr: v.as_mut_ptr() as usize,
-            len: v.len(),
-        }
-    }
-
-    /// SAFETY: callers must write only elements no other task touches, and the slice `new`
-    /// was made from must outlive every task.
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn slice(&self) -> &mut [f32] {
-        // SAFETY: as the caller promises above.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut f32, self.len) }
-    }
-}
-
-/// Whether this CPU runs the AVX2 + FMA builds of our kernels (checked at run time).
-pub(crate) fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Runs `f` on one of the compute threads (rayon's pool) and waits for it. A step made of many
-/// parallel kernels (a training step, an inference) then starts each kernel's tasks as local
-/// jobs that the other threads steal, instead of injecting every one from outside the pool
-/// and sleeping until it is done.
-pub fn on_compute_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| f())
-}
-
-/// Independent partial sums in [`sum_of`] and [`sum_of_pairs`].
-const PARTIAL_SUMS: usize = 16;
-
-/// `sum f(v)` over `values`, in [`PARTIAL_SUMS`] partial sums: a plain `iter().sum()` is one
-/// chain of dependent adds (one add per 3-4 cycles, not vectorized, as float addition is not
-/// reassociated), which made batch-norm and bias-gradient reductions cost as much as their
-/// passes over memory several times over.
-#[inline]
-pub(crate) fn sum_of(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut partial = [0.0f32; PARTIAL_SUMS];
-    let chunks = values.chunks_exact(PARTIAL_SUMS);
-    let rest: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    for chunk in chunks {
-        for (p, &v) in partial.iter_mut().zip(chunk) {
-            *p += f(v);
-        }
-    }
-    partial.iter().sum::<f32>() + rest
-}
-
-/// `sum f(a_i, b_i)` over two runs of equal length, as [`sum_of`].
-#[inline]
-pub(crate) fn sum_of_pairs(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
-    assert_eq!(a.len(), b.len(), "runs of equal length");
-    let mut partial = [0.0f32; PARTIAL_SUMS];
-    let (chunks_a, chunks_b) = (a.chunks_exact(PARTIAL_SUMS), b.chunks_exact(PARTIAL_SUMS));
-    let rest: f32 = (chunks_a.remainder().iter().zip(chunks_b.remainder()))
-        .map(|(&x, &y)| f(x, y))
-        .sum();
-    for (ca, cb) in chunks_a.zip(chunks_b) {
-        for ((p, &x), &y) in partial.iter_mut().zip(ca).zip(cb) {
-            *p += f(x, y);
-        }
-    }
-    partial.iter().sum::<f32>() + rest
-}
-
-/// `0..len` in consecutive ranges of `chunk` (the last may be shorter), as parallel tasks.
-pub(crate) fn par_ranges(
-    len: usize,
-    chunk: usize,
-) -> impl rayon::iter::IndexedParallelIterator<Item = std::ops::Range<usize>> {
-    use rayon::prelude::*;
-    let chunk = chunk.max(1);
-    (0..len.div_ceil(chunk))
-        .into_par_iter()
-        .map(move |c| c * chunk..((c + 1) * chunk).min(len))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{sum_of, sum_of_pairs};
-
-    /// The partial sums against f64 sums, for lengths around the partial-sum count.
-    #[test]
-    fn partial_sums_match_the_plain_sums() {
-        for len in [0, 1, 15, 16, 17, 33, 784] {
-            let a: Vec<f32> = (0..len)
-                .map(|i| ((i * 7) % 11) as f32 * 0.3 - 1.1)
-                .collect();
-            let b: Vec<f32> = (0..len)
-                .map(|i| ((i * 5) % 13) as f32 * 0.2 - 0.9)
-                .collect();
-            let want: f64 = a.iter().map(|&v| (v as f64 - 0.5).powi(2)).sum();
-            let got = sum_of(&a, |v| (v - 0.5) * (v - 0.5)) as f64;
-            assert!(
-                (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                "{len}: {got} vs {want}"
-            );
-            let want: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
-            let got = sum_of_pairs(&a, &b, |x, y| x * y) as f64;
-            assert!(
-                (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                "{len}: {got} vs {want}"
-            );
-        }
-    }
+    with_bias(disco_scatter_generic(mixed, psi).reshape([b, o, t, p]), bias)
 }

@@ -1,11 +1,11 @@
 //! Times one Winograd F(2x2, 3x3) kernel on a 40 -> 40 layer at batch 128, for perf:
-//! `cargo run --release -p equivar --example winograd_profile -- 28 forward|input|weight`.
-use equivar::ops::conv_cpu::ConvShape;
-use equivar::ops::winograd_cpu;
+//! `cargo run --release -p equivar-kernels --example winograd_profile -- 28 forward|input|weight`.
+use equivar_kernels::conv::ConvShape;
+use equivar_kernels::winograd as winograd_cpu;
 
 /// As in the CLI: huge pages and reuse of large freed blocks.
 #[global_allocator]
-static ALLOCATOR: equivar::ops::HugePageAllocator = equivar::ops::HugePageAllocator;
+static ALLOCATOR: equivar_kernels::HugePageAllocator = equivar_kernels::HugePageAllocator;
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -18,7 +18,7 @@
 //!       | 0  1  0 -1 |        |  0    0    1  |
 //! ```
 //!
-//! This is the cross-correlation that conv layers compute, as [`super::conv_cpu`] does; the
+//! This is the cross-correlation that conv layers compute, as [`crate::conv`] does; the
 //! tests compare the two.
 
 use std::ops::Range;
@@ -26,8 +26,8 @@ use std::ops::Range;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::conv_cpu::{ConvShape, sgemm};
-use super::{SharedOut, has_avx2_fma, par_ranges};
+use crate::conv::{ConvShape, sgemm};
+use crate::{SharedOut, has_avx2_fma, par_ranges};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -47,13 +47,6 @@ pub struct WinogradFilter {
 /// Whether [`forward`] computes this geometry.
 pub fn supports(s: &ConvShape) -> bool {
     s.kernel == 3 && s.stride == 1 && s.dilation == 1
-}
-
-/// Whether equivar's convolution kernels use Winograd where it pays: `EQUIVAR_WINOGRAD=0` in
-/// the environment switches it off (read once), e.g. to compare.
-pub fn enabled() -> bool {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("EQUIVAR_WINOGRAD").as_deref() != Ok("0"))
 }
 
 /// Input and output channels from which Winograd runs faster than im2col + GEMM here: with
@@ -79,12 +72,6 @@ pub fn suits_layer(
 /// threads too).
 pub fn suits(s: &ConvShape) -> bool {
     suits_layer(s.kernel, s.stride, s.dilation, s.c_in, s.c_out)
-}
-
-/// Whether equivar's kernels run this convolution as Winograd: it [`suits`] and Winograd is
-/// [`enabled`].
-pub fn pays(s: &ConvShape) -> bool {
-    suits(s) && enabled()
 }
 
 /// The input gradient of a 3x3, stride-1 convolution with padding <= 2, `dx [B, in, H, W]`,
@@ -119,10 +106,10 @@ fn adjoint(s: &ConvShape) -> ConvShape {
     }
 }
 
-/// Whether equivar's kernels compute this convolution's input gradient with [`input_grad`]:
-/// padding <= 2 and the adjoint convolution [`pays`].
-pub fn input_grad_pays(s: &ConvShape) -> bool {
-    s.padding <= 2 && pays(&adjoint(s))
+/// Whether this convolution's input gradient runs faster with [`input_grad`]: padding <= 2
+/// and the adjoint convolution [`suits`] Winograd.
+pub fn input_grad_suits(s: &ConvShape) -> bool {
+    s.padding <= 2 && suits(&adjoint(s))
 }
 
 /// The filter gradient of a 3x3, stride-1 convolution, `dW [out, in, 3, 3]`, from its input
@@ -674,3 +661,6 @@ fn multiply_transposed_by_gemm(
         Parallelism::None,
     );
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use super::{sum_of, sum_of_pairs};
+use crate::{sum_of, sum_of_pairs};
 
 /// The layout of a batch-norm input: `[batch, channels, pixels]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,4 +128,88 @@ pub fn backward(
             }
         });
     (dx, dgamma, dbeta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{as_f64, relative_error, values};
+
+    /// The normalised output in f64, straight from the definition (biased batch variance).
+    fn reference(s: &NormShape, x: &[f64], gamma: &[f64], beta: &[f64], eps: f64) -> Vec<f64> {
+        let n = s.per_channel();
+        let mut y = vec![0.0; s.len()];
+        for c in 0..s.channels {
+            let idx = |b: usize, p: usize| (b * s.channels + c) * s.pixels + p;
+            let all = || (0..s.batch).flat_map(move |b| (0..s.pixels).map(move |p| idx(b, p)));
+            let mean = all().map(|i| x[i]).sum::<f64>() / n;
+            let var = all().map(|i| (x[i] - mean).powi(2)).sum::<f64>() / n;
+            for i in all() {
+                y[i] = (x[i] - mean) / (var + eps).sqrt() * gamma[c] + beta[c];
+            }
+        }
+        y
+    }
+
+    /// Forward against the f64 definition; gradients against central differences of
+    /// `L = <dy, y(x, gamma, beta)>` evaluated in f64 (smooth, so the differences are exact to
+    /// ~1e-8, far below the float32 kernels' error).
+    #[test]
+    fn batch_norm_matches_the_definition_and_its_differences() {
+        let (eps, h) = (1e-5, 1e-4);
+        for s in [
+            NormShape {
+                batch: 3,
+                channels: 4,
+                pixels: 7,
+            },
+            NormShape {
+                batch: 1,
+                channels: 2,
+                pixels: 33,
+            },
+        ] {
+            let x = values(s.len(), 5);
+            let gamma: Vec<f32> = values(s.channels, 6)
+                .iter()
+                .map(|v| 1.0 + v / 2.0)
+                .collect();
+            let beta = values(s.channels, 7);
+            let dy = values(s.len(), 8);
+            let st = stats(&s, &x);
+            let y = apply(&s, &x, &gamma, &beta, &st, eps);
+            let (x64, g64, b64) = (as_f64(&x), as_f64(&gamma), as_f64(&beta));
+            let want = reference(&s, &x64, &g64, &b64, eps);
+            assert!(relative_error(&y, &want, 1.0) <= 1e-5, "{s:?} forward");
+
+            let loss = |x: &[f64], g: &[f64], b: &[f64]| -> f64 {
+                let y = reference(&s, x, g, b, eps);
+                y.iter().zip(&dy).map(|(y, d)| y * *d as f64).sum()
+            };
+            let diff = |v: &[f64], i: usize, f: &dyn Fn(&[f64]) -> f64| {
+                let (mut up, mut down) = (v.to_vec(), v.to_vec());
+                up[i] += h;
+                down[i] -= h;
+                (f(&up) - f(&down)) / (2.0 * h)
+            };
+            let (dx, dgamma, dbeta) = backward(&s, &x, &gamma, &st, eps, &dy);
+            let want_dx: Vec<f64> = (0..x.len())
+                .map(|i| diff(&x64, i, &|v| loss(v, &g64, &b64)))
+                .collect();
+            let want_dg: Vec<f64> = (0..s.channels)
+                .map(|i| diff(&g64, i, &|v| loss(&x64, v, &b64)))
+                .collect();
+            let want_db: Vec<f64> = (0..s.channels)
+                .map(|i| diff(&b64, i, &|v| loss(&x64, &g64, v)))
+                .collect();
+            for (what, got, want) in [
+                ("dx", &dx, &want_dx),
+                ("dgamma", &dgamma, &want_dg),
+                ("dbeta", &dbeta, &want_db),
+            ] {
+                let e = relative_error(got, want, 1.0);
+                assert!(e <= 1e-5, "{s:?} {what}: {e:.2e}");
+            }
+        }
+    }
 }

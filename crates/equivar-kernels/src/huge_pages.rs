@@ -16,7 +16,7 @@
 //!
 //! ```no_run
 //! #[global_allocator]
-//! static ALLOCATOR: equivar::ops::HugePageAllocator = equivar::ops::HugePageAllocator;
+//! static ALLOCATOR: equivar_kernels::HugePageAllocator = equivar_kernels::HugePageAllocator;
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout, System};

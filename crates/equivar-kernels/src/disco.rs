@@ -24,9 +24,12 @@ use std::cell::RefCell;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::conv_cpu::sgemm;
-use super::{SharedOut, has_avx2_fma, par_ranges};
-use crate::kernels::DiscoPsi;
+use crate::conv::sgemm;
+use crate::{SharedOut, has_avx2_fma, par_ranges};
+
+mod psi;
+
+pub use psi::{PsiColumnEntry, PsiEntry, Rings, SparsePsi};
 
 /// Longitudes per register block: 8 AVX2 registers of f32, enough independent FMA chains
 /// to hide the FMA latency (a chain per register would wait ~4 cycles per entry); rows
@@ -40,7 +43,7 @@ const SMALL_LANES: usize = 16;
 /// more than the kernels themselves.
 pub fn zeroed(len: usize) -> Vec<f32> {
     let mut v: Vec<f32> = Vec::with_capacity(len);
-    super::huge_pages::advise_huge_pages(v.as_mut_ptr().cast(), len * 4);
+    crate::huge_pages::advise_huge_pages(v.as_mut_ptr().cast(), len * 4);
     v.resize(len, 0.0);
     v
 }
@@ -149,7 +152,7 @@ fn accumulate_row<const FMA: bool>(
 }
 
 /// `x [planes, nlat_in, nlon_in]` to `y [planes, K, nlat_out, nlon_out]`.
-pub fn gather(psi: &DiscoPsi, x: &[f32]) -> Vec<f32> {
+pub fn gather(psi: &SparsePsi, x: &[f32]) -> Vec<f32> {
     let planes = x.len() / psi.columns.points();
     let mut y = zeroed(planes * psi.kernel_size() * psi.rows.points());
     gather_into(psi, x, &mut y);
@@ -157,7 +160,7 @@ pub fn gather(psi: &DiscoPsi, x: &[f32]) -> Vec<f32> {
 }
 
 /// [`gather`] into `y`, every value of which is overwritten.
-pub fn gather_into(psi: &DiscoPsi, x: &[f32], y: &mut [f32]) {
+pub fn gather_into(psi: &SparsePsi, x: &[f32], y: &mut [f32]) {
     let plane_in = psi.columns.points();
     let k_size = psi.kernel_size();
     let plane_out = k_size * psi.rows.points();
@@ -185,7 +188,7 @@ pub fn gather_into(psi: &DiscoPsi, x: &[f32], y: &mut [f32]) {
 /// One plane of [`gather`], row by output ring so that the few input rings it reads stay in
 /// L1 across the K basis functions.
 #[inline(always)]
-fn gather_plane<const FMA: bool>(psi: &DiscoPsi, doubled: &[f32], y: &mut [f32]) {
+fn gather_plane<const FMA: bool>(psi: &SparsePsi, doubled: &[f32], y: &mut [f32]) {
     let (n_in, n_out) = (psi.columns.nlon, psi.rows.nlon);
     for t in 0..psi.rows.nlat {
         for k in 0..psi.kernel_size() {
@@ -200,12 +203,12 @@ fn gather_plane<const FMA: bool>(psi: &DiscoPsi, doubled: &[f32], y: &mut [f32])
 }
 
 avx2_fma_build! {
-    fn gather_plane_avx2(psi: &DiscoPsi, doubled: &[f32], y: &mut [f32]) = gather_plane::<FMA>
+    fn gather_plane_avx2(psi: &SparsePsi, doubled: &[f32], y: &mut [f32]) = gather_plane::<FMA>
 }
 
 /// The adjoint of [`gather`]: `y [planes, K, nlat_out, nlon_out]` to `x [planes, nlat_in,
 /// nlon_in]`, `x[i, (j + p s) mod nlon_in] += psi[t, k, (i, j)] y[k, t, p]`.
-pub fn scatter(psi: &DiscoPsi, y: &[f32]) -> Vec<f32> {
+pub fn scatter(psi: &SparsePsi, y: &[f32]) -> Vec<f32> {
     let planes = y.len() / (psi.kernel_size() * psi.rows.points());
     let mut x = zeroed(planes * psi.columns.points());
     scatter_into(psi, y, &mut x);
@@ -213,7 +216,7 @@ pub fn scatter(psi: &DiscoPsi, y: &[f32]) -> Vec<f32> {
 }
 
 /// [`scatter`] into `x`, every value of which is overwritten.
-pub fn scatter_into(psi: &DiscoPsi, y: &[f32], x: &mut [f32]) {
+pub fn scatter_into(psi: &SparsePsi, y: &[f32], x: &mut [f32]) {
     let plane_in = psi.columns.points();
     let plane_out = psi.kernel_size() * psi.rows.points();
     assert_eq!(
@@ -243,7 +246,7 @@ pub fn scatter_into(psi: &DiscoPsi, y: &[f32], x: &mut [f32]) {
 
 /// One plane of [`scatter`].
 #[inline(always)]
-fn scatter_plane<const FMA: bool>(psi: &DiscoPsi, doubled: &[f32], x: &mut [f32]) {
+fn scatter_plane<const FMA: bool>(psi: &SparsePsi, doubled: &[f32], x: &mut [f32]) {
     let (n_in, n_out, s) = (psi.columns.nlon, psi.rows.nlon, psi.stride);
     for i in 0..psi.columns.nlat {
         let out = &mut x[i * n_in..][..n_in];
@@ -275,7 +278,7 @@ fn scatter_plane<const FMA: bool>(psi: &DiscoPsi, doubled: &[f32], x: &mut [f32]
 }
 
 avx2_fma_build! {
-    fn scatter_plane_avx2(psi: &DiscoPsi, doubled: &[f32], x: &mut [f32]) = scatter_plane::<FMA>
+    fn scatter_plane_avx2(psi: &SparsePsi, doubled: &[f32], x: &mut [f32]) = scatter_plane::<FMA>
 }
 
 /// Pixels per block of [`mix_rows`]: two AVX2 registers.
@@ -436,7 +439,7 @@ struct InputRings {
 }
 
 impl InputRings {
-    fn new(psi: &DiscoPsi) -> Self {
+    fn new(psi: &SparsePsi) -> Self {
         let spans = RingSpans::new(psi.rows.nlat, |t| {
             (0..psi.kernel_size())
                 .flat_map(move |k| psi.row(t, k))
@@ -459,7 +462,7 @@ struct DoubledRings {
 }
 
 impl DoubledRings {
-    fn new(psi: &DiscoPsi, rings: &InputRings, channels: usize) -> Self {
+    fn new(psi: &SparsePsi, rings: &InputRings, channels: usize) -> Self {
         let slot_len = channels * 2 * psi.columns.nlon;
         DoubledRings {
             data: vec![0.0; rings.spans.slots * slot_len],
@@ -469,7 +472,7 @@ impl DoubledRings {
     }
 
     /// Makes sure input rings `lo..=hi` of `x_b [channels, nlat, nlon]` are in the window.
-    fn hold(&mut self, psi: &DiscoPsi, x_b: &[f32], (lo, hi): (usize, usize)) {
+    fn hold(&mut self, psi: &SparsePsi, x_b: &[f32], (lo, hi): (usize, usize)) {
         let (nlon, nlat) = (psi.columns.nlon, psi.columns.nlat);
         let slots = self.held.len();
         for i in lo..=hi {
@@ -485,7 +488,7 @@ impl DoubledRings {
     }
 
     /// Where column `lon` of input ring `ring`, channel 0, starts.
-    fn offset(&self, psi: &DiscoPsi, ring: usize, lon: usize) -> usize {
+    fn offset(&self, psi: &SparsePsi, ring: usize, lon: usize) -> usize {
         (ring % self.held.len()) * self.slot_len + phase_offset(lon, psi.columns.nlon, psi.stride)
     }
 }
@@ -495,7 +498,7 @@ impl DoubledRings {
 /// function; channels go outermost, so the K rows of a channel read its input rows while hot.
 #[inline(always)]
 fn gather_ring<const FMA: bool>(
-    psi: &DiscoPsi,
+    psi: &SparsePsi,
     window: &DoubledRings,
     channels: usize,
     t: usize,
@@ -565,7 +568,7 @@ fn gemm_threads() -> Parallelism {
 /// per image b (no bias). Fused per output ring: the ring's gathered rows for all channels
 /// (in * K rows of nlon_r, cache-resident) are mixed as soon as they are made; each task
 /// takes a chunk of output rings and doubles only the input rings they read.
-pub fn conv_forward(psi: &DiscoPsi, s: DiscoShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
+pub fn conv_forward(psi: &SparsePsi, s: DiscoShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, rows, cols) = (psi.kernel_size(), psi.rows.points(), psi.columns.points());
     assert_eq!(x.len(), s.batch * s.c_in * cols, "x is [B, in, nlat, nlon]");
     assert_eq!(weight.len(), s.c_out * s.c_in * k, "weight is [out, in, K]");
@@ -587,7 +590,7 @@ pub fn conv_forward(psi: &DiscoPsi, s: DiscoShape, x: &[f32], weight: &[f32]) ->
 /// Output rings `chunk` of one image's [`conv_forward`] into `dst [out, nlat_r, nlon_r]`.
 #[allow(clippy::too_many_arguments)]
 fn forward_rings(
-    psi: &DiscoPsi,
+    psi: &SparsePsi,
     rings: &InputRings,
     s: DiscoShape,
     x_b: &[f32],
@@ -635,7 +638,7 @@ impl RingScratch {
 
 #[inline(always)]
 fn forward_ring<const FMA: bool>(
-    psi: &DiscoPsi,
+    psi: &SparsePsi,
     window: &DoubledRings,
     s: DiscoShape,
     weight: &[f32],
@@ -659,7 +662,7 @@ fn forward_ring<const FMA: bool>(
 
 avx2_fma_build! {
     fn forward_ring_avx2(
-        psi: &DiscoPsi,
+        psi: &SparsePsi,
         window: &DoubledRings,
         s: DiscoShape,
         weight: &[f32],
@@ -674,7 +677,7 @@ avx2_fma_build! {
 /// the ring's `dout`; the input gradient (`input_grad_image`) scatters `W^T dout`, mixed
 /// ring by ring in cache.
 pub fn conv_backward(
-    psi: &DiscoPsi,
+    psi: &SparsePsi,
     s: DiscoShape,
     x: &[f32],
     weight: &[f32],
@@ -739,7 +742,7 @@ struct RingWindow {
 const WINDOW_BYTES: usize = 256 << 10;
 
 impl RingWindow {
-    fn new(psi: &DiscoPsi, c_in: usize) -> Self {
+    fn new(psi: &SparsePsi, c_in: usize) -> Self {
         let nlat_r = psi.rows.nlat;
         let spans = RingSpans::new(psi.columns.nlat, |i| {
             psi.ring(i).iter().map(move |e| e.row as usize % nlat_r)
@@ -761,7 +764,7 @@ impl RingWindow {
 /// `dy[c, k, t] = sum_o W[o, c, k] dout[o, t]` is mixed for the few output rings t that ring i
 /// reads, while they are in cache, instead of for the whole image first.
 fn input_grad_image(
-    psi: &DiscoPsi,
+    psi: &SparsePsi,
     s: DiscoShape,
     w_t: &[f32],
     window: &RingWindow,
@@ -786,7 +789,7 @@ fn input_grad_image(
 /// [`input_grad_image`] for the input rings `rings`, writing only those rings of `dx_b`.
 #[inline(always)]
 fn input_grad_rings<const FMA: bool>(
-    psi: &DiscoPsi,
+    psi: &SparsePsi,
     s: DiscoShape,
     w_t: &[f32],
     window: &RingWindow,
@@ -864,7 +867,7 @@ fn input_grad_rings<const FMA: bool>(
 
 avx2_fma_build! {
     fn input_grad_rings_avx2(
-        psi: &DiscoPsi,
+        psi: &SparsePsi,
         s: DiscoShape,
         w_t: &[f32],
         window: &RingWindow,
@@ -878,7 +881,7 @@ avx2_fma_build! {
 /// K]`: the rings' gathered rows, recomputed, times their `dout`.
 #[allow(clippy::too_many_arguments)]
 fn weight_grad_rings(
-    psi: &DiscoPsi,
+    psi: &SparsePsi,
     rings: &InputRings,
     s: DiscoShape,
     x_b: &[f32],
@@ -906,7 +909,7 @@ fn weight_grad_rings(
 
 #[inline(always)]
 fn weight_grad_ring<const FMA: bool>(
-    psi: &DiscoPsi,
+    psi: &SparsePsi,
     window: &DoubledRings,
     s: DiscoShape,
     dout_t: &[f32],
@@ -943,7 +946,7 @@ avx2_fma_build! {
 
 avx2_fma_build! {
     fn weight_grad_ring_avx2(
-        psi: &DiscoPsi,
+        psi: &SparsePsi,
         window: &DoubledRings,
         s: DiscoShape,
         dout_t: &[f32],
@@ -968,7 +971,7 @@ fn out_k_in(weight: &[f32], s: DiscoShape, k: usize) -> Vec<f32> {
 
 /// The transposed convolution: `mixed_b [out * K, rows] = weight' [out K, in] . x_b [in,
 /// rows]`, then `out_b = scatter(mixed_b)` onto the column grid (no bias).
-pub fn transpose_forward(psi: &DiscoPsi, s: DiscoShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
+pub fn transpose_forward(psi: &SparsePsi, s: DiscoShape, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (k, rows, cols) = (psi.kernel_size(), psi.rows.points(), psi.columns.points());
     assert_eq!(x.len(), s.batch * s.c_in * rows, "x is [B, in, nlat, nlon]");
     assert_eq!(weight.len(), s.c_out * s.c_in * k, "weight is [out, in, K]");
@@ -993,7 +996,7 @@ pub fn transpose_forward(psi: &DiscoPsi, s: DiscoShape, x: &[f32], weight: &[f32
 
 /// Gradients of [`transpose_forward`] for x and the weight, each only if wanted.
 pub fn transpose_backward(
-    psi: &DiscoPsi,
+    psi: &SparsePsi,
     s: DiscoShape,
     x: &[f32],
     weight: &[f32],
@@ -1049,50 +1052,7 @@ pub fn transpose_backward(
     (dx, dw)
 }
 
-/// Plain loops straight from the definitions, in f64, for the tests.
-pub mod reference {
-    use crate::kernels::DiscoPsi;
-
-    pub fn gather(psi: &DiscoPsi, x: &[f64]) -> Vec<f64> {
-        let (n_in, n_out, k_size) = (psi.columns.nlon, psi.rows.nlon, psi.kernel_size());
-        let planes = x.len() / psi.columns.points();
-        let mut y = vec![0.0; planes * k_size * psi.rows.points()];
-        for plane in 0..planes {
-            for k in 0..k_size {
-                for t in 0..psi.rows.nlat {
-                    for p in 0..n_out {
-                        let mut sum = 0.0;
-                        for e in psi.row(t, k) {
-                            let j = (e.lon as usize + p * psi.stride) % n_in;
-                            sum += e.value as f64
-                                * x[(plane * psi.columns.nlat + e.ring as usize) * n_in + j];
-                        }
-                        y[((plane * k_size + k) * psi.rows.nlat + t) * n_out + p] = sum;
-                    }
-                }
-            }
-        }
-        y
-    }
-
-    pub fn scatter(psi: &DiscoPsi, y: &[f64]) -> Vec<f64> {
-        let (n_in, n_out, k_size) = (psi.columns.nlon, psi.rows.nlon, psi.kernel_size());
-        let planes = y.len() / (k_size * psi.rows.points());
-        let mut x = vec![0.0; planes * psi.columns.points()];
-        for plane in 0..planes {
-            for k in 0..k_size {
-                for t in 0..psi.rows.nlat {
-                    for p in 0..n_out {
-                        let v = y[((plane * k_size + k) * psi.rows.nlat + t) * n_out + p];
-                        for e in psi.row(t, k) {
-                            let j = (e.lon as usize + p * psi.stride) % n_in;
-                            x[(plane * psi.columns.nlat + e.ring as usize) * n_in + j] +=
-                                e.value as f64 * v;
-                        }
-                    }
-                }
-            }
-        }
-        x
-    }
-}
+#[cfg(test)]
+pub(crate) mod reference;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,78 @@
+//! Winograd F(2x2, 3x3) against the convolution's plain f64 loops.
+
+use crate::conv::{ConvShape, Wanted, reference};
+use crate::test_util::{as_f64, relative_error};
+use crate::winograd;
+
+const TOL: f64 = 1e-5;
+
+fn error(got: &[f32], want: &[f32]) -> f64 {
+    relative_error(got, &as_f64(want), 1.0)
+}
+
+/// Winograd F(2x2, 3x3), forward, input and filter gradients, against the plain loops: odd and even sizes (partial tiles at the
+/// border), padding 0-2, several images and channel counts, chunks split across 1-3 threads.
+#[test]
+fn winograd_forward_matches_the_reference_loops() {
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for (batch, c_in, c_out, height, width, padding) in [
+            (1, 1, 1, 3, 3, 0),
+            (2, 3, 5, 7, 9, 1),
+            (3, 8, 6, 14, 14, 1),
+            (1, 40, 40, 28, 28, 1),
+            (2, 4, 3, 6, 5, 2),
+            (2, 5, 7, 11, 8, 0),
+        ] {
+            let s = ConvShape {
+                batch,
+                c_in,
+                height,
+                width,
+                c_out,
+                kernel: 3,
+                stride: 1,
+                padding,
+                dilation: 1,
+            };
+            let x: Vec<f32> = (0..s.input_len())
+                .map(|i| ((i * 7) % 13) as f32 * 0.2 - 1.2)
+                .collect();
+            let w: Vec<f32> = (0..s.weight_len())
+                .map(|i| ((i * 3) % 7) as f32 * 0.1 - 0.3)
+                .collect();
+            let b: Vec<f32> = (0..c_out).map(|i| 0.5 - i as f32 * 0.1).collect();
+            let filter = winograd::WinogradFilter::new(&w, c_out, c_in);
+            let got = pool.install(|| winograd::forward(&s, &x, &filter, &b, |_| {}));
+            let want = reference::forward(&s, &x, &w, Some(&b));
+            let e = error(&got, &want);
+            assert!(e <= TOL, "{threads} threads, {s:?}: {e:.2e}");
+            // The input gradient as a Winograd convolution of dy.
+            let dy: Vec<f32> = (0..s.output_len())
+                .map(|i| ((i * 5) % 9) as f32 * 0.25 - 1.0)
+                .collect();
+            let wanted = Wanted {
+                input: true,
+                weight: true,
+                bias: false,
+            };
+            let want = reference::backward(&s, &x, &w, &dy, wanted);
+            let got = pool.install(|| winograd::input_grad(&s, &w, &dy));
+            let e = error(&got, want.input.as_ref().unwrap());
+            assert!(
+                e <= TOL,
+                "input gradient, {threads} threads, {s:?}: {e:.2e}"
+            );
+            // The filter gradient, summed over tiles in the Winograd domain.
+            let got = pool.install(|| winograd::weight_grad(&s, &x, &dy));
+            let e = error(&got, want.weight.as_ref().unwrap());
+            assert!(
+                e <= TOL,
+                "filter gradient, {threads} threads, {s:?}: {e:.2e}"
+            );
+        }
+    }
+}
