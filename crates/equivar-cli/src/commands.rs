@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::tensor::Device;
 use clap::Args;
 use equivar::plan::{Exactness, Plan};
 use equivar_data::fetch::fetch as fetch_dataset;
@@ -14,7 +13,7 @@ use equivar_train::eval::{RotationCurve, paper_angles, rotation_curve};
 use equivar_train::examples::examples;
 use equivar_train::reproduce::{self, Profile};
 use equivar_train::spherical_mnist::{self, SphericalProfile};
-use equivar_train::trainer::{self, DataChoice, TrainOptions, TrainOutcome, load_run};
+use equivar_train::trainer::{self, Compute, DataChoice, TrainOptions, TrainOutcome, load_run};
 use equivar_train::{Regime, TrainConfig};
 use serde_json::json;
 
@@ -43,6 +42,32 @@ pub fn fetch(dataset: &str, data_dir: Option<&Path>, force: bool) -> Result<()> 
         );
     }
     Ok(())
+}
+
+/// Where a command computes: `--device` and `--kernels`, on every command that runs a model.
+#[derive(Args, Clone, Debug)]
+pub struct ComputeArgs {
+    /// Device: cpu (burn's Flex backend, where equivar's kernels run; the default), or a GPU
+    /// backend this build has: cuda[:N], wgpu[:N], vulkan[:N] (cargo features of those names).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Heavy ops (convolutions, batch norm, pooling, DISCO): equivar (equivar's CPU kernels,
+    /// Winograd where it pays), no-winograd (the same, im2col + GEMM for every conv) or burn
+    /// (burn's own ops). On GPU devices burn's ops run whatever this says.
+    #[arg(long, env = "EQUIVAR_KERNELS", default_value = "equivar")]
+    pub kernels: String,
+}
+
+impl ComputeArgs {
+    pub fn compute(&self) -> Result<Compute> {
+        Ok(Compute {
+            device: equivar::device::parse_device(&self.device)?,
+            kernels: self
+                .kernels
+                .parse()
+                .context("in --kernels (or $EQUIVAR_KERNELS, its default)")?,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -115,6 +140,8 @@ pub struct TrainArgs {
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 impl TrainArgs {
@@ -233,6 +260,7 @@ fn amend(
 pub fn train(args: TrainArgs, given: &[String]) -> Result<()> {
     let options = TrainOptions {
         progress: !args.quiet,
+        compute: args.compute.compute()?,
     };
     let data = DataChoice {
         dir: args.data_dir.clone(),
@@ -308,6 +336,8 @@ pub struct EvalArgs {
     /// Plot path without extension (default: accuracy-vs-angle in the first run directory).
     #[arg(long)]
     plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub compute: ComputeArgs,
 }
 
 pub fn eval(args: EvalArgs) -> Result<()> {
@@ -315,7 +345,8 @@ pub fn eval(args: EvalArgs) -> Result<()> {
         args.test_limit != Some(0),
         "--test-limit must be at least 1 image, got 0"
     );
-    let device = Device::flex();
+    let compute = args.compute.compute()?;
+    let device = compute.device.clone();
     let choice = DataChoice {
         dir: args.data_dir.clone(),
         allow_other: args.allow_other_data,
@@ -333,7 +364,7 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let mut curves: Vec<RotationCurve> = Vec::new();
     let mut sources = Vec::new();
     for dir in &args.run {
-        let (net, config) = load_run(dir, &device)?;
+        let (net, config) = load_run(dir, &compute)?;
         let (data, source) = trainer::load_data(&config, Split::Test, &choice)?;
         anyhow::ensure!(!data.is_empty(), "{source} holds no test images");
         let images = args.test_limit.map_or(data.len(), |l| l.min(data.len()));
@@ -400,7 +431,17 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn reproduce(study: &str, quick: bool, out: &Path, data_dir: Option<PathBuf>) -> Result<()> {
+pub fn reproduce(
+    study: &str,
+    quick: bool,
+    out: &Path,
+    data_dir: Option<PathBuf>,
+    compute: Compute,
+) -> Result<()> {
+    let options = TrainOptions {
+        progress: true,
+        compute,
+    };
     if study != "using-abusing" && study != "spherical-mnist" {
         bail!("unknown study `{study}`; known: using-abusing, spherical-mnist");
     }
@@ -421,7 +462,7 @@ pub fn reproduce(study: &str, quick: bool, out: &Path, data_dir: Option<PathBuf>
         } else {
             SphericalProfile::full()
         };
-        let results = spherical_mnist::reproduce(&profile, out, data_dir, true)?;
+        let results = spherical_mnist::reproduce(&profile, out, data_dir, &options)?;
         println!("\n{}", spherical_mnist::markdown(&results));
         println!("wrote {}/results.json and results.md", out.display());
         return Ok(());
@@ -432,6 +473,6 @@ pub fn reproduce(study: &str, quick: bool, out: &Path, data_dir: Option<PathBuf>
         Profile::full()
     };
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    reproduce::using_abusing(&profile, out, data_dir, true)?;
+    reproduce::using_abusing(&profile, out, data_dir, &options)?;
     Ok(())
 }

@@ -3,13 +3,12 @@
 //! upright at 28 (exact) and 29 (approximate) and test both on quarter-turned digits.
 
 use anyhow::Result;
-use burn::tensor::Device;
 use equivar::models;
 use equivar::plan::Plan;
 use equivar_data::Split;
 use equivar_train::eval::rotation_curve;
 use equivar_train::images::PreparedImages;
-use equivar_train::trainer::{self, TrainOptions};
+use equivar_train::trainer::{self, Compute, TrainOptions};
 use equivar_train::{Regime, TrainConfig};
 
 const TRAIN_IMAGES: usize = 4_000;
@@ -47,7 +46,7 @@ fn remove_stale_scratch() {
     }
 }
 
-pub fn run(model: &str) -> Result<()> {
+pub fn run(model: &str, compute: Compute) -> Result<()> {
     models::spec(model)?; // an unknown model is refused before anything is printed
     println!(
         "Using and Abusing Equivariance: the same network at three input sizes.\n\
@@ -60,7 +59,7 @@ pub fn run(model: &str) -> Result<()> {
     );
     for n in [27, 28, 29] {
         let plan = Plan::new(&models::spec(model)?, n)?;
-        let report = crate::run_check(model, n, 0, 4)?;
+        let report = crate::run_check(model, n, 0, 4, &compute)?;
         let first = plan.first_inexact().map_or("-".to_string(), |l| {
             format!("{} ({}x{})", l.name, l.in_size, l.in_size)
         });
@@ -77,7 +76,7 @@ pub fn run(model: &str) -> Result<()> {
         "\nTraining {model} upright on {TRAIN_IMAGES} MNIST digits at 28 (exact) and 29 (approximate), \
          {EPOCHS} epochs each (250 Adam steps), then testing {TEST_IMAGES} digits turned by 0/90/180/270 degrees:"
     );
-    let device = Device::flex();
+    let device = compute.device.clone();
     remove_stale_scratch();
     let scratch =
         Scratch(std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", std::process::id())));
@@ -93,7 +92,14 @@ pub fn run(model: &str) -> Result<()> {
             ..TrainConfig::paper(model, n)
         };
         let dir = scratch.0.join(format!("{model}-{n}"));
-        let outcome = trainer::train(&config, &dir, TrainOptions { progress: true })?;
+        let outcome = trainer::train(
+            &config,
+            &dir,
+            TrainOptions {
+                progress: true,
+                compute: compute.clone(),
+            },
+        )?;
         let (data, source) = trainer::load_split(&config, Split::Test)?;
         if n == 28 {
             println!("data: {source}");

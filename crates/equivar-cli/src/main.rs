@@ -21,6 +21,7 @@ use equivar::check::sphere::disco_equivariance;
 use equivar::check::{EquivarianceReport, equivariance_report};
 use equivar::models::{self, MODELS};
 use equivar::plan::{Exactness, Plan};
+use equivar_train::trainer::Compute;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +60,8 @@ enum Command {
         /// A planar reference model (`equivar models`) or a model file (.json/.toml).
         #[arg(long, default_value = "abusing-p4")]
         model: String,
+        #[command(flatten)]
+        compute: commands::ComputeArgs,
     },
     /// Data sets: fetch them into the cache.
     #[command(subcommand)]
@@ -89,6 +92,8 @@ enum Command {
         /// subset). A named directory must hold the data: there is no fallback.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        compute: commands::ComputeArgs,
     },
 }
 
@@ -117,6 +122,8 @@ struct CheckArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    compute: commands::ComputeArgs,
 }
 
 #[derive(Subcommand)]
@@ -155,6 +162,7 @@ pub(crate) fn run_check(
     n: usize,
     seed: u64,
     batch: usize,
+    compute: &Compute,
 ) -> Result<EquivarianceReport> {
     anyhow::ensure!(
         (1..=MAX_CHECK_BATCH).contains(&batch),
@@ -169,13 +177,15 @@ pub(crate) fn run_check(
         3.0 * plan.forward_bytes(batch),
         "use a smaller --input-size or --batch",
     )?;
-    let device = Device::flex();
+    let device = &compute.device;
     device.seed(seed);
-    let net = spec.init(n, Exactness::AllowApproximate, &device)?;
+    let net = spec
+        .init(n, Exactness::AllowApproximate, device)?
+        .with_kernels(compute.kernels);
     let x = Tensor::random(
         [batch, net.plan.input_type.channels(), h, w],
         Distribution::Normal(0.0, 1.0),
-        &device,
+        device,
     );
     Ok(equivariance_report(&net, x)?)
 }
@@ -237,7 +247,9 @@ fn check(args: CheckArgs, given: &[String]) -> Result<()> {
         seed,
         batch,
         json,
+        compute,
     } = args;
+    let compute = compute.compute()?;
     if model.starts_with("disco") {
         if input_size.is_some() || given.iter().any(|g| g == "batch") {
             bail!(
@@ -277,7 +289,7 @@ fn check(args: CheckArgs, given: &[String]) -> Result<()> {
              disco-s2 and disco-s2-iso take --grids instead)"
         );
     };
-    let report = run_check(&model, input_size, seed, batch)?;
+    let report = run_check(&model, input_size, seed, batch, &compute)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -324,7 +336,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
             }
         }
         Command::Check(args) => check(args, &given_flags(matches.subcommand_matches("check")))?,
-        Command::Demo { model } => demo::run(&model)?,
+        Command::Demo { model, compute } => demo::run(&model, compute.compute()?)?,
         Command::Bench(args) => bench::run(args)?,
         Command::Data(DataCommand::Fetch {
             dataset,
@@ -340,7 +352,8 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
             quick,
             out,
             data_dir,
-        } => commands::reproduce(&study, quick, &out, data_dir)?,
+            compute,
+        } => commands::reproduce(&study, quick, &out, data_dir, compute.compute()?)?,
     }
     Ok(())
 }

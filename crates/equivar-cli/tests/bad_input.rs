@@ -601,3 +601,52 @@ fn help_describes_every_flag() {
         }
     }
 }
+
+/// `--device` and `--kernels`: an unknown device, a GPU backend this build lacks, a bad index
+/// and unknown kernels are refused before any work, naming the value and the choices.
+#[test]
+fn devices_and_kernels_are_checked_by_name() {
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "--model", "abusing-p4", "--input-size", "28"];
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let refuse = |extra: &[&str], needles: &[&str]| {
+        let args = check(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_refused(&args, needles);
+    };
+    refuse(
+        &["--device", "gpu"],
+        &["unknown device `gpu`", "cpu (", "cuda ("],
+    );
+    refuse(&["--device", "cpu:3"], &["one device"]);
+    refuse(&["--device", "cuda:x"], &["`x` is not a device index"]);
+    if !cfg!(feature = "cuda") {
+        refuse(
+            &["--device", "cuda:0"],
+            &["no cuda backend", "--features cuda"],
+        );
+    }
+    refuse(&["--kernels", "fast"], &["fast", "no-winograd"]);
+    // The environment's default is checked the same way.
+    let args = check(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) = equivar_env(&args, &[("EQUIVAR_KERNELS", "fast")]);
+    assert_refusal(&args, code, &stdout, &stderr, &["fast", "EQUIVAR_KERNELS"]);
+    // Every valid choice runs, and the exact model stays exact under each.
+    for kernels in ["equivar", "no-winograd", "burn"] {
+        let args = check(&["--kernels", kernels, "--device", "cpu", "--json"]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, stdout, stderr) = equivar(&args);
+        assert_eq!(code, 0, "{kernels}: {stderr}");
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(
+            report["exact_by_plan"],
+            Value::Bool(true),
+            "{kernels}: {stdout}"
+        );
+        let error = report["max_rel_error"].as_f64().unwrap();
+        assert!(error <= 1e-5, "{kernels}: relative error {error}");
+    }
+}

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
-use burn::tensor::Device;
 use equivar::plan::Plan;
 use equivar_data::Split;
 use serde::{Deserialize, Serialize};
@@ -135,10 +134,9 @@ pub fn using_abusing(
     profile: &Profile,
     out: &Path,
     data_dir: Option<PathBuf>,
-    progress: bool,
+    options: &TrainOptions,
 ) -> Result<Results> {
     let (_lock, _) = RunDir::new(out).lock_and_clean()?;
-    let device = Device::flex();
     let base = TrainConfig {
         data_dir,
         ..TrainConfig::paper("abusing-p4", 28)
@@ -184,14 +182,7 @@ pub fn using_abusing(
                     allow_approximate: true,
                     ..base.clone()
                 };
-                let result = run_one(
-                    &config,
-                    &dir,
-                    &test_data,
-                    profile.test_limit,
-                    &device,
-                    progress,
-                )?;
+                let result = run_one(&config, &dir, &test_data, profile.test_limit, options)?;
                 println!(
                     "[{:>2}/{total}] {name:<28} acc@0 {:6.2}%  mean36 {:6.2}%  quarter-turn spread {:5.2}  \
                      (train {:.0}s, eval {:.0}s, {:.1} min so far)",
@@ -241,8 +232,12 @@ pub fn using_abusing(
 
 /// The run of `config` in `dir`: trained, or resumed (a complete one returns at once) when
 /// `dir` already holds a run of the same settings; a run of other settings is refused.
-pub(crate) fn train_or_resume(config: &TrainConfig, dir: &Path, progress: bool) -> Result<()> {
-    let options = TrainOptions { progress };
+pub(crate) fn train_or_resume(
+    config: &TrainConfig,
+    dir: &Path,
+    options: &TrainOptions,
+) -> Result<()> {
+    let options = options.clone();
     let run = RunDir::new(dir);
     if !run.holds_run() {
         trainer::train(config, dir, options)?;
@@ -270,8 +265,7 @@ fn run_one(
     dir: &Path,
     test_data: &equivar_data::LabelledImages,
     test_limit: Option<usize>,
-    device: &Device,
-    progress: bool,
+    options: &TrainOptions,
 ) -> Result<RunResult> {
     let cached = dir.join("rotation.json");
     if let Ok(text) = std::fs::read_to_string(&cached)
@@ -280,9 +274,10 @@ fn run_one(
         return Ok(result);
     }
     let t = Instant::now();
-    train_or_resume(config, dir, progress)?;
+    train_or_resume(config, dir, options)?;
     let train_seconds = t.elapsed().as_secs_f64();
-    let (net, _) = load_run(dir, device)?;
+    let (net, _) = load_run(dir, &options.compute)?;
+    let device = &options.compute.device;
     let test = PreparedImages::new(test_data, config.input_size, test_limit)?;
     let t = Instant::now();
     let curve = rotation_curve(
@@ -291,7 +286,7 @@ fn run_one(
         &paper_angles(),
         &config.model,
         device,
-        progress,
+        options.progress,
     )?;
     let exact = Plan::new(&config.net_spec()?, config.input_size)?.exact;
     let result = RunResult {

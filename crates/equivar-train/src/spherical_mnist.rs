@@ -31,7 +31,7 @@ use crate::eval::EVAL_BATCH;
 use crate::examples::{Examples, SphereDigits};
 use crate::regime::Regime;
 use crate::reproduce::train_or_resume;
-use crate::trainer::{count_correct, load_run};
+use crate::trainer::{TrainOptions, count_correct, load_run};
 
 /// The registry's classifier (`equivar::models::sphere::spec`).
 const MODEL: &str = "spherical-cnn";
@@ -167,7 +167,7 @@ pub fn reproduce(
     profile: &SphericalProfile,
     out: &Path,
     data_dir: Option<PathBuf>,
-    progress: bool,
+    options: &TrainOptions,
 ) -> Result<SphericalResults> {
     let (_lock, _) = crate::run_dir::RunDir::new(out).lock_and_clean()?;
     let location = equivar_data::DataLocation::resolve(data_dir.as_deref());
@@ -190,7 +190,7 @@ pub fn reproduce(
             .map_or("all".to_string(), |n| n.to_string()),
     );
     let started = Instant::now();
-    let device = Device::flex();
+    let device = options.compute.device.clone();
     let base = TrainConfig {
         model: MODEL.to_string(),
         input_size: profile.nlat,
@@ -213,8 +213,8 @@ pub fn reproduce(
         regime: Regime::Upright,
         ..base.clone()
     };
-    train_or_resume(&upright, &upright_dir, progress)?;
-    let (net, _) = load_run(&upright_dir, &device)?;
+    train_or_resume(&upright, &upright_dir, options)?;
+    let (net, _) = load_run(&upright_dir, &options.compute)?;
     let nr_nr = accuracy(&net, &test, Regime::Upright, TEST_SEED, &device)?;
     let nr_r = accuracy(&net, &test, Regime::Uniform, TEST_SEED, &device)?;
     println!("trained upright: NR/NR {nr_nr:.2}%, NR/R {nr_r:.2}%");
@@ -223,8 +223,8 @@ pub fn reproduce(
         regime: Regime::Uniform,
         ..base
     };
-    train_or_resume(&rotated, &rotated_dir, progress)?;
-    let (net, _) = load_run(&rotated_dir, &device)?;
+    train_or_resume(&rotated, &rotated_dir, options)?;
+    let (net, _) = load_run(&rotated_dir, &options.compute)?;
     let r_r = accuracy(&net, &test, Regime::Uniform, TEST_SEED, &device)?;
     println!("trained rotated: R/R {r_r:.2}%");
     let results = SphericalResults {

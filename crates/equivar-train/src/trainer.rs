@@ -12,6 +12,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor};
 use equivar::nn::Net;
+use equivar::ops::Kernels;
 use equivar::plan::{Exactness, Plan};
 use equivar_data::{DataLocation, Dataset, LabelledImages, Source, Split};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -23,11 +24,30 @@ use crate::config::TrainConfig;
 use crate::examples::{Examples, examples};
 use crate::run_dir::{CheckpointState, EpochMetrics, RunDir};
 
-/// How a run reports itself.
-#[derive(Clone, Copy, Debug)]
+/// Where a model computes and with which implementation of its heavy ops: choices of the
+/// machine, not of the run (a run resumed elsewhere may choose differently).
+#[derive(Clone, Debug)]
+pub struct Compute {
+    /// burn's Flex CPU backend by default (see `equivar::device` for the others).
+    pub device: Device,
+    pub kernels: Kernels,
+}
+
+impl Default for Compute {
+    fn default() -> Self {
+        Compute {
+            device: Device::flex(),
+            kernels: Kernels::default(),
+        }
+    }
+}
+
+/// How a run reports itself and where it computes.
+#[derive(Clone, Debug, Default)]
 pub struct TrainOptions {
     /// Draw progress bars (on stderr, when it is a terminal).
     pub progress: bool,
+    pub compute: Compute,
 }
 
 /// A finished (or already complete) run.
@@ -261,11 +281,11 @@ fn run_epochs(
     data: (LabelledImages, Source),
     resumed: Resumed,
 ) -> Result<TrainOutcome> {
-    let device = Device::flex();
+    let device = options.compute.device.clone();
     device.seed(config.seed);
     let ad = device.clone().autodiff();
     ad.seed(config.seed);
-    let mut net = build_net(config, &ad)?;
+    let mut net = build_net(config, &ad)?.with_kernels(options.compute.kernels);
     let mut optim = optimizer(config);
     let Resumed {
         checkpoint,
@@ -386,7 +406,7 @@ fn run_epochs(
     batch_bar.finish_and_clear();
     epoch_bar.finish_and_clear();
     Ok(TrainOutcome {
-        net: net.valid(),
+        net: net.valid().with_kernels(options.compute.kernels),
         metrics,
         source,
         resumed_from: start,
@@ -448,7 +468,7 @@ pub fn load_model(net: Net, path: &Path, config: &TrainConfig) -> Result<Net> {
 }
 
 /// The model of a run directory, from its last checkpoint, in evaluation mode.
-pub fn load_run(dir: &Path, device: &Device) -> Result<(Net, TrainConfig)> {
+pub fn load_run(dir: &Path, compute: &Compute) -> Result<(Net, TrainConfig)> {
     let run = RunDir::new(dir);
     let config = run.read_config()?;
     let state = run.checkpoint()?.with_context(|| {
@@ -468,9 +488,9 @@ pub fn load_run(dir: &Path, device: &Device) -> Result<(Net, TrainConfig)> {
         );
     }
     let net = load_model(
-        build_net(&config, device)?,
+        build_net(&config, &compute.device)?,
         &run.file(&state.model_file),
         &config,
     )?;
-    Ok((net.valid(), config))
+    Ok((net.valid().with_kernels(compute.kernels), config))
 }

@@ -5,7 +5,9 @@ use burn::tensor::Device;
 use equivar_data::Split;
 use equivar_train::eval::rotation_curve;
 use equivar_train::images::PreparedImages;
-use equivar_train::trainer::{TrainOptions, build_net, load_model, load_run, load_split, train};
+use equivar_train::trainer::{
+    Compute, TrainOptions, build_net, load_model, load_run, load_split, train,
+};
 use equivar_train::{Regime, TrainConfig};
 
 fn small(model: &str, n: usize, images: usize, epochs: usize, batch: usize) -> TrainConfig {
@@ -19,7 +21,10 @@ fn small(model: &str, n: usize, images: usize, epochs: usize, batch: usize) -> T
     }
 }
 
-const QUIET: TrainOptions = TrainOptions { progress: false };
+/// No progress bars, on the default device (the CPU) with equivar's kernels.
+fn quiet() -> TrainOptions {
+    TrainOptions::default()
+}
 
 /// 300 Adam steps (3 epochs of 3,200 images, batch 32) of abusing-p4 at 28. Chance is 10%; the
 /// same model reaches ~96% upright after 30,000 images, and ~90% after these 9,600 in our runs.
@@ -29,7 +34,7 @@ const QUIET: TrainOptions = TrainOptions { progress: false };
 fn abusing_p4_learns_mnist_in_300_steps() {
     let dir = tempfile::tempdir().unwrap();
     let config = small("abusing-p4", 28, 3_200, 3, 32);
-    let outcome = train(&config, dir.path(), QUIET).unwrap();
+    let outcome = train(&config, dir.path(), quiet()).unwrap();
     assert_eq!(outcome.metrics.len(), 3);
     let (data, _) = load_split(&config, Split::Test).unwrap();
     let test = PreparedImages::new(&data, 28, Some(500)).unwrap();
@@ -67,7 +72,7 @@ fn abusing_p4_learns_mnist_in_300_steps() {
 
     // The run directory reloads into the same model, batch-norm statistics included (burn
     // keeps a running-state update pending until a sync; a record taken without one is stale).
-    let (reloaded, _) = load_run(dir.path(), &device).unwrap();
+    let (reloaded, _) = load_run(dir.path(), &Compute::default()).unwrap();
     let indices: Vec<usize> = (0..64).collect();
     let (x, _) = test.batch(&indices, &[0.0; 64], &device);
     let a = outcome.net.logits(x.clone()).unwrap();
@@ -81,7 +86,7 @@ fn refuses_an_inexact_size_unless_allowed_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = small("abusing-p4", 29, 64, 1, 32);
     config.allow_approximate = false;
-    let err = train(&config, &dir.path().join("run"), QUIET)
+    let err = train(&config, &dir.path().join("run"), quiet())
         .err()
         .expect("29 is not exact");
     let msg = format!("{err:#}");
@@ -93,8 +98,8 @@ fn refuses_an_inexact_size_unless_allowed_and_writes_nothing() {
 fn refuses_to_overwrite_a_run() {
     let dir = tempfile::tempdir().unwrap();
     let config = small("abusing-z2", 28, 64, 1, 32);
-    train(&config, dir.path(), QUIET).unwrap();
-    let err = train(&config, dir.path(), QUIET)
+    train(&config, dir.path(), quiet()).unwrap();
+    let err = train(&config, dir.path(), quiet())
         .err()
         .expect("second run into the same dir");
     assert!(format!("{err:#}").contains("`resume`"), "{err:#}");
@@ -104,7 +109,7 @@ fn refuses_to_overwrite_a_run() {
 fn a_checkpoint_loads_only_into_its_own_model() {
     let dir = tempfile::tempdir().unwrap();
     let z2 = small("abusing-z2", 28, 64, 1, 32);
-    train(&z2, dir.path(), QUIET).unwrap();
+    train(&z2, dir.path(), quiet()).unwrap();
     let checkpoint = dir.path().join("model-e001.bpk");
     let p4 = small("abusing-p4", 28, 64, 1, 32);
     let err = load_model(build_net(&p4, &Device::flex()).unwrap(), &checkpoint, &p4)
@@ -114,7 +119,7 @@ fn a_checkpoint_loads_only_into_its_own_model() {
     // A truncated checkpoint is an error naming the file, not a panic.
     let bytes = std::fs::read(&checkpoint).unwrap();
     std::fs::write(&checkpoint, &bytes[..bytes.len() / 2]).unwrap();
-    let err = load_run(dir.path(), &Device::flex()).expect_err("truncated checkpoint");
+    let err = load_run(dir.path(), &Compute::default()).expect_err("truncated checkpoint");
     assert!(format!("{err:#}").contains("model-e001.bpk"), "{err:#}");
 }
 
@@ -125,7 +130,7 @@ fn a_nan_loss_stops_the_run_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = small("abusing-z2", 28, 256, 3, 32);
     config.lr = 1e36;
-    let err = train(&config, dir.path(), QUIET)
+    let err = train(&config, dir.path(), quiet())
         .err()
         .expect("lr 1e36 must diverge");
     let msg = format!("{err:#}");

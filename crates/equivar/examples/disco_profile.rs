@@ -2,8 +2,8 @@
 use std::time::Instant;
 
 use equivar::kernels::{DiscoPsi, FilterBasis, Quadrature};
-use equivar_kernels::disco::{self as disco_cpu, DiscoShape};
 use equivar::space::SphereGrid;
+use equivar_kernels::disco::{self as disco_cpu, DiscoShape};
 
 fn main() {
     let n: usize = std::env::args()

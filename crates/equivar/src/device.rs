@@ -22,10 +22,7 @@ pub fn parse_device(name: &str) -> Result<Device> {
     let (backend, index) = match name.split_once(':') {
         Some((backend, index)) => {
             let index = index.parse::<usize>().map_err(|_| {
-                unknown(
-                    name,
-                    format!("`{index}` is not a device index (0, 1, ...)"),
-                )
+                unknown(name, format!("`{index}` is not a device index (0, 1, ...)"))
             })?;
             (backend, Some(index))
         }
@@ -80,7 +77,9 @@ fn not_built(name: &str, feature: &str) -> EquivarError {
 #[cfg(feature = "cuda")]
 fn cuda(index: Option<usize>) -> Option<Device> {
     use burn::tensor::DeviceIndex;
-    Some(Device::cuda(index.map_or(DeviceIndex::Default, DeviceIndex::Specified)))
+    Some(Device::cuda(
+        index.map_or(DeviceIndex::Default, DeviceIndex::Specified),
+    ))
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -15,11 +15,11 @@ use rayon::prelude::*;
 
 use crate::error::{EquivarError, Result};
 use crate::nn::Net;
+use crate::space::Window;
+use crate::spec::{Activation, Reduce};
 use equivar_kernels::conv::{self as conv_cpu, ConvShape};
 use equivar_kernels::on_compute_threads;
 use equivar_kernels::winograd::{self as winograd_cpu, WinogradFilter};
-use crate::space::Window;
-use crate::spec::{Activation, Reduce};
 
 /// One step of a [`FrozenNet`], on `[batch, channels, height, width]` buffers.
 #[derive(Clone, Debug)]

@@ -14,7 +14,6 @@ use equivar::nn::{DiscoConfig, DiscoConvS2, DiscoConvTransposeS2};
 use equivar::ops::{self, Kernels};
 use equivar::space::SphereGrid;
 
-
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }

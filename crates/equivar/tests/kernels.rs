@@ -98,7 +98,15 @@ fn compare_conv(
     }
 
     // Inference (no autodiff) takes the plain Flex route.
-    let y_plain = host(ops::conv2d(x, w, Some(b), stride, padding, dilation, kernels));
+    let y_plain = host(ops::conv2d(
+        x,
+        w,
+        Some(b),
+        stride,
+        padding,
+        dilation,
+        kernels,
+    ));
     assert!(
         relative_error(&y_plain, &y_ref) <= TOL,
         "{case}: inference output"
@@ -126,7 +134,15 @@ fn strided_views_are_read_correctly() {
     let w = Tensor::<4>::random([4, 3, 3, 3], Distribution::Normal(0.0, 1.0), &device);
     let view = x.clone().swap_dims(2, 3);
     let copy = Tensor::<4>::from_data(view.clone().into_data(), &device);
-    let a = host(ops::conv2d(view, w.clone(), None, 1, 1, 1, Kernels::Equivar));
+    let a = host(ops::conv2d(
+        view,
+        w.clone(),
+        None,
+        1,
+        1,
+        1,
+        Kernels::Equivar,
+    ));
     let b = host(ops::conv2d(copy, w, None, 1, 1, 1, Kernels::Equivar));
     assert_eq!(a, b);
 }
@@ -236,4 +252,57 @@ fn max_pool_matches_burn_with_gradients() {
         host(ops::max_pool2d(x, 2, 2, 0, 2, Kernels::Equivar)),
         host(dilated)
     );
+}
+
+/// The kernel choice is a value of the model: `with_kernels` sets every layer, survives
+/// `valid()` and the frozen lowering, `with_layer_kernels` sets one layer; every choice
+/// computes the same function (to float32 rounding), and an unknown layer is named.
+#[test]
+fn a_models_kernel_choice_is_its_own() {
+    use burn::module::Module;
+    use equivar::models;
+    use equivar::plan::Exactness;
+    let device = Device::flex();
+    device.seed(7);
+    let net = models::spec("abusing-p4")
+        .unwrap()
+        .init(28, Exactness::Require, &device)
+        .unwrap();
+    let x = Tensor::<4>::random([3, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
+    let logits = |net: &equivar::nn::Net| host2(net.logits(x.clone()).unwrap());
+    let want = logits(&net.clone().with_kernels(Kernels::Burn));
+    for kernels in [Kernels::Equivar, Kernels::NoWinograd] {
+        let chosen = net.clone().with_kernels(kernels);
+        assert_eq!(chosen.kernels, kernels);
+        assert_eq!(chosen.valid().kernels, kernels, "valid() keeps the choice");
+        let e = relative_error(&logits(&chosen), &want);
+        assert!(e <= TOL, "{kernels} vs burn: {e:.2e}");
+    }
+    // One layer on burn's ops, the rest on equivar's: the same function again.
+    let name = net.plan.layers[1].name.clone();
+    let mixed = net
+        .clone()
+        .with_layer_kernels(&name, Kernels::Burn)
+        .unwrap();
+    assert!(relative_error(&logits(&mixed), &want) <= TOL);
+    let err = net
+        .clone()
+        .with_layer_kernels("nope", Kernels::Burn)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`nope`") && err.contains(&name), "{err}");
+    // Kernels by name, as the CLI passes them.
+    assert_eq!(
+        "no-winograd".parse::<Kernels>().unwrap(),
+        Kernels::NoWinograd
+    );
+    let err = "fast".parse::<Kernels>().unwrap_err().to_string();
+    assert!(
+        err.contains("`fast`") && err.contains("no-winograd"),
+        "{err}"
+    );
+}
+
+fn host2(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
 }

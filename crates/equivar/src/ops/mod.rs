@@ -353,5 +353,8 @@ pub fn disco_conv_transpose(
         .matmul(x.reshape([b, c, nlat * nlon]))
         .reshape([b * o, k, nlat, nlon]);
     let (t, p) = (psi.columns.nlat, psi.columns.nlon);
-    with_bias(disco_scatter_generic(mixed, psi).reshape([b, o, t, p]), bias)
+    with_bias(
+        disco_scatter_generic(mixed, psi).reshape([b, o, t, p]),
+        bias,
+    )
 }
