@@ -251,7 +251,8 @@ pub(crate) fn sgemm_strided(
     }
 }
 
-/// See [`super::sgemm_gflops`].
+/// The machine's fp32 GEMM rate in GFLOP/s: the median of three `size x size x size`
+/// products on all rayon threads, the reference "peak" benchmarks report shares of.
 pub fn sgemm_gflops(size: usize) -> f64 {
     let a: Vec<f32> = (0..size * size).map(|i| (i % 7) as f32 * 0.1).collect();
     let mut c = vec![0.0f32; size * size];

@@ -406,7 +406,7 @@ fn run_epochs(
     batch_bar.finish_and_clear();
     epoch_bar.finish_and_clear();
     Ok(TrainOutcome {
-        net: net.valid().with_kernels(options.compute.kernels),
+        net: net.valid(),
         metrics,
         source,
         resumed_from: start,
@@ -488,9 +488,9 @@ pub fn load_run(dir: &Path, compute: &Compute) -> Result<(Net, TrainConfig)> {
         );
     }
     let net = load_model(
-        build_net(&config, &compute.device)?,
+        build_net(&config, &compute.device)?.with_kernels(compute.kernels),
         &run.file(&state.model_file),
         &config,
     )?;
-    Ok((net.valid().with_kernels(compute.kernels), config))
+    Ok((net.valid(), config))
 }

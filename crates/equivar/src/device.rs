@@ -8,12 +8,25 @@ use burn::tensor::Device;
 
 use crate::error::{EquivarError, Result};
 
-/// The backends a device name can ask for, with the cargo feature that compiles each in.
-const BACKENDS: [(&str, &str); 4] = [
-    ("cpu", "burn's Flex CPU backend (always built)"),
-    ("cuda", "NVIDIA GPUs (cargo feature `cuda`)"),
-    ("wgpu", "any GPU through wgpu (cargo feature `wgpu`)"),
-    ("vulkan", "GPUs through Vulkan (cargo feature `vulkan`)"),
+/// The backends a device name can ask for: name, what it is (and the cargo feature that
+/// compiles it in), and whether this build has it.
+const BACKENDS: [(&str, &str, bool); 4] = [
+    ("cpu", "burn's Flex CPU backend (always built)", true),
+    (
+        "cuda",
+        "NVIDIA GPUs (cargo feature `cuda`)",
+        cfg!(feature = "cuda"),
+    ),
+    (
+        "wgpu",
+        "any GPU through wgpu (cargo feature `wgpu`)",
+        cfg!(feature = "wgpu"),
+    ),
+    (
+        "vulkan",
+        "GPUs through Vulkan (cargo feature `vulkan`)",
+        cfg!(feature = "vulkan"),
+    ),
 ];
 
 /// The device named `name`: `cpu` (or `flex`), or `BACKEND[:INDEX]` for a GPU backend built
@@ -45,17 +58,17 @@ pub fn parse_device(name: &str) -> Result<Device> {
 
 /// The backends this build can run on, by name.
 pub fn built_backends() -> Vec<&'static str> {
-    let mut names = vec!["cpu"];
-    names.extend(cfg!(feature = "cuda").then_some("cuda"));
-    names.extend(cfg!(feature = "wgpu").then_some("wgpu"));
-    names.extend(cfg!(feature = "vulkan").then_some("vulkan"));
-    names
+    BACKENDS
+        .iter()
+        .filter(|(_, _, built)| *built)
+        .map(|(name, _, _)| *name)
+        .collect()
 }
 
 fn unknown(name: &str, reason: String) -> EquivarError {
     let known: Vec<String> = BACKENDS
         .iter()
-        .map(|(b, what)| format!("{b} ({what})"))
+        .map(|(b, what, _)| format!("{b} ({what})"))
         .collect();
     EquivarError::UnknownDevice {
         name: name.to_string(),

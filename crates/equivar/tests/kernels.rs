@@ -22,11 +22,7 @@ fn relative_error(got: &[f32], want: &[f32]) -> f64 {
     diff / scale
 }
 
-fn host(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
-}
-
-fn host1(t: Tensor<1>) -> Vec<f32> {
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
 
@@ -77,7 +73,7 @@ fn compare_conv(
             host(y.clone()),
             host(x.grad(&grads).unwrap()),
             host(w.grad(&grads).unwrap()),
-            host1(b.grad(&grads).unwrap()),
+            host(b.grad(&grads).unwrap()),
         )
     };
     let (y, gx, gw, gb) = run(kernels);
@@ -171,11 +167,11 @@ fn batch_norm_matches_burn_with_gradients() {
                 .backward();
             (
                 host(y),
-                host1(mean),
-                host1(var),
+                host(mean),
+                host(var),
                 host(x.grad(&grads).unwrap()),
-                host1(gamma.grad(&grads).unwrap()),
-                host1(beta.grad(&grads).unwrap()),
+                host(gamma.grad(&grads).unwrap()),
+                host(beta.grad(&grads).unwrap()),
             )
         };
         let (a, b) = (run(Kernels::Equivar), run(Kernels::Burn));
@@ -212,8 +208,8 @@ fn batch_norm_running_statistics_follow_the_batches() {
         let _ = norm.forward(x.clone());
     }
     let stepped = norm.valid();
-    let mean = host1(stepped.norm.running_mean.value());
-    let var = host1(stepped.norm.running_var.value());
+    let mean = host(stepped.norm.running_mean.value());
+    let var = host(stepped.norm.running_var.value());
     let xs = host(x.inner());
     let m = xs.iter().map(|v| *v as f64).sum::<f64>() / xs.len() as f64;
     println!("running mean {mean:?} var {var:?}, data mean {m}");
@@ -269,7 +265,7 @@ fn a_models_kernel_choice_is_its_own() {
         .init(28, Exactness::Require, &device)
         .unwrap();
     let x = Tensor::<4>::random([3, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
-    let logits = |net: &equivar::nn::Net| host2(net.logits(x.clone()).unwrap());
+    let logits = |net: &equivar::nn::Net| host(net.logits(x.clone()).unwrap());
     let want = logits(&net.clone().with_kernels(Kernels::Burn));
     for kernels in [Kernels::Equivar, Kernels::NoWinograd] {
         let chosen = net.clone().with_kernels(kernels);
@@ -278,6 +274,22 @@ fn a_models_kernel_choice_is_its_own() {
         let e = relative_error(&logits(&chosen), &want);
         assert!(e <= TOL, "{kernels} vs burn: {e:.2e}");
     }
+    // Training keeps the choice through `valid()` of an autodiff model and through loading a
+    // record (a checkpoint) into it.
+    let ad = device.clone().autodiff();
+    let trained = models::spec("abusing-p4")
+        .unwrap()
+        .init(28, Exactness::Require, &ad)
+        .unwrap()
+        .with_kernels(Kernels::NoWinograd);
+    let loaded = trained.clone().load_record(trained.clone().into_record());
+    assert_eq!(loaded.kernels, Kernels::NoWinograd);
+    assert_eq!(loaded.valid().kernels, Kernels::NoWinograd);
+    let layer_kernels = |net: &equivar::nn::Net| match &net.layers[0] {
+        equivar::layers::Layer::LiftingConv(conv) => conv.geometry.kernels,
+        other => panic!("abusing-p4 starts with a lifting conv, not {other:?}"),
+    };
+    assert_eq!(layer_kernels(&trained.valid()), Kernels::NoWinograd);
     // One layer on burn's ops, the rest on equivar's: the same function again.
     let name = net.plan.layers[1].name.clone();
     let mixed = net
@@ -301,8 +313,4 @@ fn a_models_kernel_choice_is_its_own() {
         err.contains("`fast`") && err.contains("no-winograd"),
         "{err}"
     );
-}
-
-fn host2(t: Tensor<2>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().unwrap()
 }

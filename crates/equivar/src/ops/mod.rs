@@ -18,7 +18,7 @@ use burn::tensor::{DType, Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use crate::kernels::DiscoPsi;
 
 use equivar_kernels::conv::ConvShape;
-pub use equivar_kernels::{HugePageAllocator, on_compute_threads, set_block_reuse, set_huge_pages};
+pub use equivar_kernels::{HugePageAllocator, set_block_reuse, set_huge_pages, sgemm_gflops};
 pub use flex::GConvBackend;
 
 /// Which implementation runs a layer's heavy ops (convolutions, training-mode batch norm, 2x2
@@ -91,12 +91,6 @@ pub fn is_flex(device: &Device) -> bool {
         device.as_dispatch().clone().inner(),
         DispatchDevice::Flex(_)
     )
-}
-
-/// The machine's fp32 GEMM rate in GFLOP/s: the median of three `size x size x size`
-/// products on all rayon threads, the reference "peak" benchmarks report shares of.
-pub fn sgemm_gflops(size: usize) -> f64 {
-    equivar_kernels::sgemm_gflops(size)
 }
 
 /// Square-window conv2d, `x [B, C_in, H, W]`, `weight [C_out, C_in, k, k]`, one bias per
