@@ -266,7 +266,14 @@ fn check(args: CheckArgs, given: &[String]) -> Result<()> {
             !grids.is_empty(),
             "--grids is empty; name at least one grid NLATxNLON, e.g. --grids 32x64"
         );
-        let report = disco_equivariance(&model, &grids, rotations, seed)?;
+        let report = disco_equivariance(
+            &model,
+            &grids,
+            rotations,
+            seed,
+            &compute.device,
+            compute.kernels,
+        )?;
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {

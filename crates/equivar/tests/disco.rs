@@ -416,11 +416,29 @@ fn invalid_configurations_and_inputs_are_named() {
 #[test]
 fn so3_equivariance_error_falls_with_resolution() {
     use equivar::check::sphere::disco_equivariance;
-    let report = disco_equivariance("disco-s2-iso", &[[32, 64], [64, 128]], 2, 0).unwrap();
+    let report = disco_equivariance(
+        "disco-s2-iso",
+        &[[32, 64], [64, 128]],
+        2,
+        0,
+        &Device::flex(),
+        Kernels::Equivar,
+    )
+    .unwrap();
     let (coarse, fine) = (&report.grids[0], &report.grids[1]);
     println!("{report}");
     assert!(coarse.polar_rel_error <= 1e-5 && fine.polar_rel_error <= 1e-5);
     assert!(fine.so3_rel_error < coarse.so3_rel_error / 3.0, "{report}");
     assert!(fine.so3_rel_error < 5e-3, "{report}");
-    assert!(disco_equivariance("disco-nope", &[[8, 16]], 1, 0).is_err());
+    assert!(
+        disco_equivariance(
+            "disco-nope",
+            &[[8, 16]],
+            1,
+            0,
+            &Device::flex(),
+            Kernels::Equivar
+        )
+        .is_err()
+    );
 }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{EquivarError, Result};
 use crate::kernels::FilterBasis;
 use crate::nn::{DiscoConfig, DiscoConvS2};
+use crate::ops::Kernels;
 use crate::space::{SphereGrid, apply_inverse, rotation_from_quaternion};
 
 /// Degree of the random polynomial input signals.
@@ -243,12 +244,15 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
         .expect("f64 after convert")
 }
 
-/// Measures `model` (see [`disco_models`]) on equiangular `nlat x 2 nlat` grids.
+/// Measures `model` (see [`disco_models`]) on equiangular `nlat x 2 nlat` grids, on `device`
+/// with `kernels`.
 pub fn disco_equivariance(
     model: &str,
     grids: &[[usize; 2]],
     rotations: usize,
     seed: u64,
+    device: &Device,
+    kernels: Kernels,
 ) -> Result<SphereEquivarianceReport> {
     let (name, basis, description) = disco_models()
         .into_iter()
@@ -261,15 +265,15 @@ pub fn disco_equivariance(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-    let device = Device::flex();
     let (c_in, c_out) = (2, 3);
     let mut rows = Vec::new();
     for &[nlat, nlon] in grids {
         device.seed(seed);
         let grid = SphereGrid::equiangular(nlat, nlon)?;
-        let layer = DiscoConfig::new(c_in, c_out, grid.clone(), grid.clone(), basis)
+        let mut layer = DiscoConfig::new(c_in, c_out, grid.clone(), grid.clone(), basis)
             .with_cutoff(CHECK_CUTOFF)
-            .init_conv(&device)?;
+            .init_conv(device)?;
+        layer.kernels = kernels;
         let weight = host(layer.weight.val());
         let bias: Vec<f64> = vec![0.0; c_out];
         let mut rng = Rng::new(seed ^ 0x5EED_0F5A);
@@ -290,7 +294,7 @@ pub fn disco_equivariance(
             let data: Vec<f32> = v.iter().map(|x| *x as f32).collect();
             host(layer.forward(Tensor::from_data(
                 TensorData::new(data, [1, c_in, nlat, nlon]),
-                &device,
+                device,
             )))
         };
 
