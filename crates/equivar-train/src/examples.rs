@@ -21,7 +21,7 @@ use crate::regime::Regime;
 use crate::spherical_mnist::project;
 
 /// Labelled examples for a classifier.
-pub trait Examples {
+pub trait Examples: Send + Sync {
     fn len(&self) -> usize;
 
     fn is_empty(&self) -> bool {

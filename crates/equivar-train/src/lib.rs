@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod bench;
 pub mod bench_disco;
 pub mod config;
+pub mod data_parallel;
 pub mod eval;
 pub mod examples;
 pub mod images;
