@@ -10,9 +10,9 @@
 //! `TrainStep` / `InferenceStep`) and data loaders of digits moved per a [`Regime`].
 //!
 //! Batch norm under data parallelism normalises each device's share of a batch by that share's
-//! statistics (as PyTorch's `DataParallel` without SyncBN). Call
-//! [`Net::recalibrate_batch_norm`] on the trained model before evaluating it: the workers'
-//! running statistics are not merged into the model the `Learner` returns.
+//! statistics (as PyTorch's `DataParallel` without SyncBN), and burn averages the workers'
+//! running statistics (momentum averages of those shares). Call [`Net::recalibrate_batch_norm`]
+//! on the trained model before evaluating it, for the population statistics.
 
 use std::sync::Arc;
 
@@ -45,8 +45,8 @@ pub struct Classifier {
     pub net: Net,
 }
 
-/// burn-train prints the model in its summary: the name, size and parameter count, not the
-/// whole plan.
+/// burn-train prints the model in its summary: its name, input size and depth, not the whole
+/// plan.
 impl ModuleDisplay for Classifier {
     fn custom_content(&self, content: Content) -> Option<Content> {
         let plan = &self.net.plan;
