@@ -34,6 +34,9 @@ pub enum EquivarError {
     #[error("invalid layer `{layer}`: {reason}")]
     InvalidLayer { layer: String, reason: String },
 
+    #[error("invalid steerable kernel basis: {reason}")]
+    InvalidBasis { reason: String },
+
     #[error(
         "input size {input_size} is too small: layer `{layer}` sees {in_size}x{in_size} pixels, \
          but its window (kernel {kernel}, dilation {dilation}, padding {padding}) spans \
