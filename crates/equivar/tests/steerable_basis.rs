@@ -219,7 +219,8 @@ fn representation(group: PlanarGroup, name: &str) -> Representation {
 }
 
 /// Basis dimensions of escnn 1.0.11's `R2Conv` between single fields with its default rings,
-/// widths and frequency cutoff (`conv.basisexpansion.dimension()`, computed with the peers'
+/// widths and frequency cutoff (`conv.basisexpansion.dimension()`, from
+/// `bench/escnn_basis_dims.py` run with the peers
 /// venv on 2026-11-30; 0 where escnn refuses an empty basis).
 const ESCNN_DIMENSIONS: &[(PlanarGroup, &str, &str, usize, usize, usize)] = &[
     (PlanarGroup::Cyclic(4), "trivial", "trivial", 3, 1, 2),
