@@ -27,11 +27,8 @@ use equivar_data::{DataLocation, Dataset, Split};
 use equivar_train::data_parallel::{BarRenderer, Classifier, LoaderOptions, digit_loader};
 use equivar_train::eval::rotation_curve;
 use equivar_train::examples::{Examples, examples};
-use equivar_train::trainer::build_net;
+use equivar_train::trainer::{build_net, recalibrate_batch_norm};
 use equivar_train::{Regime, TrainConfig};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 
 #[derive(Parser)]
 struct Args {
@@ -65,6 +62,9 @@ fn main() -> Result<()> {
         .split(',')
         .map(|name| parse_device(name.trim()).with_context(|| format!("--devices {name}")))
         .collect::<Result<Vec<_>>>()?;
+    if args.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
     if args.batch_size == 0 || args.images < args.batch_size * devices.len() {
         bail!(
             "--images {} must give every one of the {} devices at least one batch of \
@@ -130,16 +130,10 @@ fn main() -> Result<()> {
         bail!("training failed: {error}");
     }
 
-    // The workers' running statistics are not the population's: recompute them.
+    // The workers' running statistics are not the population's: recompute them, as
+    // `equivar train` does after an epoch.
     let net = result.model.net;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(config.seed));
-    order.truncate(2000);
-    let mut rng = StdRng::seed_from_u64(config.seed ^ 1);
-    let batches = order
-        .chunks(args.batch_size)
-        .map(|chunk| train.draw(chunk, config.regime, &mut rng, &devices[0]).0);
-    net.recalibrate_batch_norm(batches)?;
+    recalibrate_batch_norm(&net, &*train, &config, args.epochs - 1, &devices[0])?;
     let curve = rotation_curve(
         &net,
         &*test,

@@ -192,6 +192,15 @@ impl Default for BarRenderer {
     }
 }
 
+impl BarRenderer {
+    /// An empty bar of `length` items for the next split or test.
+    fn restart(&self, length: usize, message: String) {
+        self.bar.reset();
+        self.bar.set_length(length as u64);
+        self.bar.set_message(message);
+    }
+}
+
 impl MetricsRendererTraining for BarRenderer {
     fn update_train(&mut self, _state: MetricState) {}
 
@@ -218,13 +227,8 @@ impl TrainingProgressLogger for BarRenderer {
     }
 
     fn start_split(&mut self, split: &str, total_items: usize) {
-        self.bar.reset();
-        self.bar.set_length(total_items as u64);
-        self.bar.set_message(format!(
-            "epoch {}/{} {split}",
-            self.epoch.max(1),
-            self.epochs
-        ));
+        let message = format!("epoch {}/{} {split}", self.epoch.max(1), self.epochs);
+        self.restart(total_items, message);
     }
 
     fn update_split(&mut self, items_processed: usize) {
@@ -246,9 +250,7 @@ impl EvaluationProgressLogger for BarRenderer {
     fn start_global_progress(&mut self, _total_tests: usize) {}
 
     fn start_test(&mut self, name: &str, total_items: usize) {
-        self.bar.reset();
-        self.bar.set_length(total_items as u64);
-        self.bar.set_message(name.to_string());
+        self.restart(total_items, name.to_string());
     }
 
     fn update_test_progress(&mut self, items_processed: usize) {

@@ -417,7 +417,7 @@ fn run_epochs(
 /// Precise batch norm after `epoch`: the running statistics become the population statistics
 /// of `config.batch_norm_recalibration` training images (drawn and rotated per the regime with
 /// their own seed, so a resumed run recomputes what the uninterrupted one did).
-fn recalibrate_batch_norm(
+pub fn recalibrate_batch_norm(
     net: &Net,
     train: &dyn Examples,
     config: &TrainConfig,

@@ -6,32 +6,11 @@ use std::f64::consts::TAU;
 
 use equivar::group::{Group, Irrep, O2Element, PlanarGroup, Representation};
 use nalgebra::{DMatrix, DVector};
+use planar_groups::{Draws, groups};
+
+mod planar_groups;
 
 const MAX_FREQUENCY: usize = 8;
-
-fn groups() -> Vec<PlanarGroup> {
-    let mut out: Vec<PlanarGroup> = (1..=12)
-        .flat_map(|n| [PlanarGroup::Cyclic(n), PlanarGroup::Dihedral(n)])
-        .collect();
-    out.extend([PlanarGroup::So2, PlanarGroup::O2]);
-    out
-}
-
-/// Deterministic uniform draws in [0, 1) (xorshift).
-struct Draws(u64);
-
-impl Draws {
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn element(&mut self, group: PlanarGroup) -> O2Element {
-        group.element_at([self.unit(), self.unit()])
-    }
-}
 
 fn close(a: &DMatrix<f64>, b: &DMatrix<f64>, tol: f64) -> bool {
     a.shape() == b.shape() && (a - b).amax() <= tol

@@ -4,33 +4,15 @@
 
 use std::f64::consts::TAU;
 
-use equivar::group::Representation;
-use equivar::group::{Irrep, O2Element, PlanarGroup};
+use equivar::group::{Irrep, O2Element, PlanarGroup, Representation};
 use equivar::kernels::steerable::{Ring, SteerableBasis, default_rings, harmonics};
+use planar_groups::{Draws, groups};
+
+mod planar_groups;
 
 const MAX_FREQUENCY: usize = 8;
 /// Irrep frequencies tried for SO(2) and O(2).
 const CONTINUOUS_IRREPS: usize = 4;
-
-fn groups() -> Vec<PlanarGroup> {
-    let mut out: Vec<PlanarGroup> = (1..=12)
-        .flat_map(|n| [PlanarGroup::Cyclic(n), PlanarGroup::Dihedral(n)])
-        .collect();
-    out.extend([PlanarGroup::So2, PlanarGroup::O2]);
-    out
-}
-
-/// Deterministic uniform draws in [0, 1) (xorshift).
-struct Draws(u64);
-
-impl Draws {
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// The angle of the point `g x` when `x` is at angle `phi`.
 fn moved(g: O2Element, phi: f64) -> f64 {
@@ -52,7 +34,7 @@ fn every_harmonic_satisfies_the_kernel_constraint() {
                         let energy = h.cos.norm_squared() + h.sin.norm_squared();
                         assert!((energy - 1.0).abs() < 1e-12, "{group} {input}->{output}");
                         for _ in 0..4 {
-                            let g = group.element_at([draws.unit(), draws.unit()]);
+                            let g = draws.element(group);
                             let phi = TAU * draws.unit();
                             let left = h.at(moved(g, phi));
                             let right = output.matrix(group, g)
@@ -88,19 +70,10 @@ fn harmonic_character(nu: usize, g: O2Element) -> f64 {
 /// Haar average of `f` over the group: exact for the trigonometric polynomials used here
 /// (degree < 64) on 64 equally spaced angles per component of SO(2) and O(2).
 fn group_average(group: PlanarGroup, f: impl Fn(O2Element) -> f64) -> f64 {
-    let elements: Vec<O2Element> = match group.order() {
+    let elements = match group.order() {
         Some(_) => group.elements(),
-        None => {
-            let mirrors: &[bool] = if group.has_reflections() {
-                &[false, true]
-            } else {
-                &[false]
-            };
-            mirrors
-                .iter()
-                .flat_map(|&m| (0..64).map(move |i| O2Element::new(TAU * i as f64 / 64.0, m)))
-                .collect()
-        }
+        None if group.has_reflections() => group.even_samples(128),
+        None => group.even_samples(64),
     };
     elements.iter().map(|&g| f(g)).sum::<f64>() / elements.len() as f64
 }
