@@ -9,7 +9,8 @@ use std::fmt;
 pub mod sphere;
 
 use crate::error::Result;
-use crate::group::{Element, Group};
+use crate::field::element_label;
+use crate::group::{Element, O2Element, PlanarGroup};
 use crate::nn::Net;
 use crate::plan::LayerPlan;
 use crate::spec::Domain;
@@ -78,22 +79,36 @@ pub fn element_name(e: Element) -> String {
 /// How one symmetry moves the input (`None`) and each layer's output (`Some(layer)`).
 type Action<'a> = Box<dyn Fn(Option<&LayerPlan>, Tensor<4>) -> Result<Tensor<4>> + 'a>;
 
+/// The name of `g` in a report: on the groups that map the pixel grid to itself (C1, C2, C4,
+/// D1, D2, D4) the G-CNN names `r1`, `m`, ...; elsewhere the angle, `r(90)m`.
+fn report_name(group: PlanarGroup, g: O2Element) -> String {
+    match group.rotation_order() {
+        Some(n) if 4 % n == 0 => element_name(Element {
+            rotation: group.index_of(g).map_or(0, |i| i % n),
+            reflected: g.reflected,
+        }),
+        _ => element_label(g),
+    }
+}
+
 /// The symmetries `check` measures a model under, each with its name: on the plane every
-/// element of its group but the identity; on the sphere the rotations about the polar axis
-/// by whole longitude steps of the coarsest grid (exact by construction).
+/// element of its group that maps the pixel grid to itself, but the identity; on the sphere
+/// the rotations about the polar axis by whole longitude steps of the coarsest grid (exact by
+/// construction).
 fn symmetries(net: &Net) -> Vec<(String, Action<'_>)> {
     let plan = &net.plan;
     match plan.domain {
         Domain::Plane => {
-            let group: Group = net.spec.group();
+            let group = net.spec.group();
             group
-                .elements()
-                .filter(|&g| g != group.identity())
+                .pixel_grid_elements()
+                .into_iter()
+                .filter(|&g| g != O2Element::identity())
                 .map(|g| {
                     let act: Action = Box::new(move |layer: Option<&LayerPlan>, t| {
-                        layer.map_or(plan.input_type, |l| l.out_type).act(g, t)
+                        layer.map_or(&plan.input_type, |l| &l.out_type).act(g, t)
                     });
-                    (element_name(g), act)
+                    (report_name(group, g), act)
                 })
                 .collect()
         }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EquivarError, Result};
-use crate::field::FieldType;
+use crate::field::FeatureType;
 use crate::layers::PlanInput;
 use crate::space::Window;
 use crate::spec::{Domain, NetSpec};
@@ -34,8 +34,8 @@ pub struct LayerPlan {
     /// `nlat` of `nlat x 2 nlat` on the sphere.
     #[serde(default, skip_serializing_if = "Domain::is_plane")]
     pub domain: Domain,
-    pub in_type: FieldType,
-    pub out_type: FieldType,
+    pub in_type: FeatureType,
+    pub out_type: FeatureType,
     pub in_size: usize,
     pub out_size: usize,
     /// The sliding window, for convs and pools.
@@ -54,8 +54,8 @@ pub struct Plan {
     pub domain: Domain,
     pub group: String,
     pub input_size: usize,
-    pub input_type: FieldType,
-    pub output_type: FieldType,
+    pub input_type: FeatureType,
+    pub output_type: FeatureType,
     pub output_size: usize,
     /// Every layer is exactly equivariant at this input size.
     pub exact: bool,
@@ -95,8 +95,8 @@ impl Plan {
                 Domain::Sphere => "SO(3)".to_string(),
             },
             input_size,
-            input_type: spec.input,
-            output_type: last.map_or(spec.input, |l| l.out_type),
+            input_type: spec.input.clone(),
+            output_type: last.map_or_else(|| spec.input.clone(), |l| l.out_type.clone()),
             output_size: last.map_or(input_size, |l| l.out_size),
             exact,
             nearest_exact_sizes: nearest_exact_sizes(spec, input_size),
@@ -152,15 +152,9 @@ fn describe_sizes(sizes: &[usize]) -> String {
 
 /// Plans each layer by its own plan rule (see [`crate::layers`]).
 fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
-    let group = spec.group().validate()?;
-    match spec.domain {
-        Domain::Plane if !group.acts_on_pixel_grid() => {
-            return Err(EquivarError::GroupNotOnGrid {
-                group: group.to_string(),
-                n: group.rotations(),
-            });
-        }
-        Domain::Sphere if group.order() != 1 => {
+    spec.input.validate()?;
+    if spec.domain == Domain::Sphere {
+        if spec.input.field_type().is_none_or(|t| t.group.order() != 1) {
             return Err(EquivarError::FieldTypeMismatch {
                 layer: "input".to_string(),
                 expected: "scalar channels on the sphere (group C1)".to_string(),
@@ -168,16 +162,15 @@ fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
                 fix: "give a sphere model's input the group C1 and trivial fields".to_string(),
             });
         }
-        _ => {}
     }
-    let mut ty = spec.input;
+    let mut ty = spec.input.clone();
     let mut size = input_size;
     let mut out = Vec::with_capacity(spec.layers.len());
     for layer in &spec.layers {
         let step = layer.kind.plan(&PlanInput {
             layer: &layer.name,
             domain: spec.domain,
-            in_type: ty,
+            in_type: &ty,
             in_size: size,
             input_size,
         })?;
@@ -185,8 +178,8 @@ fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
             name: layer.name.clone(),
             kind: layer.kind.label().to_string(),
             domain: spec.domain,
-            in_type: ty,
-            out_type: step.out_type,
+            in_type: ty.clone(),
+            out_type: step.out_type.clone(),
             in_size: size,
             out_size: step.out_size,
             window: layer.kind.window(),

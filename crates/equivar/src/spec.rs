@@ -5,8 +5,8 @@ mod file;
 
 use serde::{Deserialize, Serialize};
 
-use crate::field::FieldType;
-use crate::group::Group;
+use crate::field::{FeatureType, FieldType};
+use crate::group::{Group, PlanarGroup};
 pub use crate::layers::LayerKind;
 use crate::layers::{
     AvgPool, BatchNorm, FieldDropout, GlobalAvgPool, GroupConv, GroupPool, LiftingConv, Linear,
@@ -82,18 +82,18 @@ pub struct NetSpec {
     /// Plane (the default, left out of files) or sphere.
     #[serde(default, skip_serializing_if = "Domain::is_plane")]
     pub domain: Domain,
-    pub input: FieldType,
+    pub input: FeatureType,
     pub layers: Vec<LayerSpec>,
 }
 
 impl NetSpec {
     /// An empty model over `input` (e.g. `FieldType::trivial(Group::cyclic(4), 1)` for
-    /// grey images and p4).
-    pub fn new(name: impl Into<String>, input: FieldType) -> Self {
+    /// grey images and p4, or the feature type `C8: trivial`).
+    pub fn new(name: impl Into<String>, input: impl Into<FeatureType>) -> Self {
         NetSpec {
             name: name.into(),
             domain: Domain::Plane,
-            input,
+            input: input.into(),
             layers: Vec::new(),
         }
     }
@@ -107,7 +107,7 @@ impl NetSpec {
     }
 
     /// The group of the model.
-    pub fn group(&self) -> Group {
+    pub fn group(&self) -> PlanarGroup {
         self.input.group
     }
 

@@ -54,7 +54,7 @@ fn exact_elements_compose_as_the_group() {
         "C4: regular + irrep(1) + irrep(2) + quotient(C2)",
     ] {
         let t = ty(text);
-        let x = random(t.channels().unwrap(), 6);
+        let x = random(t.channels(), 6);
         let elements = t.group.elements();
         for &g in &elements {
             assert!(PixelAction::of(g).is_exact());
@@ -117,7 +117,7 @@ fn interpolated_rotations_move_a_smooth_image_to_where_it_belongs() {
 fn interpolated_rotations_compose_inside_the_disc() {
     let n = 33;
     let t = ty("C8: regular + 2x irrep(1) + irrep(4) + trivial");
-    let channels = t.channels().unwrap();
+    let channels = t.channels();
     // Smooth channels: blobs at different places, so that interpolation is accurate.
     let x = Tensor::cat(
         (0..channels)

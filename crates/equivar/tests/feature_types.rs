@@ -31,7 +31,7 @@ fn the_text_form_round_trips_for_every_kind() {
         let t: FeatureType = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
         assert_eq!(t.to_string(), text, "canonical form");
         assert_eq!(t.to_string().parse::<FeatureType>().unwrap(), t);
-        assert_eq!(t.channels().unwrap(), channels, "{text}");
+        assert_eq!(t.channels(), channels, "{text}");
         assert_eq!(t.representation().unwrap().dim(), channels, "{text}");
     }
     // Spaces, case and the G-CNN names are accepted; printing is canonical.

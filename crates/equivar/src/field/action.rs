@@ -46,7 +46,7 @@ impl FeatureType {
                 ),
             });
         }
-        let channels = self.channels()?;
+        let channels = self.validate()?.channels();
         let [b, c, h, w] = x.dims();
         if c != channels || h != w {
             return Err(EquivarError::InputShape {

@@ -18,10 +18,12 @@
 //! The channels of a feature map of this type follow the terms in order, each term's copies
 //! one after another: the layout `[batch, channels, height, width]` stays.
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
-use super::super::group::{Irrep, PlanarGroup, Representation};
+use super::super::group::{Group, Irrep, PlanarGroup, Representation};
+use super::{FieldType, Repr};
 use crate::error::EquivarError;
 
 /// One kind of representation in a feature type.
@@ -53,6 +55,28 @@ impl ReprKind {
             ReprKind::BandLimitedRegular(l) => Representation::band_limited_regular(group, l),
             ReprKind::Quotient(sub) => Representation::quotient(group, sub),
             ReprKind::Irrep(irrep) => Representation::irrep(group, irrep),
+        }
+    }
+
+    /// The dimension of the representation of `group` this names, from the irreps alone (no
+    /// change of basis is built); 0 if it is not a representation of `group`.
+    pub fn dim(self, group: PlanarGroup) -> usize {
+        match self {
+            ReprKind::Trivial => 1,
+            ReprKind::Regular => group.order().unwrap_or(0),
+            ReprKind::Quotient(sub) => match (group.order(), sub.order()) {
+                (Some(n), Some(m)) if m >= 1 && group.has_subgroup(sub) => n / m,
+                _ => 0,
+            },
+            ReprKind::Irrep(irrep) if irrep.is_irrep_of(group) => irrep.dim(group),
+            ReprKind::Irrep(_) => 0,
+            // Each irrep up to L as often as in the regular representation.
+            ReprKind::BandLimitedRegular(l) => group
+                .irreps(l)
+                .into_iter()
+                .filter(|i| i.frequency <= l)
+                .map(|i| i.dim(group) * i.dim(group) / i.endomorphism_dim(group))
+                .sum(),
         }
     }
 
@@ -111,13 +135,103 @@ impl FeatureType {
         Representation::direct_sum(&parts)
     }
 
-    /// Channels of a feature map of this type.
-    pub fn channels(&self) -> Result<usize, EquivarError> {
-        Ok(self
-            .term_representations()?
+    /// The type itself if it is one (what [`FeatureType::new`], parsing and deserializing
+    /// check); otherwise the error naming the bad term.
+    pub fn validate(&self) -> Result<&Self, EquivarError> {
+        self.term_representations()?;
+        Ok(self)
+    }
+
+    /// Channels of a feature map of this type (for a valid type; see
+    /// [`FeatureType::validate`]: an invalid term counts 0).
+    pub fn channels(&self) -> usize {
+        self.terms
             .iter()
-            .map(|(count, rho)| count * rho.dim())
-            .sum())
+            .map(|&(count, kind)| count * kind.dim(self.group))
+            .sum()
+    }
+
+    /// The G-CNN view of this type, if it has one: a finite group and one term of trivial or
+    /// regular fields (what the lifting and group convs, group pooling and the G-CNN batch
+    /// norm take).
+    pub fn field_type(&self) -> Option<FieldType> {
+        let group = match self.group {
+            PlanarGroup::Cyclic(n) if n >= 1 => Group::Cyclic(n),
+            PlanarGroup::Dihedral(n) if n >= 1 => Group::Dihedral(n),
+            _ => return None,
+        };
+        match self.terms.as_slice() {
+            [(fields, ReprKind::Trivial)] => Some(FieldType::trivial(group, *fields)),
+            [(fields, ReprKind::Regular)] => Some(FieldType::regular(group, *fields)),
+            _ => None,
+        }
+    }
+
+    /// Whether the group acts on every field by permuting its components (trivial, regular and
+    /// quotient fields): then any pointwise function commutes with it.
+    pub fn permutes_components(&self) -> bool {
+        self.terms.iter().all(|(_, kind)| {
+            matches!(
+                kind,
+                ReprKind::Trivial | ReprKind::Regular | ReprKind::Quotient(_)
+            )
+        })
+    }
+
+    /// Whether every field is invariant (trivial).
+    pub fn is_trivial(&self) -> bool {
+        self.terms
+            .iter()
+            .all(|(_, kind)| *kind == ReprKind::Trivial)
+    }
+}
+
+impl From<FieldType> for FeatureType {
+    fn from(t: FieldType) -> Self {
+        let kind = match t.repr {
+            Repr::Trivial => ReprKind::Trivial,
+            Repr::Regular => ReprKind::Regular,
+        };
+        FeatureType {
+            group: t.group.into(),
+            terms: vec![(t.fields, kind)],
+        }
+    }
+}
+
+/// In model files and plans a feature type is its text form (`"C8: 8x regular"`); files
+/// written before the text form existed give the G-CNN object
+/// (`{"group": "C4", "fields": 1, "repr": "trivial"}`), which still reads.
+impl Serialize for FeatureType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for FeatureType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FeatureTypeVisitor)
+    }
+}
+
+struct FeatureTypeVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FeatureTypeVisitor {
+    type Value = FeatureType;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a feature type such as \"C8: 8x regular + trivial\"")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<FeatureType, E> {
+        text.parse().map_err(E::custom)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<FeatureType, A::Error> {
+        let fields = FieldType::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        let t = FeatureType::from(fields);
+        t.validate().map_err(serde::de::Error::custom)?;
+        Ok(t)
     }
 }
 

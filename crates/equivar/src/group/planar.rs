@@ -153,6 +153,21 @@ impl PlanarGroup {
         O2Element::new(angle, reflected)
     }
 
+    /// The elements that map a square pixel grid to itself: the group's intersection with D4
+    /// (quarter turns and the axis mirrors), in [`PlanarGroup::elements`]' order for a finite
+    /// group. The plan's exactness and `check`'s exact elements are these.
+    pub fn pixel_grid_elements(self) -> Vec<O2Element> {
+        let d4 = PlanarGroup::Dihedral(4).elements();
+        match self.rotation_order() {
+            Some(_) => self
+                .elements()
+                .into_iter()
+                .filter(|&g| d4.iter().any(|&h| g.distance(h) < ANGLE_TOLERANCE))
+                .collect(),
+            None => d4.into_iter().filter(|&g| self.contains(g)).collect(),
+        }
+    }
+
     /// Whether `g` lies in this group.
     pub fn contains(self, g: O2Element) -> bool {
         if g.reflected && !self.has_reflections() {

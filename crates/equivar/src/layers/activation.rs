@@ -5,7 +5,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep};
-use crate::error::Result;
+use crate::error::{EquivarError, Result};
 use crate::export::PlainLayer;
 use crate::frozen::FrozenBuilder;
 use crate::nn::Pointwise;
@@ -20,6 +20,16 @@ pub struct Nonlinearity {
 
 impl LayerRule for Nonlinearity {
     fn plan(&self, input: &PlanInput) -> Result<PlanStep> {
+        if !input.in_type.permutes_components() {
+            return Err(EquivarError::FieldTypeMismatch {
+                layer: input.layer.to_string(),
+                expected: "trivial, regular or quotient fields".to_string(),
+                found: input.in_type.to_string(),
+                fix: "a pointwise nonlinearity does not commute with the rotation of irrep \
+                      fields; use a norm or gated nonlinearity on them"
+                    .to_string(),
+            });
+        }
         Ok(PlanStep::same(input))
     }
 

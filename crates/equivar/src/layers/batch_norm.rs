@@ -6,7 +6,9 @@ use burn::nn::BatchNormConfig;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep, invalid};
+use super::{
+    Layer, LayerModule, LayerRule, PlanInput, PlanStep, expect_fields, invalid, plan_fields,
+};
 use crate::error::Result;
 use crate::export::{PlainLayer, repeat_each};
 use crate::frozen::{FrozenBuilder, host};
@@ -31,13 +33,17 @@ impl LayerRule for BatchNorm {
                 "batch norm needs epsilon > 0 and momentum in [0, 1]",
             ));
         }
+        expect_fields(
+            input,
+            "this batch norm shares statistics over trivial and regular fields of a finite group",
+        )?;
         Ok(PlanStep::same(input))
     }
 
     fn build(&self, plan: &LayerPlan, device: &Device) -> Result<Layer> {
         Ok(Layer::BatchNorm(EquivariantBatchNorm::new(
             &plan.name,
-            plan.in_type,
+            plan_fields(plan)?,
             self.epsilon,
             self.momentum,
             device,

@@ -51,7 +51,7 @@ impl LayerRule for DiscoConv {
                 "a DISCO convolution works on the sphere; give the model `\"domain\": \"sphere\"`",
             ));
         }
-        expect_repr(input, Repr::Trivial, "sphere models carry scalar channels")?;
+        let in_type = expect_repr(input, Repr::Trivial, "sphere models carry scalar channels")?;
         if self.out_channels == 0 {
             return Err(invalid(input.layer, "out_channels must be at least 1"));
         }
@@ -86,7 +86,7 @@ impl LayerRule for DiscoConv {
             ));
         }
         Ok(PlanStep {
-            out_type: FieldType::trivial(input.in_type.group, self.out_channels),
+            out_type: FieldType::trivial(in_type.group, self.out_channels).into(),
             out_size: nlat / self.downsample,
             remainder: None,
             exact: true,

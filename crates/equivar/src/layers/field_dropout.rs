@@ -3,7 +3,9 @@
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep, invalid};
+use super::{
+    Layer, LayerModule, LayerRule, PlanInput, PlanStep, expect_fields, invalid, plan_fields,
+};
 use crate::error::Result;
 use crate::export::PlainLayer;
 use crate::frozen::FrozenBuilder;
@@ -24,13 +26,17 @@ impl LayerRule for FieldDropout {
                 format!("dropout probability {} is not in [0, 1)", self.p),
             ));
         }
+        expect_fields(
+            input,
+            "field dropout drops trivial and regular fields of a finite group",
+        )?;
         Ok(PlanStep::same(input))
     }
 
     fn build(&self, plan: &LayerPlan, _device: &Device) -> Result<Layer> {
         Ok(Layer::Dropout(nn::FieldDropout::new(
             &plan.name,
-            plan.in_type,
+            plan_fields(plan)?,
             self.p,
         )))
     }

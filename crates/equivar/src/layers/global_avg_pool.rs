@@ -43,7 +43,7 @@ impl LayerRule for GlobalAvgPool {
         };
         Ok(Layer::GlobalAvgPool(nn::GlobalAvgPool {
             name: plan.name.clone(),
-            field_type: plan.in_type,
+            channels: plan.in_type.channels(),
             ring_weights,
         }))
     }

@@ -4,7 +4,7 @@
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep, expect_repr};
+use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep, expect_repr, plan_fields};
 use crate::error::Result;
 use crate::export::{ChannelGroupReduce, PlainLayer};
 use crate::field::{FieldType, Repr};
@@ -21,14 +21,13 @@ pub struct GroupPool {
 
 impl LayerRule for GroupPool {
     fn plan(&self, input: &PlanInput) -> Result<PlanStep> {
-        expect_repr(
+        let ty = expect_repr(
             input,
             Repr::Regular,
             "group pooling reduces regular fields; its input is already invariant",
         )?;
-        let ty = input.in_type;
         Ok(PlanStep {
-            out_type: FieldType::trivial(ty.group, ty.fields),
+            out_type: FieldType::trivial(ty.group, ty.fields).into(),
             ..PlanStep::same(input)
         })
     }
@@ -37,7 +36,7 @@ impl LayerRule for GroupPool {
         Ok(Layer::GroupPool(nn::GroupPool {
             name: plan.name.clone(),
             reduce: self.reduce,
-            field_type: plan.in_type,
+            field_type: plan_fields(plan)?,
         }))
     }
 }

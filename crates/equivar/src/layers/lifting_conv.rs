@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Layer;
 use super::{
-    LayerModule, LayerRule, PlanInput, PlanStep, expect_plane, expect_repr, invalid, windowed,
+    LayerModule, LayerRule, PlanInput, PlanStep, expect_plane, expect_repr, invalid, on_pixel_grid,
+    plan_fields, windowed,
 };
 use crate::error::Result;
 use crate::export::{PlainLayer, plain_conv};
@@ -32,22 +33,22 @@ impl LayerRule for LiftingConv {
 
     fn plan(&self, input: &PlanInput) -> Result<PlanStep> {
         expect_plane(input)?;
-        expect_repr(
+        let in_type = on_pixel_grid(expect_repr(
             input,
             Repr::Trivial,
             "a lifting conv starts a G-CNN; after it use a group conv",
-        )?;
+        )?)?;
         if self.out_fields == 0 {
             return Err(invalid(input.layer, "out_fields must be at least 1"));
         }
-        let out_type = FieldType::regular(input.in_type.group, self.out_fields);
+        let out_type = FieldType::regular(in_type.group, self.out_fields).into();
         windowed(input, self.window, out_type, false)
     }
 
     fn build(&self, plan: &LayerPlan, device: &Device) -> Result<Layer> {
         Ok(Layer::LiftingConv(LiftingConv2d::new(
             &plan.name,
-            plan.in_type,
+            plan_fields(plan)?,
             self.out_fields,
             self.window,
             self.bias,

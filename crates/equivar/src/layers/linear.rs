@@ -3,10 +3,10 @@
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep, expect_repr, invalid};
+use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep, invalid};
 use crate::error::{EquivarError, Result};
 use crate::export::{PlainLayer, PooledLinear};
-use crate::field::{FieldType, Repr};
+use crate::field::{FeatureType, ReprKind};
 use crate::frozen::FrozenBuilder;
 use crate::nn::InvariantLinear;
 use crate::plan::LayerPlan;
@@ -20,11 +20,15 @@ pub struct Linear {
 
 impl LayerRule for Linear {
     fn plan(&self, input: &PlanInput) -> Result<PlanStep> {
-        expect_repr(
-            input,
-            Repr::Trivial,
-            "a linear head needs invariant features: add a group pool before it",
-        )?;
+        if !input.in_type.is_trivial() {
+            return Err(EquivarError::FieldTypeMismatch {
+                layer: input.layer.to_string(),
+                expected: "trivial (invariant) fields".to_string(),
+                found: input.in_type.to_string(),
+                fix: "a linear head needs invariant features: add a group pool before it"
+                    .to_string(),
+            });
+        }
         let size = input.in_size;
         if size != 1 {
             return Err(EquivarError::FieldTypeMismatch {
@@ -38,7 +42,10 @@ impl LayerRule for Linear {
             return Err(invalid(input.layer, "out_features must be at least 1"));
         }
         Ok(PlanStep {
-            out_type: FieldType::trivial(input.in_type.group, self.out_features),
+            out_type: FeatureType::new(
+                input.in_type.group,
+                vec![(self.out_features, ReprKind::Trivial)],
+            )?,
             ..PlanStep::same(input)
         })
     }
@@ -46,7 +53,7 @@ impl LayerRule for Linear {
     fn build(&self, plan: &LayerPlan, device: &Device) -> Result<Layer> {
         Ok(Layer::Linear(InvariantLinear::new(
             &plan.name,
-            plan.in_type,
+            plan.in_type.channels(),
             self.out_features,
             self.bias,
             device,

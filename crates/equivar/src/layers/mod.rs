@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EquivarError, Result};
 use crate::export::PlainLayer;
-use crate::field::{FieldType, Repr};
+use crate::field::{FeatureType, FieldType, Repr};
 use crate::frozen::FrozenBuilder;
 use crate::nn::{self, EquivariantBatchNorm};
 use crate::ops::Kernels;
@@ -56,15 +56,15 @@ use crate::spec::Domain;
 pub struct PlanInput<'a> {
     pub layer: &'a str,
     pub domain: Domain,
-    pub in_type: FieldType,
+    pub in_type: &'a FeatureType,
     pub in_size: usize,
     pub input_size: usize,
 }
 
 /// What a layer's plan rule decides.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PlanStep {
-    pub out_type: FieldType,
+    pub out_type: FeatureType,
     pub out_size: usize,
     /// `(n + 2p - d(k-1) - 1) mod s` for windowed layers.
     pub remainder: Option<usize>,
@@ -76,7 +76,7 @@ impl PlanStep {
     /// A layer that keeps size and type and is always exact.
     pub fn same(input: &PlanInput) -> Self {
         PlanStep {
-            out_type: input.in_type,
+            out_type: input.in_type.clone(),
             out_size: input.in_size,
             remainder: None,
             exact: true,
@@ -256,15 +256,16 @@ pub(crate) fn invalid(layer: &str, reason: impl Into<String>) -> EquivarError {
     }
 }
 
-/// `Ok` if the input is of representation `repr`; otherwise the mismatch error with `fix`.
-pub(crate) fn expect_repr(input: &PlanInput, repr: Repr, fix: &str) -> Result<()> {
-    if input.in_type.repr == repr {
-        return Ok(());
-    }
+/// The input as G-CNN fields of representation `repr` (a finite group acting on the pixel
+/// grid); otherwise the mismatch error with `fix`.
+pub(crate) fn expect_repr(input: &PlanInput, repr: Repr, fix: &str) -> Result<FieldType> {
     let expected = match repr {
         Repr::Trivial => "trivial (invariant) fields",
         Repr::Regular => "regular fields",
     };
+    if let Some(t) = input.in_type.field_type().filter(|t| t.repr == repr) {
+        return Ok(t);
+    }
     Err(EquivarError::FieldTypeMismatch {
         layer: input.layer.to_string(),
         expected: expected.to_string(),
@@ -296,12 +297,54 @@ pub(crate) fn no_lowering(kind: &str, target: &str, fix: &str) -> EquivarError {
     }
 }
 
+/// `t`, if its group maps the pixel grid to itself (what the G-CNN convs' filter rotations
+/// need); otherwise the error saying which groups do.
+pub(crate) fn on_pixel_grid(t: FieldType) -> Result<FieldType> {
+    if t.group.acts_on_pixel_grid() {
+        Ok(t)
+    } else {
+        Err(EquivarError::GroupNotOnGrid {
+            group: t.group.to_string(),
+            n: t.group.rotations(),
+        })
+    }
+}
+
+/// The G-CNN view of a planned layer's input, which its plan rule has checked.
+pub(crate) fn plan_fields(plan: &LayerPlan) -> Result<FieldType> {
+    plan.in_type.field_type().ok_or_else(|| {
+        invalid(
+            &plan.name,
+            format!(
+                "this layer takes trivial or regular fields of a finite group, not `{}`",
+                plan.in_type
+            ),
+        )
+    })
+}
+
+/// The input as G-CNN fields of either representation (see [`expect_repr`]), for the layers
+/// that take both; otherwise the mismatch error with `fix`.
+pub(crate) fn expect_fields(input: &PlanInput, fix: &str) -> Result<FieldType> {
+    expect_repr(input, Repr::Regular, fix).or_else(|e| match e {
+        EquivarError::FieldTypeMismatch { .. } => {
+            expect_repr(input, Repr::Trivial, fix).map_err(|_| EquivarError::FieldTypeMismatch {
+                layer: input.layer.to_string(),
+                expected: "trivial or regular fields of one finite group".to_string(),
+                found: input.in_type.to_string(),
+                fix: fix.to_string(),
+            })
+        }
+        other => Err(other),
+    })
+}
+
 /// The plan step of a layer sliding `window` over its input: convs need the grid condition
 /// (`exact_pool: false`), pools only a mirror-symmetric set of in-image taps.
 pub(crate) fn windowed(
     input: &PlanInput,
     window: Window,
-    out_type: FieldType,
+    out_type: FeatureType,
     exact_pool: bool,
 ) -> Result<PlanStep> {
     window.validate().map_err(|r| invalid(input.layer, r))?;

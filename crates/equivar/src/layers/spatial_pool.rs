@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep, expect_plane, invalid, windowed};
-use crate::error::Result;
+use crate::error::{EquivarError, Result};
 use crate::export::PlainLayer;
 use crate::frozen::FrozenBuilder;
 use crate::nn::SpatialPool;
@@ -44,14 +44,14 @@ fn check_padding(input: &PlanInput, window: Window) -> Result<()> {
     Ok(())
 }
 
-fn build(plan: &LayerPlan, reduce: Reduce, window: Window) -> Layer {
-    Layer::SpatialPool(SpatialPool {
+fn build(plan: &LayerPlan, reduce: Reduce, window: Window) -> Result<Layer> {
+    Ok(Layer::SpatialPool(SpatialPool {
         name: plan.name.clone(),
         reduce,
         window,
-        field_type: plan.in_type,
+        channels: plan.in_type.channels(),
         kernels: Kernels::default(),
-    })
+    }))
 }
 
 impl LayerRule for MaxPool {
@@ -61,11 +61,21 @@ impl LayerRule for MaxPool {
 
     fn plan(&self, input: &PlanInput) -> Result<PlanStep> {
         check_padding(input, self.window)?;
-        windowed(input, self.window, input.in_type, true)
+        if !input.in_type.permutes_components() {
+            return Err(EquivarError::FieldTypeMismatch {
+                layer: input.layer.to_string(),
+                expected: "trivial, regular or quotient fields".to_string(),
+                found: input.in_type.to_string(),
+                fix: "a channel-wise max does not commute with the rotation of irrep fields; \
+                      use norm max pooling or average pooling on them"
+                    .to_string(),
+            });
+        }
+        windowed(input, self.window, input.in_type.clone(), true)
     }
 
     fn build(&self, plan: &LayerPlan, _device: &Device) -> Result<Layer> {
-        Ok(build(plan, Reduce::Max, self.window))
+        build(plan, Reduce::Max, self.window)
     }
 }
 
@@ -82,11 +92,11 @@ impl LayerRule for AvgPool {
                 "average pooling has no dilation; use dilation 1",
             ));
         }
-        windowed(input, self.window, input.in_type, true)
+        windowed(input, self.window, input.in_type.clone(), true)
     }
 
     fn build(&self, plan: &LayerPlan, _device: &Device) -> Result<Layer> {
-        Ok(build(plan, Reduce::Mean, self.window))
+        build(plan, Reduce::Mean, self.window)
     }
 }
 

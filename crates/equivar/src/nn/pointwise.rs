@@ -84,29 +84,30 @@ pub struct InvariantLinear {
     pub linear: Linear,
     #[module(skip)]
     pub name: String,
+    /// Invariant input features.
     #[module(skip)]
-    pub field_type: FieldType,
+    pub in_features: usize,
 }
 
 impl InvariantLinear {
     pub fn new(
         name: &str,
-        field_type: FieldType,
+        in_features: usize,
         out_features: usize,
         bias: bool,
         device: &Device,
     ) -> Self {
         InvariantLinear {
-            linear: LinearConfig::new(field_type.channels(), out_features)
+            linear: LinearConfig::new(in_features, out_features)
                 .with_bias(bias)
                 .init(device),
             name: name.to_string(),
-            field_type,
+            in_features,
         }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        check_channels(&self.name, self.field_type.channels(), &x);
+        check_channels(&self.name, self.in_features, &x);
         linear_on_pooled(&self.linear, x)
     }
 }

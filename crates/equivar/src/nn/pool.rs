@@ -23,8 +23,9 @@ pub struct SpatialPool {
     pub reduce: Reduce,
     #[module(skip)]
     pub window: Window,
+    /// Channels of the input.
     #[module(skip)]
-    pub field_type: FieldType,
+    pub channels: usize,
     /// Which implementation runs max pooling.
     #[module(skip)]
     pub kernels: Kernels,
@@ -32,7 +33,7 @@ pub struct SpatialPool {
 
 impl SpatialPool {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        check_channels(&self.name, self.field_type.channels(), &x);
+        check_channels(&self.name, self.channels, &x);
         let w = self.window;
         let (k, s, p) = ([w.kernel; 2], [w.stride; 2], [w.padding; 2]);
         match self.reduce {
@@ -52,15 +53,16 @@ impl SpatialPool {
 pub struct GlobalAvgPool {
     #[module(skip)]
     pub name: String,
+    /// Channels of the input.
     #[module(skip)]
-    pub field_type: FieldType,
+    pub channels: usize,
     #[module(skip)]
     pub ring_weights: Option<Vec<f32>>,
 }
 
 impl GlobalAvgPool {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        check_channels(&self.name, self.field_type.channels(), &x);
+        check_channels(&self.name, self.channels, &x);
         match &self.ring_weights {
             None => x.mean_dim(3).mean_dim(2),
             Some(weights) => {

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{Domain, LayerSpec, NetSpec};
 use crate::error::{EquivarError, Result};
-use crate::field::FieldType;
+use crate::field::FeatureType;
 
 fn error(origin: &str, reason: impl Into<String>) -> EquivarError {
     EquivarError::ModelFile {
@@ -63,16 +63,18 @@ impl NetSpec {
             .get("name")
             .and_then(Value::as_str)
             .ok_or_else(|| error(origin, "`name` (a string) is missing"))?;
-        let input: FieldType = serde_json::from_value(
+        let input: FeatureType = serde_json::from_value(
             object
                 .get("input")
                 .cloned()
-                .ok_or_else(|| error(origin, "`input` (the input field type) is missing"))?,
+                .ok_or_else(|| error(origin, "`input` (the input feature type) is missing"))?,
         )
         .map_err(|e| {
             error(
                 origin,
-                format!("`input`: {e} (e.g. {{\"group\": \"C4\", \"fields\": 1, \"repr\": \"trivial\"}})"),
+                format!(
+                    "`input`: {e} (a feature type, e.g. \"C8: trivial\" or \"C4: 3x trivial\")"
+                ),
             )
         })?;
         let layers = object
