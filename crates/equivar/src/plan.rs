@@ -153,15 +153,14 @@ fn describe_sizes(sizes: &[usize]) -> String {
 /// Plans each layer by its own plan rule (see [`crate::layers`]).
 fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
     spec.input.validate()?;
-    if spec.domain == Domain::Sphere {
-        if spec.input.field_type().is_none_or(|t| t.group.order() != 1) {
-            return Err(EquivarError::FieldTypeMismatch {
-                layer: "input".to_string(),
-                expected: "scalar channels on the sphere (group C1)".to_string(),
-                found: spec.input.to_string(),
-                fix: "give a sphere model's input the group C1 and trivial fields".to_string(),
-            });
-        }
+    if spec.domain == Domain::Sphere && spec.input.field_type().is_none_or(|t| t.group.order() != 1)
+    {
+        return Err(EquivarError::FieldTypeMismatch {
+            layer: "input".to_string(),
+            expected: "scalar channels on the sphere (group C1)".to_string(),
+            found: spec.input.to_string(),
+            fix: "give a sphere model's input the group C1 and trivial fields".to_string(),
+        });
     }
     let mut ty = spec.input.clone();
     let mut size = input_size;
