@@ -10,7 +10,7 @@ use crate::group::{Group, PlanarGroup};
 pub use crate::layers::LayerKind;
 use crate::layers::{
     AvgPool, BatchNorm, FieldDropout, GlobalAvgPool, GroupConv, GroupPool, LiftingConv, Linear,
-    MaxPool, Nonlinearity,
+    MaxPool, Nonlinearity, R2Conv,
 };
 use crate::space::Window;
 
@@ -152,6 +152,20 @@ impl NetSpec {
                 out_fields,
                 window,
                 bias: true,
+            },
+        )
+    }
+
+    /// A steerable conv to the type `out` (its terms, e.g. `"8x regular + irrep(1)"`, or
+    /// the whole type), with bias and escnn's default rings.
+    pub fn r2_conv(self, out: &str, window: Window) -> Self {
+        self.push_numbered(
+            "conv",
+            R2Conv {
+                out: out.to_string(),
+                window,
+                bias: true,
+                rings: None,
             },
         )
     }

@@ -7,9 +7,9 @@
 
 use burn::module::Param;
 use burn::tensor::{Device, Distribution, FloatDType, Tensor, TensorData};
-use equivar::field::FieldType;
+use equivar::field::{FeatureType, FieldType};
 use equivar::group::Group;
-use equivar::nn::{GroupConv2d, LiftingConv2d};
+use equivar::nn::{GroupConv2d, LiftingConv2d, R2Conv2d};
 use equivar::space::Window;
 
 const TOL: f64 = 1e-7;
@@ -128,6 +128,45 @@ fn conv_gradients_match_finite_differences() {
             GroupConv2d::new("gconv", input, 2, window, true, &device).unwrap(),
             random([2, input.channels(), 5, 5], &device),
             random([2, 2 * group.order(), 5, 5], &device)
+        );
+    }
+}
+
+#[test]
+fn steerable_conv_gradients_match_finite_differences() {
+    let device = f64_device();
+    device.seed(6);
+    // Mixed types (regular, irreps, trivial; the bias lives on the trivial irreps), strided and
+    // padded, and a dilated continuous-group case.
+    let cases = [
+        (
+            "C8: regular + irrep(1) + trivial",
+            "2x regular + irrep(3) + trivial",
+            Window::new(3).stride(2).padding(1),
+            7,
+        ),
+        (
+            "O(2): irrep(1,1) + irrep(0,0)",
+            "irrep(1,2) + 2x irrep(0,0)",
+            Window::new(3).padding(2).dilation(2),
+            5,
+        ),
+    ];
+    for (input, output, window, size) in cases {
+        let in_type: FeatureType = input.parse().unwrap();
+        let out_type: FeatureType = format!("{}: {output}", in_type.group).parse().unwrap();
+        let layer = R2Conv2d::new("r2", &in_type, &out_type, window, None, true, &device).unwrap();
+        let out_size = window.out_size(size).unwrap();
+        let bias = layer.bias.as_ref().unwrap().val();
+        let layer = R2Conv2d {
+            bias: Some(Param::from_tensor(random(bias.dims(), &device))),
+            ..layer
+        };
+        check_conv!(
+            format!("r2 conv {input} -> {output}"),
+            layer,
+            random([2, in_type.channels(), size, size], &device),
+            random([2, out_type.channels(), out_size, out_size], &device)
         );
     }
 }

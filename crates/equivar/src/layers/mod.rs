@@ -23,6 +23,7 @@ mod group_conv;
 mod group_pool;
 mod lifting_conv;
 mod linear;
+mod r2_conv;
 mod spatial_pool;
 
 pub use activation::Nonlinearity;
@@ -34,6 +35,7 @@ pub use group_conv::GroupConv;
 pub use group_pool::GroupPool;
 pub use lifting_conv::LiftingConv;
 pub use linear::Linear;
+pub use r2_conv::R2Conv;
 pub use spatial_pool::{AvgPool, MaxPool};
 
 use burn::module::Module;
@@ -168,6 +170,7 @@ layer_kinds! {
     FieldDropout(FieldDropout) = "field_dropout",
     Linear(Linear) = "linear",
     DiscoConv(DiscoConv) = "disco_conv",
+    R2Conv(R2Conv) = "r2_conv",
 }
 
 impl LayerKind {
@@ -223,6 +226,7 @@ layer_modules! {
     Dropout(nn::FieldDropout),
     Linear(nn::InvariantLinear),
     Disco(nn::DiscoConvS2),
+    R2Conv(nn::R2Conv2d),
 }
 
 impl Layer {

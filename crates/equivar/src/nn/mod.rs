@@ -7,6 +7,7 @@ mod net;
 mod norm;
 mod pointwise;
 mod pool;
+mod steerable_conv;
 
 pub use crate::layers::Layer;
 pub use conv::{GroupConv2d, LiftingConv2d};
@@ -17,6 +18,7 @@ pub(crate) use pointwise::linear_on_pooled;
 pub use pointwise::{FieldDropout, InvariantLinear, Pointwise};
 pub(crate) use pool::group_reduce;
 pub use pool::{GlobalAvgPool, GroupPool, SpatialPool};
+pub use steerable_conv::{R2Conv2d, SteerableGeometry};
 
 use burn::tensor::Tensor;
 

@@ -204,6 +204,37 @@ impl SteerableBasis {
     }
 }
 
+impl SteerableBasis {
+    /// Every element in the representations' own basis as a conv filter, in f32:
+    /// `[element][output component][input component][kernel row][kernel column]`, row-major
+    /// (what a learned combination of the elements is multiplied with to give a plain
+    /// conv2d filter).
+    pub fn filters(&self) -> Vec<f32> {
+        let (d_out, d_in) = (self.output.dim(), self.input.dim());
+        let pixels = self.size * self.size;
+        let mut out = vec![0.0f32; self.len() * d_out * d_in * pixels];
+        for e in 0..self.len() {
+            for p in 0..pixels {
+                let value = self.at(e, p / self.size, p % self.size);
+                for r in 0..d_out {
+                    for c in 0..d_in {
+                        out[((e * d_out + r) * d_in + c) * pixels + p] = value[(r, c)] as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn input(&self) -> &Representation {
+        &self.input
+    }
+
+    pub fn output(&self) -> &Representation {
+        &self.output
+    }
+}
+
 /// Polar coordinates `(r, phi)` of the pixels of a `size x size` kernel, row-major: `x` along
 /// the columns, `y` up, the origin at the centre, distances times the dilation.
 fn grid_points(size: usize, dilation: usize) -> Vec<(f64, f64)> {

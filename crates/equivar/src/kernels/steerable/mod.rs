@@ -9,4 +9,4 @@ pub mod rings;
 
 pub use basis::{ElementOrigin, SteerableBasis};
 pub use harmonics::{Harmonic, harmonics};
-pub use rings::{Ring, default_rings};
+pub use rings::{Ring, default_rings, validate_rings};
