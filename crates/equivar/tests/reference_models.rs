@@ -116,7 +116,7 @@ fn export_matches_after_training_statistics() {
 }
 
 #[test]
-fn reference_models_construct_in_under_10_ms() {
+fn reference_models_construct_in_milliseconds() {
     let device = Device::flex();
     // warm up the allocator and the backend once
     let _ = models::spec("abusing-p4")
@@ -126,6 +126,7 @@ fn reference_models_construct_in_under_10_ms() {
         .materialize_params();
     for info in MODELS {
         let mut best = f64::INFINITY;
+        let mut params = 0;
         for _ in 0..5 {
             let start = Instant::now();
             let net = info
@@ -134,14 +135,20 @@ fn reference_models_construct_in_under_10_ms() {
                 .unwrap()
                 .materialize_params();
             best = best.min(start.elapsed().as_secs_f64());
+            params = net.num_params();
             drop(net);
         }
         println!("{}: construction {:.3} ms", info.name, best * 1e3);
+        // 10 ms, and 0.1 s per million parameters for drawing the initial weights and solving
+        // the steerable bases of the large models (escnn takes 15-21 s for the E2 models;
+        // the speed comparison is bench/compare_e2.sh's, this is a guard against regressions).
+        let budget = 0.010 + 0.1 * params as f64 / 1e6;
         assert!(
-            best < 0.010,
-            "{} takes {:.1} ms to construct",
+            best < budget,
+            "{} takes {:.1} ms to construct (budget {:.0} ms)",
             info.name,
-            best * 1e3
+            best * 1e3,
+            budget * 1e3
         );
     }
 }
@@ -158,4 +165,8 @@ fn parameter_counts() {
     };
     // 24,810 = the authors' 24,990 minus the 180 weights of their 3-channel input layer
     assert_eq!(count("abusing-p4"), 24_810);
+    // escnn 1.0.11's (and e2cnn 0.2.3's) counts of the E2SFCNN models
+    // (../shared/peers/E2-ARCHITECTURE.md section 6): the steerable bases have escnn's sizes.
+    assert_eq!(count("e2-c8"), 2_640_994);
+    assert_eq!(count("e2-c16"), 2_692_690);
 }
