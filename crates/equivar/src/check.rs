@@ -1,6 +1,11 @@
 //! Measuring equivariance: apply every group element to the input, run the model, and compare
 //! each layer's output with the transformed output of the untransformed input. The error at
 //! layer `d` is that of the network up to `d` (the paper's `Phi_d`).
+//!
+//! On the plane the elements that map the pixel grid to itself act exactly (the plan says
+//! where the model is exact under them); the group's other rotations (45 degrees in C8, a
+//! sweep of angles in SO(2)) move pixels by bilinear interpolation, so the model is only
+//! approximately equivariant under them: their errors are reported apart.
 
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -26,6 +31,9 @@ pub struct LayerError {
     pub max_abs_error: f64,
     /// `max_g max |g.Phi(x) - Phi(g.x)| / max |Phi(x)|`.
     pub rel_error: f64,
+    /// The same over the interpolated rotations (none if the group has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpolated_rel_error: Option<f64>,
 }
 
 /// End-to-end error under one group element.
@@ -49,6 +57,10 @@ pub struct EquivarianceReport {
     pub max_abs_error: f64,
     pub max_rel_error: f64,
     pub elements: Vec<ElementError>,
+    /// End to end under each interpolated rotation of the group (not exact by construction:
+    /// the image and the kernels are sampled on the pixel grid).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interpolated: Vec<ElementError>,
     pub layers: Vec<LayerError>,
 }
 
@@ -100,17 +112,7 @@ fn symmetries(net: &Net) -> Vec<(String, Action<'_>)> {
     match plan.domain {
         Domain::Plane => {
             let group = net.spec.group();
-            group
-                .pixel_grid_elements()
-                .into_iter()
-                .filter(|&g| g != O2Element::identity())
-                .map(|g| {
-                    let act: Action = Box::new(move |layer: Option<&LayerPlan>, t| {
-                        layer.map_or(&plan.input_type, |l| &l.out_type).act(g, t)
-                    });
-                    (report_name(group, g), act)
-                })
-                .collect()
+            plane_actions(net, group.pixel_grid_elements())
         }
         Domain::Sphere => {
             let steps = plan.polar_steps.unwrap_or(1);
@@ -134,36 +136,69 @@ fn symmetries(net: &Net) -> Vec<(String, Action<'_>)> {
     }
 }
 
-/// Measures the equivariance of `net` on input `x` under every element of its group (on the
-/// sphere: every exact polar rotation).
-pub fn equivariance_report(net: &Net, x: Tensor<4>) -> Result<EquivarianceReport> {
+/// The actions of `elements` (but the identity) on the input and every layer's output.
+fn plane_actions(net: &Net, elements: Vec<O2Element>) -> Vec<(String, Action<'_>)> {
     let plan = &net.plan;
-    let reference = net.forward_layers(x.clone())?;
-    let mut layers: Vec<LayerError> = plan
-        .layers
-        .iter()
-        .map(|l| LayerError {
-            name: l.name.clone(),
-            kind: l.kind.clone(),
-            out_size: l.out_size,
-            exact_by_plan: l.exact,
-            max_abs_error: 0.0,
-            rel_error: 0.0,
+    let group = net.spec.group();
+    elements
+        .into_iter()
+        .filter(|&g| g != O2Element::identity())
+        .map(|g| {
+            let act: Action = Box::new(move |layer: Option<&LayerPlan>, t| {
+                layer.map_or(&plan.input_type, |l| &l.out_type).act(g, t)
+            });
+            (report_name(group, g), act)
         })
-        .collect();
+        .collect()
+}
+
+/// Rotations a continuous group samples for the interpolated check: every 15 degrees.
+const SWEEP_STEPS: usize = 24;
+
+/// The group's elements that the pixel grid does not carry: for C_N and D_N the rest of the
+/// group, for SO(2) and O(2) a sweep of rotations every 15 degrees (with the mirror for O(2)).
+fn interpolated_elements(group: PlanarGroup) -> Vec<O2Element> {
+    let on_grid = group.pixel_grid_elements();
+    let candidates = match group.rotation_order() {
+        Some(_) => group.elements(),
+        None => group.even_samples(if group.has_reflections() {
+            2 * SWEEP_STEPS
+        } else {
+            SWEEP_STEPS
+        }),
+    };
+    candidates
+        .into_iter()
+        .filter(|g| on_grid.iter().all(|h| g.distance(*h) > 1e-9))
+        .collect()
+}
+
+/// Per layer the worst `(abs, rel)` error over a set of actions, and the end-to-end error per
+/// action.
+type Measured = (Vec<(f64, f64)>, Vec<ElementError>);
+
+/// Runs `net` on `x` moved by each action and compares every layer with the moved reference:
+/// per layer the worst `(abs, rel)` error, and the end-to-end error per action.
+fn measure(
+    net: &Net,
+    x: &Tensor<4>,
+    reference: &[Tensor<4>],
+    actions: Vec<(String, Action<'_>)>,
+) -> Result<Measured> {
+    let plan = &net.plan;
+    let mut per_layer = vec![(0.0f64, 0.0f64); plan.layers.len()];
     let mut elements = Vec::new();
-    for (name, act) in symmetries(net) {
+    for (name, act) in actions {
         let moved = net.forward_layers(act(None, x.clone())?)?;
         let mut last = (0.0, 0.0);
-        for ((layer, out), (plan_layer, moved_out)) in layers
+        for ((worst, out), (plan_layer, moved_out)) in per_layer
             .iter_mut()
-            .zip(&reference)
+            .zip(reference)
             .zip(plan.layers.iter().zip(&moved))
         {
             let expected = act(Some(plan_layer), out.clone())?;
             last = max_errors(&expected, moved_out);
-            layer.max_abs_error = layer.max_abs_error.max(last.0);
-            layer.rel_error = layer.rel_error.max(last.1);
+            *worst = (worst.0.max(last.0), worst.1.max(last.1));
         }
         elements.push(ElementError {
             element: name,
@@ -171,6 +206,41 @@ pub fn equivariance_report(net: &Net, x: Tensor<4>) -> Result<EquivarianceReport
             rel_error: last.1,
         });
     }
+    Ok((per_layer, elements))
+}
+
+/// Measures the equivariance of `net` on input `x` under every element of its group that
+/// acts exactly (on the sphere: every exact polar rotation), and on the plane under the
+/// group's interpolated rotations apart.
+pub fn equivariance_report(net: &Net, x: Tensor<4>) -> Result<EquivarianceReport> {
+    let plan = &net.plan;
+    let reference = net.forward_layers(x.clone())?;
+    let (exact, elements) = measure(net, &x, &reference, symmetries(net))?;
+    let (approximate, interpolated) = match plan.domain {
+        Domain::Plane => {
+            let actions = plane_actions(net, interpolated_elements(net.spec.group()));
+            if actions.is_empty() {
+                (Vec::new(), Vec::new())
+            } else {
+                measure(net, &x, &reference, actions)?
+            }
+        }
+        Domain::Sphere => (Vec::new(), Vec::new()),
+    };
+    let layers: Vec<LayerError> = plan
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LayerError {
+            name: l.name.clone(),
+            kind: l.kind.clone(),
+            out_size: l.out_size,
+            exact_by_plan: l.exact,
+            max_abs_error: exact[i].0,
+            rel_error: exact[i].1,
+            interpolated_rel_error: approximate.get(i).map(|e| e.1),
+        })
+        .collect();
     Ok(EquivarianceReport {
         model: plan.model.clone(),
         domain: plan.domain,
@@ -180,6 +250,7 @@ pub fn equivariance_report(net: &Net, x: Tensor<4>) -> Result<EquivarianceReport
         max_abs_error: elements.iter().map(|e| e.max_abs_error).fold(0.0, f64::max),
         max_rel_error: elements.iter().map(|e| e.rel_error).fold(0.0, f64::max),
         elements,
+        interpolated,
         layers,
     })
 }
@@ -213,13 +284,18 @@ impl fmt::Display for EquivarianceReport {
             self.model,
             if self.exact_by_plan { "yes" } else { "no" }
         )?;
-        writeln!(
+        let interpolated = !self.interpolated.is_empty();
+        write!(
             f,
             "  {:<18} {:<16} {:>5} {:>6} {:>12} {:>12}",
             "layer", "kind", "size", "exact", "max abs err", "rel err"
         )?;
+        if interpolated {
+            write!(f, " {:>14}", "interp rel err")?;
+        }
+        writeln!(f)?;
         for l in &self.layers {
-            writeln!(
+            write!(
                 f,
                 "  {:<18} {:<16} {:>5} {:>6} {:>12.3e} {:>12.3e}",
                 l.name,
@@ -229,12 +305,23 @@ impl fmt::Display for EquivarianceReport {
                 l.max_abs_error,
                 l.rel_error
             )?;
+            if let Some(e) = l.interpolated_rel_error {
+                write!(f, " {e:>14.3e}")?;
+            }
+            writeln!(f)?;
         }
         write!(f, "  end to end, per element:")?;
         for e in &self.elements {
             write!(f, " {}={:.2e}", e.element, e.rel_error)?;
         }
         writeln!(f)?;
+        if interpolated {
+            write!(f, "  end to end, interpolated rotations (bilinear):")?;
+            for e in &self.interpolated {
+                write!(f, " {}={:.2e}", e.element, e.rel_error)?;
+            }
+            writeln!(f)?;
+        }
         write!(
             f,
             "  end to end: max abs error {:.3e}, max rel error {:.3e}",

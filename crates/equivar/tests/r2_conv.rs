@@ -276,3 +276,76 @@ fn bad_steerable_settings_are_clear_errors() {
         .to_string();
     assert!(err.contains("no equivariant"), "{err}");
 }
+
+/// A smooth image: Gaussian blobs (sigma 2.5 px) well inside the disk the rotations keep.
+fn smooth_image(size: usize, device: &Device) -> Tensor<4> {
+    let c = (size as f64 - 1.0) / 2.0;
+    let blobs = [(2.0, -3.0, 1.0), (-4.0, 1.5, -0.7), (1.0, 4.0, 0.5)];
+    let values: Vec<f32> = (0..size * size)
+        .map(|p| {
+            let (x, y) = ((p % size) as f64 - c, c - (p / size) as f64);
+            blobs
+                .iter()
+                .map(|&(bx, by, a)| {
+                    a * (-((x - bx).powi(2) + (y - by).powi(2)) / (2.0 * 2.5 * 2.5)).exp()
+                })
+                .sum::<f64>() as f32
+        })
+        .collect();
+    Tensor::from_data(
+        burn::tensor::TensorData::new(values, [1, 1, size, size]),
+        device,
+    )
+}
+
+#[test]
+fn interpolated_rotations_are_reported_and_small_on_smooth_inputs() {
+    let device = Device::flex();
+    device.seed(14);
+    let size = 29;
+    for (input, terms, expected) in [
+        ("C8: trivial", "2x regular", 4),
+        ("SO(2): trivial", "irrep(1) + irrep(2) + trivial", 20),
+    ] {
+        let spec = NetSpec::new("t", input.parse::<FeatureType>().unwrap())
+            .r2_conv(terms, Window::new(5).padding(2));
+        let net = spec.init(size, Exactness::Require, &device).unwrap();
+        let report = equivariance_report(&net, smooth_image(size, &device)).unwrap();
+        assert!(report.max_rel_error <= EXACT_TOL, "{report}");
+        // C8: 45, 135, 225, 315 degrees; SO(2): every 15 degrees but the quarter turns.
+        assert_eq!(report.interpolated.len(), expected, "{report}");
+        let worst = report
+            .interpolated
+            .iter()
+            .map(|e| e.rel_error)
+            .fold(0.0, f64::max);
+        println!("{input} -> {terms}: interpolated rotations, max rel error {worst:.3e}");
+        assert!(report.interpolated.iter().any(|e| e.element == "r(45)"));
+        // Bilinear resampling of a smooth image and a steerable kernel: a few percent, not
+        // exact (the sampling grid) and far from a random filter's error.
+        assert!(worst > 1e-5 && worst < 0.05, "{report}");
+    }
+    // The control: a fixed pseudo-random 5x5 filter (no steerability; fixed so that tests
+    // drawing from the shared RNG in parallel cannot change it) on the same image.
+    let x = smooth_image(size, &device);
+    let values: Vec<f32> = (0..50).map(|i| (1.7 * i as f32 + 0.3).sin()).collect();
+    let filter =
+        Tensor::<4>::from_data(burn::tensor::TensorData::new(values, [2, 1, 5, 5]), &device);
+    let conv = |x: Tensor<4>| {
+        burn::tensor::module::conv2d(
+            x,
+            filter.clone(),
+            None,
+            burn::tensor::ops::ConvOptions::new([1, 1], [2, 2], [1, 1], 1),
+        )
+    };
+    let scalars: FeatureType = "SO(2): 2x trivial".parse().unwrap();
+    let image: FeatureType = "SO(2): trivial".parse().unwrap();
+    let g = equivar::group::O2Element::new(std::f64::consts::FRAC_PI_4, false);
+    let (_, random_filter) = max_errors(
+        &scalars.act(g, conv(x.clone())).unwrap(),
+        &conv(image.act(g, x).unwrap()),
+    );
+    println!("random 5x5 filter at 45 degrees: rel error {random_filter:.3e}");
+    assert!(random_filter > 0.2, "{random_filter}");
+}
