@@ -136,13 +136,15 @@ fn symmetries(net: &Net) -> Vec<(String, Action<'_>)> {
     }
 }
 
-/// The actions of `elements` (but the identity) on the input and every layer's output.
+/// The actions of `elements` (but the identity, and those a restriction inside the model
+/// leaves out) on the input and every layer's output.
 fn plane_actions(net: &Net, elements: Vec<O2Element>) -> Vec<(String, Action<'_>)> {
     let plan = &net.plan;
     let group = net.spec.group();
     elements
         .into_iter()
         .filter(|&g| g != O2Element::identity())
+        .filter(|&g| plan.layers.iter().all(|l| l.out_type.group.contains(g)))
         .map(|g| {
             let act: Action = Box::new(move |layer: Option<&LayerPlan>, t| {
                 layer.map_or(&plan.input_type, |l| &l.out_type).act(g, t)

@@ -2,7 +2,7 @@
 
 use crate::error::{EquivarError, Result};
 use crate::field::FieldType;
-use crate::group::Group;
+use crate::group::{Group, PlanarGroup};
 use crate::space::Window;
 use crate::spec::{NetSpec, Reduce};
 
@@ -68,13 +68,26 @@ pub const MODELS: &[ModelInfo] = &[
                   33-135 regular fields (9x9, 7x7, 5x5), inner batch norm, ELU, group max \
                   pool, 3-layer head; exact under quarter turns at 28, 45 degrees approximate",
         input_size: 28,
-        build: || e2::e2sfcnn("e2-c8", 8, e2::fixparams_widths(8, e2::BASE_WIDTHS), 96),
+        build: || e2_model("e2-c8", PlanarGroup::Cyclic(8), None),
     },
     ModelInfo {
         name: "e2-c16",
         summary: "the same network over C16 (the paper's \"C16\"): 24-96 regular fields",
         input_size: 28,
-        build: || e2::e2sfcnn("e2-c16", 16, e2::fixparams_widths(16, e2::BASE_WIDTHS), 96),
+        build: || e2_model("e2-c16", PlanarGroup::Cyclic(16), None),
+    },
+    ModelInfo {
+        name: "e2-d16c16",
+        summary: "the same network over D16 restricted to C16 after conv 5 (the paper's \
+                  \"D16|5 C16\", 0.682% test error): 16-45 D16 fields, then 96 C16 fields",
+        input_size: 28,
+        build: || {
+            e2_model(
+                "e2-d16c16",
+                PlanarGroup::Dihedral(16),
+                Some(PlanarGroup::Cyclic(16)),
+            )
+        },
     },
     ModelInfo {
         name: "spherical-cnn",
@@ -85,6 +98,17 @@ pub const MODELS: &[ModelInfo] = &[
         build: || sphere::spec("spherical-cnn", [16, 32, 32, 64], 10),
     },
 ];
+
+/// An E2SFCNN at the paper's widths.
+fn e2_model(name: &str, group: PlanarGroup, restrict_to: Option<PlanarGroup>) -> NetSpec {
+    e2::e2sfcnn(
+        name,
+        group,
+        e2::paper_widths(group, restrict_to),
+        restrict_to,
+        96,
+    )
+}
 
 /// The spec of the reference model `name`, or of the description in the file `name` (a
 /// path ending in `.json` or `.toml`, or any existing file).

@@ -10,7 +10,7 @@ use crate::group::{Group, PlanarGroup};
 pub use crate::layers::LayerKind;
 use crate::layers::{
     AvgPool, BatchNorm, FieldDropout, GlobalAvgPool, GroupConv, GroupPool, LiftingConv, Linear,
-    MaxPool, Nonlinearity, R2Conv,
+    MaxPool, Nonlinearity, R2Conv, Restrict,
 };
 use crate::space::Window;
 
@@ -166,6 +166,16 @@ impl NetSpec {
                 window,
                 bias: true,
                 rings: None,
+            },
+        )
+    }
+
+    /// Reads the features from here on as a feature type of `subgroup` (e.g. `"C16"`).
+    pub fn restrict(self, subgroup: &str) -> Self {
+        self.push_numbered(
+            "restrict",
+            Restrict {
+                subgroup: subgroup.to_string(),
             },
         )
     }

@@ -169,4 +169,8 @@ fn parameter_counts() {
     // (../shared/peers/E2-ARCHITECTURE.md section 6): the steerable bases have escnn's sizes.
     assert_eq!(count("e2-c8"), 2_640_994);
     assert_eq!(count("e2-c16"), 2_692_690);
+    // escnn: 3,069,353. Its restriction keeps each D16 regular field as one 32-channel C16
+    // field, so the batch norm after it has 45 fields; equivar's splits it into two C16
+    // regular fields (90 fields): 90 more batch-norm parameters, the same convolutions.
+    assert_eq!(count("e2-d16c16"), 3_069_353 + 90);
 }

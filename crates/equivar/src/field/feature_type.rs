@@ -246,6 +246,15 @@ const SYNTAX: &str = "write GROUP: TERM + TERM, e.g. `C8: 8x regular + 2x irrep(
                       terms are [COUNTx] trivial | regular | regular(L) | quotient(H) | \
                       irrep(k) | irrep(j,k)";
 
+impl FromStr for PlanarGroup {
+    type Err = EquivarError;
+
+    /// Parses `C8`, `D4`, `SO(2)`, `O(2)`, `z2`, `p4`, `p4m`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        parse_group(text, text)
+    }
+}
+
 /// Parses `C8`, `D4`, `SO(2)`, `O(2)`, `z2`, `p4`, `p4m`.
 fn parse_group(text: &str, whole: &str) -> Result<PlanarGroup, EquivarError> {
     let lower: String = text.chars().filter(|c| !c.is_whitespace()).collect();

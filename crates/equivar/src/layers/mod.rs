@@ -24,6 +24,7 @@ mod group_pool;
 mod lifting_conv;
 mod linear;
 mod r2_conv;
+mod restrict;
 mod spatial_pool;
 
 pub use activation::Nonlinearity;
@@ -36,6 +37,7 @@ pub use group_pool::GroupPool;
 pub use lifting_conv::LiftingConv;
 pub use linear::Linear;
 pub use r2_conv::R2Conv;
+pub use restrict::{Restrict, Restriction};
 pub use spatial_pool::{AvgPool, MaxPool};
 
 use burn::module::Module;
@@ -171,6 +173,7 @@ layer_kinds! {
     Linear(Linear) = "linear",
     DiscoConv(DiscoConv) = "disco_conv",
     R2Conv(R2Conv) = "r2_conv",
+    Restrict(Restrict) = "restrict",
 }
 
 impl LayerKind {
@@ -227,6 +230,7 @@ layer_modules! {
     Linear(nn::InvariantLinear),
     Disco(nn::DiscoConvS2),
     R2Conv(nn::R2Conv2d),
+    Restrict(Restriction),
 }
 
 impl Layer {

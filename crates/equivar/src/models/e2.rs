@@ -22,10 +22,28 @@ pub fn fixparams_widths(order: usize, base: [usize; 6]) -> [usize; 6] {
     base.map(|c| (c as f64 / (order as f64 / 16.0).sqrt()).floor() as usize)
 }
 
-/// The network over C_`n` with `fields` regular fields per block and a head of `hidden`
-/// units (96 in the paper).
-pub fn e2sfcnn(name: &str, n: usize, fields: [usize; 6], hidden: usize) -> NetSpec {
-    let group = PlanarGroup::Cyclic(n);
+/// The paper's widths for a model over C_N or D_N, restricted to `after` (if any) after conv
+/// 5: block 6 is sized for the subgroup.
+pub fn paper_widths(group: PlanarGroup, after: Option<PlanarGroup>) -> [usize; 6] {
+    let order = |g: PlanarGroup| g.order().unwrap_or(16);
+    let mut widths = fixparams_widths(order(group), BASE_WIDTHS);
+    if let Some(sub) = after {
+        widths[5] = fixparams_widths(order(sub), BASE_WIDTHS)[5];
+    }
+    widths
+}
+
+/// The network over `group` with `fields` regular fields per block and a head of `hidden`
+/// units (96 in the paper); with `restrict_to`, the features are read as fields of that
+/// subgroup after conv 5 (the paper's "D16|5 C16": D16 -> C16, each D16 regular field becoming
+/// two C16 regular fields).
+pub fn e2sfcnn(
+    name: &str,
+    group: PlanarGroup,
+    fields: [usize; 6],
+    restrict_to: Option<PlanarGroup>,
+    hidden: usize,
+) -> NetSpec {
     let input = FeatureType {
         group,
         terms: vec![(1, crate::field::ReprKind::Trivial)],
@@ -42,7 +60,11 @@ pub fn e2sfcnn(name: &str, n: usize, fields: [usize; 6], hidden: usize) -> NetSp
     ];
     let mut spec = NetSpec::new(name, input);
     for (block, (&f, &window)) in fields.iter().zip(&windows).enumerate() {
-        spec = spec.r2_conv(&regular(f), window).batch_norm();
+        spec = spec.r2_conv(&regular(f), window);
+        if let (4, Some(sub)) = (block, restrict_to) {
+            spec = spec.restrict(&sub.to_string());
+        }
+        spec = spec.batch_norm();
         if block == 1 || block == 3 {
             spec = spec.max_pool(Window::new(2).stride(2));
         }

@@ -9,7 +9,7 @@
 //! would not commute with the group).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
@@ -17,7 +17,7 @@ use burn::tensor::{Device, Distribution, Tensor, TensorData};
 use super::check_channels;
 use crate::error::{EquivarError, Result};
 use crate::field::{FeatureType, ReprKind};
-use crate::group::{Irrep, Representation};
+use crate::group::{Irrep, PlanarGroup, Representation};
 use crate::kernels::steerable::{Ring, SteerableBasis, default_rings};
 use crate::ops::{self, Kernels};
 use crate::space::Window;
@@ -30,8 +30,22 @@ struct Block {
     /// Where this block's `[out count * in count * elements]` coefficients start.
     offset: usize,
     elements: usize,
+    basis: Arc<SampledBasis>,
+}
+
+/// A basis sampled as conv filters, with its total squared norm (for the initialisation).
+#[derive(Debug)]
+struct SampledBasis {
     /// `[elements, out dim * in dim * k * k]` (see [`SteerableBasis::filters`]).
-    filters: Arc<Vec<f32>>,
+    filters: Vec<f32>,
+    energy: f64,
+}
+
+impl SampledBasis {
+    fn new(filters: Vec<f32>) -> Self {
+        let energy = filters.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        SampledBasis { filters, energy }
+    }
 }
 
 /// One output term's bias: its trivial irreps, as columns of its change of basis.
@@ -61,6 +75,34 @@ pub struct SteerableGeometry {
     bias_len: usize,
 }
 
+/// What a sampled basis depends on: the group, the two representations, kernel size,
+/// dilation and the rings (as bits).
+type BasisKey = (PlanarGroup, ReprKind, ReprKind, usize, usize, Vec<[u64; 3]>);
+
+/// The sampled bases of the layers alive in this process, shared: the E2 models' four 7x7
+/// layers between regular fields use one basis (116 MB for D16) instead of four. Weak, so a
+/// basis goes when the last layer using it does.
+fn shared_filters(
+    key: BasisKey,
+    build: impl FnOnce() -> Result<SampledBasis>,
+) -> Result<Arc<SampledBasis>> {
+    static CACHE: OnceLock<Mutex<HashMap<BasisKey, Weak<SampledBasis>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(found) = cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .and_then(Weak::upgrade)
+    {
+        return Ok(found);
+    }
+    let filters = Arc::new(build()?);
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    map.retain(|_, v| v.strong_count() > 0);
+    map.insert(key, Arc::downgrade(&filters));
+    Ok(filters)
+}
+
 /// `(count, representation)` of each term of `t`.
 fn terms(t: &FeatureType) -> Result<Vec<(usize, ReprKind, Representation)>> {
     t.terms
@@ -84,7 +126,7 @@ impl SteerableGeometry {
         };
         let ins = terms(in_type)?;
         let outs = terms(out_type)?;
-        let mut bases: HashMap<(ReprKind, ReprKind), Arc<Vec<f32>>> = HashMap::new();
+        let mut bases: HashMap<(ReprKind, ReprKind), Arc<SampledBasis>> = HashMap::new();
         let mut blocks = Vec::new();
         let mut offset = 0;
         for (o, (out_count, out_kind, rho_out)) in outs.iter().enumerate() {
@@ -92,14 +134,27 @@ impl SteerableGeometry {
                 let filters = match bases.get(&(*out_kind, *in_kind)) {
                     Some(f) => f.clone(),
                     None => {
-                        let basis =
-                            SteerableBasis::with_rings(rho_in, rho_out, k, dilation, &rings)?;
-                        let f = Arc::new(basis.filters());
+                        let key = (
+                            in_type.group,
+                            *in_kind,
+                            *out_kind,
+                            k,
+                            dilation,
+                            rings
+                                .iter()
+                                .map(|r| [r.radius, r.sigma, r.max_frequency].map(f64::to_bits))
+                                .collect(),
+                        );
+                        let f = shared_filters(key, || {
+                            let basis =
+                                SteerableBasis::with_rings(rho_in, rho_out, k, dilation, &rings)?;
+                            Ok(SampledBasis::new(basis.filters()))
+                        })?;
                         bases.insert((*out_kind, *in_kind), f.clone());
                         f
                     }
                 };
-                let elements = filters.len() / (rho_out.dim() * rho_in.dim() * k * k);
+                let elements = filters.filters.len() / (rho_out.dim() * rho_in.dim() * k * k);
                 if elements == 0 {
                     continue;
                 }
@@ -108,7 +163,7 @@ impl SteerableGeometry {
                     in_term: i,
                     offset,
                     elements,
-                    filters,
+                    basis: filters,
                 });
                 offset += out_count * in_count * elements;
             }
@@ -187,8 +242,7 @@ impl SteerableGeometry {
         let mut energy = vec![0.0f64; self.out_terms.len()];
         for b in &self.blocks {
             let (in_count, _) = self.in_terms[b.in_term];
-            let squares: f64 = b.filters.iter().map(|&v| (v as f64) * (v as f64)).sum();
-            energy[b.out_term] += in_count as f64 * squares;
+            energy[b.out_term] += in_count as f64 * b.basis.energy;
         }
         let parts: Vec<Tensor<1>> = self
             .blocks
@@ -233,7 +287,7 @@ impl SteerableGeometry {
                         .reshape([out_count * in_count, b.elements]);
                     let basis = Tensor::<2>::from_data(
                         TensorData::new(
-                            b.filters.as_ref().clone(),
+                            b.basis.filters.clone(),
                             [b.elements, out_dim * in_dim * k * k],
                         ),
                         (&device, dtype),

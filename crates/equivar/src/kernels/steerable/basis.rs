@@ -213,12 +213,43 @@ impl SteerableBasis {
         let (d_out, d_in) = (self.output.dim(), self.input.dim());
         let pixels = self.size * self.size;
         let mut out = vec![0.0f32; self.len() * d_out * d_in * pixels];
-        for e in 0..self.len() {
+        // `Q_out[:, rows] block Q_in[:, cols]^T` per pixel, with the columns copied once.
+        let columns = |q: &DMatrix<f64>, at: usize, n: usize| -> Vec<f64> {
+            (0..q.nrows())
+                .flat_map(|r| (0..n).map(move |k| q[(r, at + k)]))
+                .collect()
+        };
+        for (e, origin) in self.origins.iter().enumerate() {
+            let a = self.output.irreps()[origin.output_irrep].dim(self.group);
+            let b = self.input.irreps()[origin.input_irrep].dim(self.group);
+            let q_out = columns(
+                self.output.change_of_basis(),
+                self.output_offsets[origin.output_irrep],
+                a,
+            );
+            let q_in = columns(
+                self.input.change_of_basis(),
+                self.input_offsets[origin.input_irrep],
+                b,
+            );
+            let mut left = vec![0.0f64; d_out * b];
             for p in 0..pixels {
-                let value = self.at(e, p / self.size, p % self.size);
+                let at = self.starts[e] + p * a * b;
+                let block = &self.blocks[at..at + a * b];
+                if block.iter().all(|&v| v == 0.0) {
+                    continue;
+                }
+                // left = Q_out[:, rows] block: [d_out, b]
                 for r in 0..d_out {
+                    for k in 0..b {
+                        left[r * b + k] = (0..a).map(|i| q_out[r * a + i] * block[i * b + k]).sum();
+                    }
+                }
+                for r in 0..d_out {
+                    let row = &left[r * b..(r + 1) * b];
                     for c in 0..d_in {
-                        out[((e * d_out + r) * d_in + c) * pixels + p] = value[(r, c)] as f32;
+                        let v: f64 = (0..b).map(|k| row[k] * q_in[c * b + k]).sum();
+                        out[((e * d_out + r) * d_in + c) * pixels + p] = v as f32;
                     }
                 }
             }
