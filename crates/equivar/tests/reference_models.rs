@@ -139,10 +139,11 @@ fn reference_models_construct_in_milliseconds() {
             drop(net);
         }
         println!("{}: construction {:.3} ms", info.name, best * 1e3);
-        // 10 ms, and 0.1 s per million parameters for drawing the initial weights and solving
-        // the steerable bases of the large models (escnn takes 15-21 s for the E2 models;
-        // the speed comparison is bench/compare_e2.sh's, this is a guard against regressions).
-        let budget = 0.010 + 0.1 * params as f64 / 1e6;
+        // 10 ms, and 0.5 s per million parameters for drawing the initial weights and solving
+        // the steerable bases of the large models (alone: 42-63 ms for e2-c8/e2-c16, 165-350
+        // ms for e2-d16c16; escnn takes 15-21 s). A guard against regressions with room for
+        // the tests running beside it; the speed comparison is the benchmarks'.
+        let budget = 0.010 + 0.5 * params as f64 / 1e6;
         assert!(
             best < budget,
             "{} takes {:.1} ms to construct (budget {:.0} ms)",
