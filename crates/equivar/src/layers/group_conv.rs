@@ -1,19 +1,16 @@
 //! Group convolution (G -> G): regular fields to regular fields.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
 use super::Layer;
 use super::{
-    LayerModule, LayerRule, PlanInput, PlanStep, expect_plane, expect_repr, invalid, on_pixel_grid,
-    plan_fields, windowed,
+    LayerRule, PlanInput, PlanStep, expect_plane, expect_repr, invalid, on_pixel_grid, plan_fields,
+    windowed,
 };
 use crate::error::Result;
-use crate::export::{PlainLayer, plain_conv};
 use crate::field::{FieldType, Repr};
-use crate::frozen::FrozenBuilder;
 use crate::nn::GroupConv2d;
-use crate::ops::Kernels;
 use crate::plan::LayerPlan;
 use crate::space::Window;
 
@@ -56,30 +53,4 @@ impl LayerRule for GroupConv {
     }
 }
 
-impl LayerModule for GroupConv2d {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        GroupConv2d::forward(self, x)
-    }
-
-    fn export(&self) -> Result<Option<PlainLayer>> {
-        let (filter, bias) = (self.expanded_filter(), self.expanded_bias());
-        Ok(Some(PlainLayer::Conv(plain_conv(
-            filter,
-            bias,
-            self.geometry.window,
-        ))))
-    }
-
-    fn lower(&self, frozen: &mut FrozenBuilder) -> Result<()> {
-        frozen.conv(
-            self.expanded_filter(),
-            self.expanded_bias(),
-            self.geometry.window,
-        );
-        Ok(())
-    }
-
-    fn set_kernels(&mut self, kernels: Kernels) {
-        self.geometry.kernels = kernels;
-    }
-}
+expanded_conv_module!(GroupConv2d);

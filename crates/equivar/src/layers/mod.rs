@@ -14,6 +14,45 @@
 //!
 //! [`Net`]: crate::nn::Net
 
+/// Implements [`LayerModule`] for a conv module whose learned parameters expand to a plain
+/// conv2d filter (`expanded_filter`, `expanded_bias`) over `geometry.window`, run by
+/// `geometry.kernels`: export is that plain conv, the frozen model caches the expansion.
+macro_rules! expanded_conv_module {
+    ($module:ty) => {
+        impl $crate::layers::LayerModule for $module {
+            fn forward(&self, x: burn::tensor::Tensor<4>) -> burn::tensor::Tensor<4> {
+                <$module>::forward(self, x)
+            }
+
+            fn export(&self) -> $crate::error::Result<Option<$crate::export::PlainLayer>> {
+                Ok(Some($crate::export::PlainLayer::Conv(
+                    $crate::export::plain_conv(
+                        self.expanded_filter(),
+                        self.expanded_bias(),
+                        self.geometry.window,
+                    ),
+                )))
+            }
+
+            fn lower(
+                &self,
+                frozen: &mut $crate::frozen::FrozenBuilder,
+            ) -> $crate::error::Result<()> {
+                frozen.conv(
+                    self.expanded_filter(),
+                    self.expanded_bias(),
+                    self.geometry.window,
+                );
+                Ok(())
+            }
+
+            fn set_kernels(&mut self, kernels: $crate::ops::Kernels) {
+                self.geometry.kernels = kernels;
+            }
+        }
+    };
+}
+
 mod activation;
 mod batch_norm;
 mod disco_conv;

@@ -5,17 +5,14 @@
 //! group it is equivariant up to the sampling of its kernel and of the image, which `check`
 //! measures.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep, expect_plane, invalid, windowed};
+use super::{Layer, LayerRule, PlanInput, PlanStep, expect_plane, invalid, windowed};
 use crate::error::Result;
-use crate::export::{PlainLayer, plain_conv};
 use crate::field::FeatureType;
-use crate::frozen::FrozenBuilder;
 use crate::kernels::steerable::{Ring, validate_rings};
 use crate::nn::R2Conv2d;
-use crate::ops::Kernels;
 use crate::plan::LayerPlan;
 use crate::space::Window;
 
@@ -90,30 +87,4 @@ impl LayerRule for R2Conv {
     }
 }
 
-impl LayerModule for R2Conv2d {
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        R2Conv2d::forward(self, x)
-    }
-
-    fn export(&self) -> Result<Option<PlainLayer>> {
-        let (filter, bias) = (self.expanded_filter(), self.expanded_bias());
-        Ok(Some(PlainLayer::Conv(plain_conv(
-            filter,
-            bias,
-            self.geometry.window,
-        ))))
-    }
-
-    fn lower(&self, frozen: &mut FrozenBuilder) -> Result<()> {
-        frozen.conv(
-            self.expanded_filter(),
-            self.expanded_bias(),
-            self.geometry.window,
-        );
-        Ok(())
-    }
-
-    fn set_kernels(&mut self, kernels: Kernels) {
-        self.geometry.kernels = kernels;
-    }
-}
+expanded_conv_module!(R2Conv2d);
