@@ -40,6 +40,9 @@ pub enum PlainLayer {
     GroupReduce(ChannelGroupReduce),
     Activation(Pointwise),
     Linear(PooledLinear),
+    NormNonlinearity(crate::nn::NormNonlinearity),
+    Gated(crate::nn::GatedNonlinearity),
+    NormPool(crate::nn::NormPool),
 }
 
 /// A model of plain burn layers, for inference.
@@ -59,6 +62,9 @@ impl PlainNet {
             PlainLayer::GroupReduce(l) => crate::nn::group_reduce(x, l.order, l.reduce),
             PlainLayer::Activation(l) => l.forward(x),
             PlainLayer::Linear(l) => crate::nn::linear_on_pooled(&l.linear, x),
+            PlainLayer::NormNonlinearity(l) => l.forward(x),
+            PlainLayer::Gated(l) => l.forward(x),
+            PlainLayer::NormPool(l) => l.forward(x),
         })
     }
 }

@@ -9,9 +9,10 @@ use crate::field::{FeatureType, FieldType};
 use crate::group::{Group, PlanarGroup};
 pub use crate::layers::LayerKind;
 use crate::layers::{
-    AvgPool, BatchNorm, FieldDropout, GlobalAvgPool, GroupConv, GroupPool, LiftingConv, Linear,
-    MaxPool, Nonlinearity, R2Conv, Restrict,
+    AvgPool, BatchNorm, FieldDropout, GatedNonlinearity, GlobalAvgPool, GroupConv, GroupPool,
+    LiftingConv, Linear, MaxPool, Nonlinearity, NormNonlinearity, NormPool, R2Conv, Restrict,
 };
+use crate::nn::NormFunction;
 use crate::space::Window;
 
 /// A reduction: over the group axis (group pooling) or over a window (spatial pooling).
@@ -213,6 +214,39 @@ impl NetSpec {
 
     pub fn activation(self, function: Activation) -> Self {
         self.push_numbered("act", Nonlinearity { function })
+    }
+
+    /// Norm-ReLU on every field, with a learned threshold per field.
+    pub fn norm_relu(self) -> Self {
+        self.push_numbered(
+            "act",
+            NormNonlinearity {
+                function: NormFunction::NormRelu,
+                bias: true,
+            },
+        )
+    }
+
+    /// Squash on every field: its norm `n` becomes `n^2 / (1 + n^2)`.
+    pub fn squash(self) -> Self {
+        self.push_numbered(
+            "act",
+            NormNonlinearity {
+                function: NormFunction::Squash,
+                bias: false,
+            },
+        )
+    }
+
+    /// Gates every field by the sigmoid of a trivial gate field; the gates are the input's
+    /// last term (see [`GatedNonlinearity`]).
+    pub fn gated(self) -> Self {
+        self.push_numbered("gate", GatedNonlinearity {})
+    }
+
+    /// The norm of every field, as invariant fields.
+    pub fn norm_pool(self) -> Self {
+        self.push("norm_pool", NormPool {})
     }
 
     pub fn field_dropout(self, p: f64) -> Self {

@@ -1,15 +1,21 @@
-//! Gradients of the lifting and group convs against central finite differences, in float64
-//! (this test binary configures the flex device's default float type to f64).
+//! Gradients of the lifting, group and steerable convs and of the norm and gated
+//! nonlinearities against central finite differences, in float64 (this test binary configures
+//! the flex device's default float type to f64).
 //!
-//! Loss `L = sum(conv(x) * r)` for a fixed random `r`: it is linear in the weights and in the
-//! input, so central differences are exact up to rounding and a relative tolerance of 1e-7
-//! leaves a wide margin over f64 rounding (~1e-13) while catching any wrong index.
+//! Loss `L = sum(layer(x) * r)` for a fixed random `r`. For the convs it is linear in the
+//! weights and in the input, so central differences are exact up to rounding and a relative
+//! tolerance of 1e-7 leaves a wide margin over f64 rounding (~1e-13) while catching any wrong
+//! index. The nonlinearities are smooth away from their kinks, and a step of 1e-5 keeps the
+//! differences' truncation error (~1e-10) and rounding (~1e-11) well under the tolerance.
 
 use burn::module::Param;
 use burn::tensor::{Device, Distribution, FloatDType, Tensor, TensorData};
 use equivar::field::{FeatureType, FieldType};
 use equivar::group::Group;
-use equivar::nn::{GroupConv2d, LiftingConv2d, R2Conv2d};
+use equivar::nn::{
+    FieldLayout, GatedNonlinearity, GroupConv2d, LiftingConv2d, NormFunction, NormNonlinearity,
+    R2Conv2d,
+};
 use equivar::space::Window;
 
 const TOL: f64 = 1e-7;
@@ -45,6 +51,18 @@ fn check_gradients<const D: usize>(
     x: Tensor<4>,
     loss: impl Fn(Tensor<D>, Tensor<1>, Tensor<4>) -> Tensor<1>,
 ) {
+    check_gradients_with_step(name, EPS, weight, bias, x, loss)
+}
+
+/// [`check_gradients`] with the finite differences' step `eps`.
+fn check_gradients_with_step<const D: usize>(
+    name: &str,
+    eps: f64,
+    weight: Tensor<D>,
+    bias: Tensor<1>,
+    x: Tensor<4>,
+    loss: impl Fn(Tensor<D>, Tensor<1>, Tensor<4>) -> Tensor<1>,
+) {
     let w_ad = weight.clone().autodiff().require_grad();
     let b_ad = bias.clone().autodiff().require_grad();
     let x_ad = x.clone().autodiff().require_grad();
@@ -54,7 +72,7 @@ fn check_gradients<const D: usize>(
     let gx = values(x_ad.grad(&grads).unwrap());
 
     let scalar = |w: Tensor<D>, b: Tensor<1>, x: Tensor<4>| values(loss(w, b, x))[0];
-    let fd = |f: &dyn Fn(f64) -> f64| (f(EPS) - f(-EPS)) / (2.0 * EPS);
+    let fd = |f: &dyn Fn(f64) -> f64| (f(eps) - f(-eps)) / (2.0 * eps);
     let mut worst: f64 = 0.0;
     let mut compare = |what: &str, analytic: f64, numeric: f64| {
         let err = (analytic - numeric).abs() / numeric.abs().max(1.0);
@@ -169,4 +187,59 @@ fn steerable_conv_gradients_match_finite_differences() {
             random([2, out_type.channels(), out_size, out_size], &device)
         );
     }
+}
+
+#[test]
+fn norm_and_gated_nonlinearity_gradients_match_finite_differences() {
+    let device = f64_device();
+    device.seed(8);
+    let t: FeatureType = "SO(2): 2x irrep(1) + irrep(3) + trivial + regular(2)"
+        .parse()
+        .unwrap();
+    let layout = FieldLayout::of(&t);
+    let (fields, channels) = (layout.fields(), layout.channels());
+    let x = random([2, channels, 3, 3], &device);
+    let r = random([2, channels, 3, 3], &device);
+    // `weight`: the norm-ReLU thresholds; `bias`: a shift of every input channel, so the
+    // loss is probed along directions that change the norms and along ones that do not.
+    for function in [NormFunction::NormRelu, NormFunction::Squash] {
+        let template = NormNonlinearity::new("n", layout.clone(), function, true, &device);
+        check_gradients_with_step(
+            &format!("{} on {t}", function.label()),
+            1e-5,
+            Tensor::<1>::random([fields], Distribution::Uniform(0.0, 0.5), &device),
+            random([channels], &device),
+            x.clone(),
+            |w, b, x| {
+                let device = w.device();
+                let mut layer = template.clone();
+                if function == NormFunction::NormRelu {
+                    layer.threshold = Some(Param::from_tensor(w.clone()));
+                }
+                let shifted = x + b.reshape([1, channels, 1, 1]);
+                // Squash has no threshold: keep `w` in the graph with a zero weight.
+                let keep = w.sum().mul_scalar(0.0).reshape([1, 1, 1, 1]);
+                ((layer.forward(shifted) + keep) * r.clone().to_device(&device)).sum()
+            },
+        );
+    }
+    // The gate: fields, then one gate per field.
+    let gate = GatedNonlinearity {
+        gated: layout.clone(),
+        name: "g".into(),
+    };
+    let xg = random([2, channels + fields, 3, 3], &device);
+    check_gradients_with_step(
+        "gated",
+        1e-5,
+        random([fields], &device),
+        random([channels], &device),
+        xg,
+        |w, b, x| {
+            let device = w.device();
+            // `w` shifts the gates, `b` the gated fields.
+            let shift = Tensor::cat(vec![b, w], 0).reshape([1, channels + fields, 1, 1]);
+            (gate.forward(x + shift) * r.clone().to_device(&device)).sum()
+        },
+    );
 }

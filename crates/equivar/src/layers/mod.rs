@@ -57,11 +57,14 @@ mod activation;
 mod batch_norm;
 mod disco_conv;
 mod field_dropout;
+mod gated_nonlinearity;
 mod global_avg_pool;
 mod group_conv;
 mod group_pool;
 mod lifting_conv;
 mod linear;
+mod norm_nonlinearity;
+mod norm_pool;
 mod r2_conv;
 mod restrict;
 mod spatial_pool;
@@ -70,11 +73,14 @@ pub use activation::Nonlinearity;
 pub use batch_norm::BatchNorm;
 pub use disco_conv::DiscoConv;
 pub use field_dropout::FieldDropout;
+pub use gated_nonlinearity::GatedNonlinearity;
 pub use global_avg_pool::GlobalAvgPool;
 pub use group_conv::GroupConv;
 pub use group_pool::GroupPool;
 pub use lifting_conv::LiftingConv;
 pub use linear::Linear;
+pub use norm_nonlinearity::NormNonlinearity;
+pub use norm_pool::NormPool;
 pub use r2_conv::R2Conv;
 pub use restrict::{Restrict, Restriction};
 pub use spatial_pool::{AvgPool, MaxPool};
@@ -213,6 +219,9 @@ layer_kinds! {
     DiscoConv(DiscoConv) = "disco_conv",
     R2Conv(R2Conv) = "r2_conv",
     Restrict(Restrict) = "restrict",
+    NormNonlinearity(NormNonlinearity) = "norm_nonlinearity",
+    GatedNonlinearity(GatedNonlinearity) = "gated_nonlinearity",
+    NormPool(NormPool) = "norm_pool",
 }
 
 impl LayerKind {
@@ -270,6 +279,9 @@ layer_modules! {
     Disco(nn::DiscoConvS2),
     R2Conv(nn::R2Conv2d),
     Restrict(Restriction),
+    NormNonlinearity(nn::NormNonlinearity),
+    Gated(nn::GatedNonlinearity),
+    NormPool(nn::NormPool),
 }
 
 impl Layer {

@@ -3,6 +3,7 @@
 
 mod conv;
 mod disco;
+mod field_maps;
 mod net;
 mod norm;
 mod pointwise;
@@ -12,6 +13,7 @@ mod steerable_conv;
 pub use crate::layers::Layer;
 pub use conv::{GroupConv2d, LiftingConv2d};
 pub use disco::{DiscoConfig, DiscoConvS2, DiscoConvTransposeS2};
+pub use field_maps::{FieldLayout, GatedNonlinearity, NormFunction, NormNonlinearity, NormPool};
 pub use net::Net;
 pub use norm::EquivariantBatchNorm;
 pub(crate) use pointwise::linear_on_pooled;

@@ -13,8 +13,12 @@ use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
+mod fields;
+
+pub use fields::FieldOp;
+
 use crate::error::{EquivarError, Result};
-use crate::nn::Net;
+use crate::nn::{FieldLayout, Net};
 use crate::space::Window;
 use crate::spec::{Activation, Reduce};
 use equivar_kernels::conv::{self as conv_cpu, ConvShape};
@@ -52,6 +56,11 @@ enum Step {
     GroupReduce {
         order: usize,
         reduce: Reduce,
+    },
+    /// A field-wise map (norm nonlinearity, gate, norm pooling).
+    Fields {
+        layout: FieldLayout,
+        op: FieldOp,
     },
     /// `[b, in, 1, 1] -> [b, out, 1, 1]`, `weight [in, out]` as burn stores it.
     Linear {
@@ -149,6 +158,14 @@ impl FrozenBuilder {
     /// Max or mean over each group of `order` consecutive channels.
     pub fn group_reduce(&mut self, order: usize, reduce: Reduce) {
         self.steps.push(Step::GroupReduce { order, reduce });
+    }
+
+    /// A field-wise map of the fields of `layout`.
+    pub fn field_op(&mut self, layout: &FieldLayout, op: FieldOp) {
+        self.steps.push(Step::Fields {
+            layout: layout.clone(),
+            op,
+        });
     }
 
     /// `[b, in, 1, 1] -> [b, out, 1, 1]` with burn's `weight [in, out]`.
@@ -477,6 +494,12 @@ impl FrozenNet {
                     width: x.width,
                 }
             }
+            Step::Fields { layout, op } => Maps {
+                values: fields::apply(layout, op, &x.values, x.plane()),
+                channels: fields::out_channels(layout, op),
+                height: x.height,
+                width: x.width,
+            },
             Step::Linear { weight, bias, out } => {
                 let inp = x.channels;
                 let mut values = Vec::with_capacity(batch * out);
