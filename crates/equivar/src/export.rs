@@ -43,6 +43,7 @@ pub enum PlainLayer {
     NormNonlinearity(crate::nn::NormNonlinearity),
     Gated(crate::nn::GatedNonlinearity),
     NormPool(crate::nn::NormPool),
+    Fourier(crate::nn::FourierPointwise),
 }
 
 /// A model of plain burn layers, for inference.
@@ -65,6 +66,7 @@ impl PlainNet {
             PlainLayer::NormNonlinearity(l) => l.forward(x),
             PlainLayer::Gated(l) => l.forward(x),
             PlainLayer::NormPool(l) => l.forward(x),
+            PlainLayer::Fourier(l) => l.forward(x),
         })
     }
 }

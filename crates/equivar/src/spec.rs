@@ -9,8 +9,9 @@ use crate::field::{FeatureType, FieldType};
 use crate::group::{Group, PlanarGroup};
 pub use crate::layers::LayerKind;
 use crate::layers::{
-    AvgPool, BatchNorm, FieldDropout, GatedNonlinearity, GlobalAvgPool, GroupConv, GroupPool,
-    LiftingConv, Linear, MaxPool, Nonlinearity, NormNonlinearity, NormPool, R2Conv, Restrict,
+    AvgPool, BatchNorm, FieldDropout, FourierNonlinearity, GatedNonlinearity, GlobalAvgPool,
+    GroupConv, GroupPool, LiftingConv, Linear, MaxPool, Nonlinearity, NormNonlinearity, NormPool,
+    R2Conv, Restrict,
 };
 use crate::nn::NormFunction;
 use crate::space::Window;
@@ -242,6 +243,18 @@ impl NetSpec {
     /// last term (see [`GatedNonlinearity`]).
     pub fn gated(self) -> Self {
         self.push_numbered("gate", GatedNonlinearity {})
+    }
+
+    /// `function` on the samples of every regular(L) (or regular, trivial) field, with the
+    /// default number of samples for the band limit.
+    pub fn fourier(self, function: Activation) -> Self {
+        self.push_numbered(
+            "act",
+            FourierNonlinearity {
+                function,
+                samples: None,
+            },
+        )
     }
 
     /// The norm of every field, as invariant fields.

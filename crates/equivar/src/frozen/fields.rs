@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use crate::nn::{FieldLayout, NormFunction};
+use crate::nn::{FieldLayout, FourierTerm, NormFunction};
 
 /// What a field-wise step does (see [`crate::nn::NormNonlinearity`],
 /// [`crate::nn::GatedNonlinearity`], [`crate::nn::NormPool`]).
@@ -83,6 +83,45 @@ pub(super) fn apply(layout: &FieldLayout, op: &FieldOp, x: &[f32], plane: usize)
                     }
                     channel += dim;
                     field += 1;
+                }
+            }
+        });
+    out
+}
+
+/// A Fourier-pointwise nonlinearity on `x [batch, channels, plane]`: per field and pixel,
+/// the samples `A v`, `f` on them, and the projection `A^+` back.
+pub(super) fn fourier(
+    terms: &[FourierTerm],
+    x: &[f32],
+    plane: usize,
+    f: impl Fn(&mut [f32]) + Sync,
+) -> Vec<f32> {
+    let channels: usize = terms.iter().map(|t| t.count * t.dim).sum();
+    let mut out = vec![0.0f32; x.len()];
+    out.par_chunks_mut(channels * plane)
+        .zip(x.par_chunks(channels * plane))
+        .for_each(|(out, x)| {
+            let mut channel = 0;
+            for t in terms {
+                let (n, d) = (t.samples, t.dim);
+                let mut v = vec![0.0f32; d];
+                let mut s = vec![0.0f32; n];
+                for _ in 0..t.count {
+                    for p in 0..plane {
+                        for (i, vi) in v.iter_mut().enumerate() {
+                            *vi = x[(channel + i) * plane + p];
+                        }
+                        for (r, sr) in s.iter_mut().enumerate() {
+                            *sr = (0..d).map(|i| t.sample[r * d + i] * v[i]).sum();
+                        }
+                        f(&mut s);
+                        for i in 0..d {
+                            out[(channel + i) * plane + p] =
+                                (0..n).map(|r| t.project[i * n + r] * s[r]).sum();
+                        }
+                    }
+                    channel += d;
                 }
             }
         });

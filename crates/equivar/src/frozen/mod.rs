@@ -18,7 +18,7 @@ mod fields;
 pub use fields::FieldOp;
 
 use crate::error::{EquivarError, Result};
-use crate::nn::{FieldLayout, Net};
+use crate::nn::{FieldLayout, FourierTerm, Net};
 use crate::space::Window;
 use crate::spec::{Activation, Reduce};
 use equivar_kernels::conv::{self as conv_cpu, ConvShape};
@@ -61,6 +61,11 @@ enum Step {
     Fields {
         layout: FieldLayout,
         op: FieldOp,
+    },
+    /// A Fourier-pointwise nonlinearity.
+    Fourier {
+        function: Activation,
+        terms: Vec<FourierTerm>,
     },
     /// `[b, in, 1, 1] -> [b, out, 1, 1]`, `weight [in, out]` as burn stores it.
     Linear {
@@ -165,6 +170,14 @@ impl FrozenBuilder {
         self.steps.push(Step::Fields {
             layout: layout.clone(),
             op,
+        });
+    }
+
+    /// `function` on the samples of every field of `terms`.
+    pub fn fourier(&mut self, function: Activation, terms: &[FourierTerm]) {
+        self.steps.push(Step::Fourier {
+            function,
+            terms: terms.to_vec(),
         });
     }
 
@@ -500,6 +513,11 @@ impl FrozenNet {
                 height: x.height,
                 width: x.width,
             },
+            Step::Fourier { function, terms } => {
+                let plane = x.plane();
+                let values = fields::fourier(terms, &x.values, plane, |v| activate(*function, v));
+                Maps { values, ..x }
+            }
             Step::Linear { weight, bias, out } => {
                 let inp = x.channels;
                 let mut values = Vec::with_capacity(batch * out);

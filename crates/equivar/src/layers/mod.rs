@@ -57,6 +57,7 @@ mod activation;
 mod batch_norm;
 mod disco_conv;
 mod field_dropout;
+mod fourier_nonlinearity;
 mod gated_nonlinearity;
 mod global_avg_pool;
 mod group_conv;
@@ -73,6 +74,7 @@ pub use activation::Nonlinearity;
 pub use batch_norm::BatchNorm;
 pub use disco_conv::DiscoConv;
 pub use field_dropout::FieldDropout;
+pub use fourier_nonlinearity::FourierNonlinearity;
 pub use gated_nonlinearity::GatedNonlinearity;
 pub use global_avg_pool::GlobalAvgPool;
 pub use group_conv::GroupConv;
@@ -222,6 +224,7 @@ layer_kinds! {
     NormNonlinearity(NormNonlinearity) = "norm_nonlinearity",
     GatedNonlinearity(GatedNonlinearity) = "gated_nonlinearity",
     NormPool(NormPool) = "norm_pool",
+    FourierNonlinearity(FourierNonlinearity) = "fourier_nonlinearity",
 }
 
 impl LayerKind {
@@ -282,6 +285,7 @@ layer_modules! {
     NormNonlinearity(nn::NormNonlinearity),
     Gated(nn::GatedNonlinearity),
     NormPool(nn::NormPool),
+    Fourier(nn::FourierPointwise),
 }
 
 impl Layer {

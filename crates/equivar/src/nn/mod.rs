@@ -4,6 +4,7 @@
 mod conv;
 mod disco;
 mod field_maps;
+mod fourier;
 mod net;
 mod norm;
 mod pointwise;
@@ -14,6 +15,7 @@ pub use crate::layers::Layer;
 pub use conv::{GroupConv2d, LiftingConv2d};
 pub use disco::{DiscoConfig, DiscoConvS2, DiscoConvTransposeS2};
 pub use field_maps::{FieldLayout, GatedNonlinearity, NormFunction, NormNonlinearity, NormPool};
+pub use fourier::{FourierPointwise, FourierTerm, default_samples};
 pub use net::Net;
 pub use norm::EquivariantBatchNorm;
 pub(crate) use pointwise::linear_on_pooled;
