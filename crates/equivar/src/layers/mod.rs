@@ -95,7 +95,7 @@ use crate::error::{EquivarError, Result};
 use crate::export::PlainLayer;
 use crate::field::{FeatureType, FieldType, Repr};
 use crate::frozen::FrozenBuilder;
-use crate::nn::{self, EquivariantBatchNorm};
+use crate::nn;
 use crate::ops::Kernels;
 use crate::plan::LayerPlan;
 use crate::space::Window;
@@ -161,15 +161,30 @@ pub trait LayerModule {
     /// Appends this layer's steps to a frozen model.
     fn lower(&self, frozen: &mut FrozenBuilder) -> Result<()>;
 
-    /// The equivariant batch norm, for the layers that keep batch statistics (precise batch
-    /// norm recalibration and the trainable-parameter count use it).
-    fn batch_norm(&self) -> Option<&EquivariantBatchNorm> {
+    /// The batch statistics, for the layers that keep them (precise batch norm recalibration
+    /// and the trainable-parameter count use them).
+    fn batch_norm(&self) -> Option<&dyn BatchStatistics> {
         None
     }
 
     /// Chooses which implementation runs this layer's heavy ops (convolution, training-mode
     /// batch norm, max pooling, DISCO); layers without such ops ignore it.
     fn set_kernels(&mut self, _kernels: Kernels) {}
+}
+
+/// A layer that normalises by batch statistics and keeps running ones for inference.
+pub trait BatchStatistics {
+    /// `x` normalised by its own batch statistics (as in training, the running statistics
+    /// untouched), and those statistics as moments that average linearly over batches
+    /// (weighted by their images).
+    fn batch_moments(&self, x: Tensor<4>) -> (Tensor<4>, Vec<Tensor<1>>);
+
+    /// Sets the running statistics from moments averaged over a whole data set.
+    fn set_from_moments(&self, moments: Vec<Tensor<1>>);
+
+    /// Entries of the running statistics (burn counts them as parameters; they are not
+    /// trained).
+    fn running_len(&self) -> usize;
 }
 
 /// Declares the description registry: the `kind`-tagged enum of every layer description,
@@ -286,6 +301,7 @@ layer_modules! {
     Gated(nn::GatedNonlinearity),
     NormPool(nn::NormPool),
     Fourier(nn::FourierPointwise),
+    IidBatchNorm(nn::IidBatchNorm),
 }
 
 impl Layer {
@@ -301,7 +317,7 @@ impl Layer {
         self.module().lower(frozen)
     }
 
-    pub fn batch_norm(&self) -> Option<&EquivariantBatchNorm> {
+    pub fn batch_norm(&self) -> Option<&dyn BatchStatistics> {
         self.module().batch_norm()
     }
 

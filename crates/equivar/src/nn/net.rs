@@ -91,7 +91,7 @@ impl Net {
             .layers
             .iter()
             .filter_map(Layer::batch_norm)
-            .map(|bn| 2 * bn.field_type.fields)
+            .map(|bn| bn.running_len())
             .sum();
         self.num_params() - running_stats
     }
@@ -153,8 +153,8 @@ impl Net {
         batches: impl IntoIterator<Item = Tensor<4>>,
     ) -> Result<usize> {
         let plain = self.valid();
-        // Per batch norm: sums of (mean * images) and (E[x^2] * images) per field.
-        let mut sums: Vec<Option<(Tensor<1>, Tensor<1>)>> = vec![None; plain.layers.len()];
+        // Per batch norm: the sums of its moments, each weighted by its batch's images.
+        let mut sums: Vec<Option<Vec<Tensor<1>>>> = vec![None; plain.layers.len()];
         let mut images = 0usize;
         for batch in batches {
             let batch = batch.without_autodiff();
@@ -165,12 +165,11 @@ impl Net {
             for (layer, sum) in plain.layers.iter().zip(sums.iter_mut()) {
                 x = match layer.batch_norm() {
                     Some(bn) => {
-                        let (y, mean, variance) = bn.forward_batch_stats(x);
-                        let second_moment = variance + mean.clone().square();
-                        let (m, s) = (mean.mul_scalar(weight), second_moment.mul_scalar(weight));
+                        let (y, moments) = bn.batch_moments(x);
+                        let weighted = moments.into_iter().map(|m| m.mul_scalar(weight));
                         *sum = Some(match sum.take() {
-                            Some((m0, s0)) => (m0 + m, s0 + s),
-                            None => (m, s),
+                            Some(s) => s.into_iter().zip(weighted).map(|(a, b)| a + b).collect(),
+                            None => weighted.collect(),
                         });
                         y
                     }
@@ -187,10 +186,12 @@ impl Net {
             });
         }
         for (layer, sum) in self.layers.iter().zip(sums) {
-            if let (Some(bn), Some((m, s))) = (layer.batch_norm(), sum) {
-                let mean = m.div_scalar(images as f64);
-                let variance = (s.div_scalar(images as f64) - mean.clone().square()).clamp_min(0.0);
-                bn.set_running_stats(mean, variance);
+            if let (Some(bn), Some(sum)) = (layer.batch_norm(), sum) {
+                bn.set_from_moments(
+                    sum.into_iter()
+                        .map(|m| m.div_scalar(images as f64))
+                        .collect(),
+                );
             }
         }
         Ok(images)
