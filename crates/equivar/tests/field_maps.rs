@@ -316,3 +316,76 @@ fn bad_field_map_settings_are_clear_errors() {
         .to_string();
     assert!(err.contains("norm_relu") && err.contains("squash"), "{err}");
 }
+
+#[test]
+fn field_dropout_drops_whole_fields_of_any_type_and_commutes_with_the_group() {
+    use burn::module::Module;
+    use equivar::nn::FieldDropout;
+    let device = Device::flex().autodiff();
+    let t = ty("SO(2): 3x irrep(1) + irrep(2) + 2x trivial + regular(1)");
+    let layout = FieldLayout::of(&t);
+    let p = 0.3;
+    let dropout = FieldDropout::new("d", layout.clone(), p);
+    let x = random([400, t.channels(), 2, 3], &device);
+    let y = dropout.forward(x.clone());
+    // Each field of each sample is either zero everywhere or x / (1 - p) everywhere.
+    let (xs, ys) = (host(x.clone()), host(y.clone()));
+    let plane = 6;
+    let (mut kept, mut fields) = (0usize, 0usize);
+    for n in 0..400 {
+        let mut channel = 0;
+        for &(count, dim) in &layout.terms {
+            for _ in 0..count {
+                let at = (n * t.channels() + channel) * plane;
+                let range = at..at + dim * plane;
+                let zero = ys[range.clone()].iter().all(|v| *v == 0.0);
+                let scaled = range.clone().all(|i| {
+                    (ys[i] - xs[i] / (1.0 - p as f32)).abs() <= 1e-5 * xs[i].abs().max(1.0)
+                });
+                assert!(
+                    zero || scaled,
+                    "sample {n}, channel {channel}: a partly dropped field"
+                );
+                kept += usize::from(!zero);
+                fields += 1;
+                channel += dim;
+            }
+        }
+    }
+    let rate = kept as f64 / fields as f64;
+    println!(
+        "kept {rate:.3} of {fields} fields (expected {:.1})",
+        1.0 - p
+    );
+    assert!((rate - (1.0 - p)).abs() < 0.05, "kept {rate}");
+    // On a rotated input too, whatever the draw, the output is the input with whole fields
+    // masked (read off the output: a field is dropped or not); a mask constant on each field
+    // commutes with the group, which acts within fields: mask(g.x) = g.(mask x).
+    let masked_like = |y: &[f32], x: &[f32]| -> Vec<f32> {
+        let mut out = vec![0.0f32; x.len()];
+        for n in 0..400 {
+            let mut channel = 0;
+            for &(count, dim) in &layout.terms {
+                for _ in 0..count {
+                    let at = (n * t.channels() + channel) * plane;
+                    let range = at..at + dim * plane;
+                    if y[range.clone()].iter().any(|v| *v != 0.0) {
+                        range.for_each(|i| out[i] = x[i] / (1.0 - p as f32));
+                    }
+                    channel += dim;
+                }
+            }
+        }
+        out
+    };
+    for g in elements(t.group).into_iter().take(5) {
+        let gx = act_on_channels(&t, g, &x.clone().inner());
+        let got = host(dropout.forward(gx.clone().autodiff()));
+        let want = masked_like(&got, &host(gx));
+        let e = relative_error(&got, &want);
+        assert!(e <= EXACT_TOL, "{g:?}: {e:e}");
+    }
+    // In inference it is the identity.
+    let valid = dropout.valid();
+    assert_eq!(host(valid.forward(x.clone().inner())), xs);
+}

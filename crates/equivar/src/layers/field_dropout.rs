@@ -1,11 +1,10 @@
-//! Field dropout: drops whole fields in training, so every draw keeps the layer equivariant.
+//! Field dropout: drops whole fields (of any representation) in training, so every draw keeps
+//! the layer equivariant.
 
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Layer, LayerModule, LayerRule, PlanInput, PlanStep, expect_fields, invalid, plan_fields,
-};
+use super::{Layer, LayerModule, LayerRule, PlanInput, PlanStep, invalid};
 use crate::error::Result;
 use crate::export::PlainLayer;
 use crate::frozen::FrozenBuilder;
@@ -26,17 +25,13 @@ impl LayerRule for FieldDropout {
                 format!("dropout probability {} is not in [0, 1)", self.p),
             ));
         }
-        expect_fields(
-            input,
-            "field dropout drops trivial and regular fields of a finite group",
-        )?;
         Ok(PlanStep::same(input))
     }
 
     fn build(&self, plan: &LayerPlan, _device: &Device) -> Result<Layer> {
         Ok(Layer::Dropout(nn::FieldDropout::new(
             &plan.name,
-            plan_fields(plan)?,
+            nn::FieldLayout::of(&plan.in_type),
             self.p,
         )))
     }

@@ -402,22 +402,6 @@ pub(crate) fn plan_fields(plan: &LayerPlan) -> Result<FieldType> {
     })
 }
 
-/// The input as G-CNN fields of either representation (see [`expect_repr`]), for the layers
-/// that take both; otherwise the mismatch error with `fix`.
-pub(crate) fn expect_fields(input: &PlanInput, fix: &str) -> Result<FieldType> {
-    expect_repr(input, Repr::Regular, fix).or_else(|e| match e {
-        EquivarError::FieldTypeMismatch { .. } => {
-            expect_repr(input, Repr::Trivial, fix).map_err(|_| EquivarError::FieldTypeMismatch {
-                layer: input.layer.to_string(),
-                expected: "trivial or regular fields of one finite group".to_string(),
-                found: input.in_type.to_string(),
-                fix: fix.to_string(),
-            })
-        }
-        other => Err(other),
-    })
-}
-
 /// The plan step of a layer sliding `window` over its input: convs need the grid condition
 /// (`exact_pool: false`), pools only a mirror-symmetric set of in-image taps.
 pub(crate) fn windowed(

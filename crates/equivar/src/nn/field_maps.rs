@@ -67,9 +67,11 @@ impl FieldLayout {
         self.squared_norms(x).clamp_min(NORM_FLOOR_SQUARED).sqrt()
     }
 
-    /// `x` with each field multiplied by its entry of `factors [batch, fields, height, width]`.
+    /// `x` with each field multiplied by its entry of `factors [batch, fields, height, width]`
+    /// (or `[batch, fields, 1, 1]`: one factor per field for all pixels).
     pub fn scale(&self, x: Tensor<4>, factors: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
+        let [_, _, fh, fw] = factors.dims();
         let (mut at, mut field) = (0, 0);
         let parts =
             self.terms
@@ -79,7 +81,7 @@ impl FieldLayout {
                     let f = factors.clone().narrow(1, field, count);
                     at += count * dim;
                     field += count;
-                    (term.reshape([b, count, dim, h, w]) * f.reshape([b, count, 1, h, w]))
+                    (term.reshape([b, count, dim, h, w]) * f.reshape([b, count, 1, fh, fw]))
                         .reshape([b, count * dim, h, w])
                 })
                 .collect();

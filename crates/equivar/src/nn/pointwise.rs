@@ -6,8 +6,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation;
 use burn::tensor::{Device, Distribution, Tensor};
 
+use super::FieldLayout;
 use super::check_channels;
-use crate::field::FieldType;
 use crate::spec::Activation;
 
 /// A pointwise nonlinearity. Equivariant on trivial and regular fields: the group only moves
@@ -37,8 +37,8 @@ pub(crate) fn apply_activation(function: Activation, x: Tensor<4>) -> Tensor<4> 
 
 /// Drops whole fields (every component and pixel of a field, per sample) with probability
 /// `p`, scaling the kept ones by `1 / (1 - p)`. One mask value per field keeps the layer
-/// exactly equivariant for every draw. Active only in training (autodiff device, training
-/// state); the identity otherwise.
+/// exactly equivariant for every draw, whatever the fields' representations. Active only in
+/// training (autodiff device, training state); the identity otherwise.
 #[derive(Module, Debug)]
 pub struct FieldDropout {
     pub training: Param<Flag>,
@@ -47,34 +47,33 @@ pub struct FieldDropout {
     #[module(skip)]
     pub name: String,
     #[module(skip)]
-    pub field_type: FieldType,
+    pub layout: FieldLayout,
 }
 
 impl FieldDropout {
-    pub fn new(name: &str, field_type: FieldType, p: f64) -> Self {
+    pub fn new(name: &str, layout: FieldLayout, p: f64) -> Self {
         FieldDropout {
             training: Param::from_bool(true),
             p,
             name: name.to_string(),
-            field_type,
+            layout,
         }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        check_channels(&self.name, self.field_type.channels(), &x);
+        check_channels(&self.name, self.layout.channels(), &x);
         let active = x.device().is_autodiff() && self.training.is_enabled() && self.p > 0.0;
         if !active {
             return x;
         }
-        let [b, c, h, w] = x.dims();
-        let fields = self.field_type.fields;
-        let keep = Tensor::<5>::random(
-            [b, fields, 1, 1, 1],
+        let b = x.dims()[0];
+        let keep = Tensor::<4>::random(
+            [b, self.layout.fields(), 1, 1],
             Distribution::Bernoulli(1.0 - self.p),
             &x.device(),
         )
         .div_scalar(1.0 - self.p);
-        (x.reshape([b, fields, c / fields, h, w]) * keep).reshape([b, c, h, w])
+        self.layout.scale(x, keep)
     }
 }
 
