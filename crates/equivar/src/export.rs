@@ -44,6 +44,8 @@ pub enum PlainLayer {
     Gated(crate::nn::GatedNonlinearity),
     NormPool(crate::nn::NormPool),
     Fourier(crate::nn::FourierPointwise),
+    NormMaxPool(crate::nn::NormMaxPool),
+    Upsample(crate::nn::Upsample),
 }
 
 /// A model of plain burn layers, for inference.
@@ -67,6 +69,8 @@ impl PlainNet {
             PlainLayer::Gated(l) => l.forward(x),
             PlainLayer::NormPool(l) => l.forward(x),
             PlainLayer::Fourier(l) => l.forward(x),
+            PlainLayer::NormMaxPool(l) => l.forward(x),
+            PlainLayer::Upsample(l) => l.forward(x),
         })
     }
 }

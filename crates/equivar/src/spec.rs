@@ -9,9 +9,9 @@ use crate::field::{FeatureType, FieldType};
 use crate::group::{Group, PlanarGroup};
 pub use crate::layers::LayerKind;
 use crate::layers::{
-    AvgPool, BatchNorm, FieldDropout, FourierNonlinearity, GatedNonlinearity, GlobalAvgPool,
-    GroupConv, GroupPool, LiftingConv, Linear, MaxPool, Nonlinearity, NormNonlinearity, NormPool,
-    R2Conv, Restrict,
+    AvgPool, BatchNorm, BlurPool, FieldDropout, FourierNonlinearity, GatedNonlinearity,
+    GlobalAvgPool, GroupConv, GroupPool, LiftingConv, Linear, MaxPool, Nonlinearity, NormMaxPool,
+    NormNonlinearity, NormPool, R2Conv, Restrict, Upsample,
 };
 use crate::nn::NormFunction;
 use crate::space::Window;
@@ -178,6 +178,27 @@ impl NetSpec {
             "restrict",
             Restrict {
                 subgroup: subgroup.to_string(),
+            },
+        )
+    }
+
+    /// For each field and window, the field's vector of largest norm (any representation).
+    pub fn norm_max_pool(self, window: Window) -> Self {
+        self.push_numbered("pool", NormMaxPool { window })
+    }
+
+    /// A Gaussian blur of `sigma` pixels at `stride` (antialiased average pooling).
+    pub fn blur_pool(self, sigma: f64, stride: usize) -> Self {
+        self.push_numbered("pool", BlurPool { sigma, stride })
+    }
+
+    /// Bilinear upsampling by `scale` (half-pixel sampling).
+    pub fn upsample(self, scale: usize) -> Self {
+        self.push_numbered(
+            "upsample",
+            Upsample {
+                scale,
+                align_corners: false,
             },
         )
     }

@@ -14,6 +14,7 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 mod fields;
+mod resample;
 
 pub use fields::FieldOp;
 
@@ -61,6 +62,21 @@ enum Step {
     Fields {
         layout: FieldLayout,
         op: FieldOp,
+    },
+    /// Norm max pooling of the fields of `layout`.
+    NormMaxPool {
+        layout: FieldLayout,
+        window: Window,
+    },
+    /// Every plane convolved with one `[k, k]` filter (the blur pool).
+    Blur {
+        filter: Vec<f32>,
+        window: Window,
+    },
+    /// Bilinear upsampling.
+    Upsample {
+        scale: usize,
+        align_corners: bool,
     },
     /// A Fourier-pointwise nonlinearity.
     Fourier {
@@ -170,6 +186,27 @@ impl FrozenBuilder {
         self.steps.push(Step::Fields {
             layout: layout.clone(),
             op,
+        });
+    }
+
+    /// Norm max pooling of the fields of `layout` over `window`.
+    pub fn norm_max_pool(&mut self, layout: &FieldLayout, window: Window) {
+        self.steps.push(Step::NormMaxPool {
+            layout: layout.clone(),
+            window,
+        });
+    }
+
+    /// Every plane convolved with `filter [k, k]` over `window`.
+    pub fn blur(&mut self, filter: Vec<f32>, window: Window) {
+        self.steps.push(Step::Blur { filter, window });
+    }
+
+    /// Bilinear upsampling by `scale`.
+    pub fn upsample(&mut self, scale: usize, align_corners: bool) {
+        self.steps.push(Step::Upsample {
+            scale,
+            align_corners,
         });
     }
 
@@ -513,6 +550,12 @@ impl FrozenNet {
                 height: x.height,
                 width: x.width,
             },
+            Step::NormMaxPool { layout, window } => resample::norm_max_pool(layout, *window, &x),
+            Step::Blur { filter, window } => resample::blur(filter, *window, &x),
+            Step::Upsample {
+                scale,
+                align_corners,
+            } => resample::upsample(*scale, *align_corners, &x),
             Step::Fourier { function, terms } => {
                 let plane = x.plane();
                 let values = fields::fourier(terms, &x.values, plane, |v| activate(*function, v));

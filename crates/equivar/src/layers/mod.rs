@@ -55,6 +55,7 @@ macro_rules! expanded_conv_module {
 
 mod activation;
 mod batch_norm;
+mod blur_pool;
 mod disco_conv;
 mod field_dropout;
 mod fourier_nonlinearity;
@@ -64,14 +65,17 @@ mod group_conv;
 mod group_pool;
 mod lifting_conv;
 mod linear;
+mod norm_max_pool;
 mod norm_nonlinearity;
 mod norm_pool;
 mod r2_conv;
 mod restrict;
 mod spatial_pool;
+mod upsample;
 
 pub use activation::Nonlinearity;
 pub use batch_norm::BatchNorm;
+pub use blur_pool::BlurPool;
 pub use disco_conv::DiscoConv;
 pub use field_dropout::FieldDropout;
 pub use fourier_nonlinearity::FourierNonlinearity;
@@ -81,11 +85,13 @@ pub use group_conv::GroupConv;
 pub use group_pool::GroupPool;
 pub use lifting_conv::LiftingConv;
 pub use linear::Linear;
+pub use norm_max_pool::NormMaxPool;
 pub use norm_nonlinearity::NormNonlinearity;
 pub use norm_pool::NormPool;
 pub use r2_conv::R2Conv;
 pub use restrict::{Restrict, Restriction};
 pub use spatial_pool::{AvgPool, MaxPool};
+pub use upsample::Upsample;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -240,6 +246,9 @@ layer_kinds! {
     GatedNonlinearity(GatedNonlinearity) = "gated_nonlinearity",
     NormPool(NormPool) = "norm_pool",
     FourierNonlinearity(FourierNonlinearity) = "fourier_nonlinearity",
+    NormMaxPool(NormMaxPool) = "norm_max_pool",
+    BlurPool(BlurPool) = "blur_pool",
+    Upsample(Upsample) = "upsample",
 }
 
 impl LayerKind {
@@ -302,6 +311,9 @@ layer_modules! {
     NormPool(nn::NormPool),
     Fourier(nn::FourierPointwise),
     IidBatchNorm(nn::IidBatchNorm),
+    NormMaxPool(nn::NormMaxPool),
+    BlurPool(nn::BlurPool),
+    Upsample(nn::Upsample),
 }
 
 impl Layer {

@@ -29,7 +29,7 @@ pub struct AvgPool {
 }
 
 /// Pools may pad at most half their kernel, so that no window sees only padding.
-fn check_padding(input: &PlanInput, window: Window) -> Result<()> {
+pub(super) fn check_padding(input: &PlanInput, window: Window) -> Result<()> {
     expect_plane(input)?;
     if 2 * window.padding > window.kernel {
         return Err(invalid(

@@ -10,6 +10,7 @@ mod net;
 mod norm;
 mod pointwise;
 mod pool;
+mod resample;
 mod steerable_conv;
 
 pub use crate::layers::Layer;
@@ -24,6 +25,7 @@ pub(crate) use pointwise::linear_on_pooled;
 pub use pointwise::{FieldDropout, InvariantLinear, Pointwise};
 pub(crate) use pool::group_reduce;
 pub use pool::{GlobalAvgPool, GroupPool, SpatialPool};
+pub use resample::{BlurPool, NormMaxPool, Upsample, gaussian_filter};
 pub use steerable_conv::{R2Conv2d, SteerableGeometry};
 
 use burn::tensor::Tensor;
