@@ -36,8 +36,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List the reference models.
-    Models,
+    /// List the reference models, or print one as a model file.
+    Models {
+        /// Print this reference model's description as JSON (a model file to edit and pass as
+        /// --model PATH.json) instead of the list.
+        #[arg(long, value_name = "MODEL")]
+        json: Option<String>,
+    },
     /// Static plan: per-layer sizes and whether each layer is exactly equivariant at this size.
     Plan {
         /// A planar reference model (`equivar models`), e.g. abusing-p4, or a model file.
@@ -307,7 +312,11 @@ fn check(args: CheckArgs, given: &[String]) -> Result<()> {
 
 fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
     match cli.command {
-        Command::Models => {
+        Command::Models { json: Some(name) } => {
+            let spec = models::spec(&name)?;
+            println!("{}", serde_json::to_string_pretty(&spec)?);
+        }
+        Command::Models { json: None } => {
             let device = Device::flex();
             println!("{:<14} {:>8}  summary", "model", "params");
             for m in MODELS {

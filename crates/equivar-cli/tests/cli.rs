@@ -102,6 +102,24 @@ fn model_file(name: &str) -> String {
 }
 
 #[test]
+fn models_json_prints_the_committed_model_file() {
+    for name in ["hnet", "abusing-c8", "e2-d16c16"] {
+        let printed = json(&["models", "--json", name]);
+        let committed: Value = serde_json::from_str(
+            &std::fs::read_to_string(model_file(&format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(printed, committed, "{name}");
+    }
+    let (code, _, stderr) = equivar(&["models", "--json", "nope"]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("unknown model `nope`") && stderr.contains("hnet"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_model_file_plans_like_its_registry_name() {
     let file = model_file("abusing-p4.json");
     let by_file = json(&["plan", "--model", &file, "--input-size", "29", "--json"]);

@@ -7,6 +7,7 @@ use crate::space::Window;
 use crate::spec::{NetSpec, Reduce};
 
 pub mod e2;
+pub mod hnet;
 pub mod sphere;
 
 /// A named reference model.
@@ -90,6 +91,22 @@ pub const MODELS: &[ModelInfo] = &[
         },
     },
     ModelInfo {
+        name: "hnet",
+        summary: "Harmonic Network of Worrall et al. 2017 for MNIST-rot: SO(2) features of \
+                  rotation orders 0 and 1 (8, 16, 32 per order), 5x5 steerable convs, \
+                  norm-ReLU, norm batch norm, mean pools; exact under quarter turns at 28",
+        input_size: 28,
+        build: || hnet::hnet("hnet", hnet::HNET_WIDTHS),
+    },
+    ModelInfo {
+        name: "abusing-c8",
+        summary: "abusing-p4 over C8 with steerable convs: 9 regular C8 fields (the width \
+                  nearest abusing-p4's parameter count), exact under quarter turns at 28, \
+                  45-degree turns approximate at every size",
+        input_size: 28,
+        build: || abusing_steerable("abusing-c8", PlanarGroup::Cyclic(8), 9),
+    },
+    ModelInfo {
         name: "spherical-cnn",
         summary: "spherical MNIST classifier of DISCO convolutions (equivar's, in the setting \
                   of Cohen et al. 2018): 4 convs of 16, 32, 32, 64 channels with isotropic \
@@ -148,6 +165,36 @@ pub fn abusing(name: &str, group: Group, fields: usize) -> NetSpec {
         spec = spec.group_conv(fields, conv3).batch_norm().relu();
     }
     spec.group_conv(fields, Window::new(4))
+        .batch_norm()
+        .relu()
+        .global_avg_pool()
+        .group_pool(Reduce::Max)
+        .linear(10)
+}
+
+/// [`abusing`] over any group of the plane with steerable convs between regular fields (the
+/// lifting conv from the trivial input, the group convs between regular fields): the Using
+/// and Abusing study beyond the pixel grid's own rotations. The windows and the pool are the
+/// same, so the exact sizes are too; rotations outside the grid's are approximate anywhere.
+pub fn abusing_steerable(name: &str, group: PlanarGroup, fields: usize) -> NetSpec {
+    let conv3 = Window::new(3).padding(1);
+    let regular = format!("{fields}x regular");
+    let input = crate::field::FeatureType {
+        group,
+        terms: vec![(1, crate::field::ReprKind::Trivial)],
+    };
+    let mut spec = NetSpec::new(name, input)
+        .r2_conv(&regular, conv3)
+        .batch_norm()
+        .relu()
+        .r2_conv(&regular, conv3)
+        .batch_norm()
+        .relu()
+        .max_pool(Window::new(2).stride(2));
+    for _ in 0..4 {
+        spec = spec.r2_conv(&regular, conv3).batch_norm().relu();
+    }
+    spec.r2_conv(&regular, Window::new(4))
         .batch_norm()
         .relu()
         .global_avg_pool()

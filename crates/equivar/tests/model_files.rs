@@ -25,6 +25,24 @@ fn the_committed_json_is_the_registry_model() {
     }
 }
 
+/// The models of the steerable issue, and abusing-p4, are committed as model files (written
+/// by `equivar models --json NAME`) that read back as the registry's models.
+#[test]
+fn the_committed_model_files_are_the_registry_models() {
+    for name in [
+        "abusing-p4",
+        "abusing-c8",
+        "e2-c8",
+        "e2-c16",
+        "e2-d16c16",
+        "hnet",
+    ] {
+        let from_file = models::spec(&model_file(&format!("{name}.json")))
+            .unwrap_or_else(|e| panic!("models/{name}.json: {e}"));
+        assert_eq!(from_file, models::spec(name).unwrap(), "models/{name}.json");
+    }
+}
+
 #[test]
 fn the_toml_example_plans_and_builds() {
     let spec = models::spec(&model_file("small-d4.toml")).unwrap();

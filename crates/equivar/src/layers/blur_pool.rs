@@ -17,7 +17,7 @@ use crate::plan::LayerPlan;
 use crate::space::Window;
 
 /// A Gaussian blur of standard deviation `sigma` pixels, then every `stride`-th pixel (model
-/// files: `"kind": "blur_pool"`). The filter spans `2 round(4 sigma) + 1` pixels and is padded
+/// files: `"kind": "blur_pool"`). The filter spans `2 round(3 sigma) + 1` pixels (DESIGN.md 2.6) and is padded
 /// by half that, as escnn's `PointwiseAvgPoolAntialiased2d` does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BlurPool {
@@ -38,7 +38,7 @@ fn default_stride() -> usize {
 impl BlurPool {
     /// The window of the blur's filter.
     pub fn filter_window(&self) -> Window {
-        let kernel = 2 * (4.0 * self.sigma).round() as usize + 1;
+        let kernel = 2 * (3.0 * self.sigma).round() as usize + 1;
         Window::new(kernel).stride(self.stride).padding(kernel / 2)
     }
 }
