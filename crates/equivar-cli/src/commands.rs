@@ -30,7 +30,16 @@ pub fn fetch(dataset: &str, data_dir: Option<&Path>, force: bool) -> Result<()> 
             fetched.replaced.join(", ")
         );
     }
-    if fetched.downloaded {
+    if fetched.downloaded && dataset == Dataset::MnistRot {
+        println!(
+            "{dataset}: generated from MNIST (seed {}, {} train / {} test images, one uniform \
+             angle each), SHA-256 verified, in {}",
+            equivar_data::mnist_rot::SEED,
+            equivar_data::mnist_rot::TRAIN_COUNT,
+            equivar_data::mnist_rot::TEST_COUNT,
+            fetched.dir.display()
+        );
+    } else if fetched.downloaded {
         println!(
             "{dataset}: fetched, sizes and SHA-256 verified, in {}",
             fetched.dir.display()
@@ -75,8 +84,9 @@ pub struct TrainArgs {
     /// A planar reference model (`equivar models`) or a model file (.json/.toml).
     #[arg(long, default_value = "abusing-p4")]
     model: String,
-    /// The data set (fetch fashion-mnist first: `equivar data fetch fashion-mnist`).
-    #[arg(long, default_value = "mnist", value_parser = ["mnist", "fashion-mnist"])]
+    /// The data set (fetch fashion-mnist first: `equivar data fetch fashion-mnist`; make
+    /// mnist-rot: `equivar data make mnist-rot`).
+    #[arg(long, default_value = "mnist", value_parser = ["mnist", "fashion-mnist", "mnist-rot"])]
     dataset: String,
     /// Input size in pixels: the 28x28 images are resized (bilinear) to SIZE x SIZE.
     #[arg(long, default_value_t = 28)]

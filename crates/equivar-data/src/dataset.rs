@@ -15,6 +15,8 @@ use crate::idx::{self, DataError, LabelledImages};
 pub enum Dataset {
     Mnist,
     FashionMnist,
+    /// Rotated MNIST, generated from MNIST ([`crate::mnist_rot`]).
+    MnistRot,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -96,13 +98,46 @@ const FASHION_MNIST_FILES: [DataFile; 4] = [
     },
 ];
 
+/// The files [`crate::mnist_rot::make`] writes, with the SHA-256 of the published generation.
+const MNIST_ROT_FILES: [DataFile; 4] = [
+    DataFile {
+        name: "train-images-idx3-ubyte",
+        split: Split::Train,
+        is_labels: false,
+        size: 9_408_016,
+        sha256: "81bdaa22a0e26f8a2288e621656af383d52b9a2624670772bfaebe13e15b4fb1",
+    },
+    DataFile {
+        name: "train-labels-idx1-ubyte",
+        split: Split::Train,
+        is_labels: true,
+        size: 12_008,
+        sha256: "996d621f7eb870a6ce047fdbe15bfc8cbd4e260fb8f9964b208d60dbc0892dae",
+    },
+    DataFile {
+        name: "test-images-idx3-ubyte",
+        split: Split::Test,
+        is_labels: false,
+        size: 39_200_016,
+        sha256: "cefa200d2ba90e2bef9de8d258cfb51d7795148af564a76cab1195ab17f52b75",
+    },
+    DataFile {
+        name: "test-labels-idx1-ubyte",
+        split: Split::Test,
+        is_labels: true,
+        size: 50_008,
+        sha256: "275fd500bbfa16c5ea975e22fa19ae9cf69acac42c49fc185ba82bf6584a5861",
+    },
+];
+
 impl Dataset {
-    pub const ALL: [Dataset; 2] = [Dataset::Mnist, Dataset::FashionMnist];
+    pub const ALL: [Dataset; 3] = [Dataset::Mnist, Dataset::FashionMnist, Dataset::MnistRot];
 
     pub fn name(self) -> &'static str {
         match self {
             Dataset::Mnist => "mnist",
             Dataset::FashionMnist => "fashion-mnist",
+            Dataset::MnistRot => "mnist-rot",
         }
     }
 
@@ -110,6 +145,7 @@ impl Dataset {
         match self {
             Dataset::Mnist => &MNIST_FILES,
             Dataset::FashionMnist => &FASHION_MNIST_FILES,
+            Dataset::MnistRot => &MNIST_ROT_FILES,
         }
     }
 
@@ -118,7 +154,7 @@ impl Dataset {
         cache.join(self.name())
     }
 
-    fn file(self, split: Split, is_labels: bool) -> &'static DataFile {
+    pub(crate) fn file(self, split: Split, is_labels: bool) -> &'static DataFile {
         self.files()
             .iter()
             .find(|f| f.split == split && f.is_labels == is_labels)
@@ -139,7 +175,9 @@ impl FromStr for Dataset {
         Dataset::ALL
             .into_iter()
             .find(|d| d.name() == s.to_ascii_lowercase())
-            .ok_or_else(|| format!("unknown data set `{s}`; known: mnist, fashion-mnist"))
+            .ok_or_else(|| {
+                format!("unknown data set `{s}`; known: mnist, fashion-mnist, mnist-rot")
+            })
     }
 }
 

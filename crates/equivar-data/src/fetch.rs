@@ -52,6 +52,8 @@ pub enum FetchError {
     },
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Make(#[from] crate::mnist_rot::MakeError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -78,7 +80,20 @@ pub struct Fetched {
 
 /// Fetches `dataset` into `cache` unless every file is already there with its size and
 /// SHA-256 (or `force`). One fetch per data set and cache at a time: a second is refused.
+///
+/// Rotated MNIST is not fetched but generated: this fetches MNIST (if needed) and makes it
+/// ([`crate::mnist_rot::make`]).
 pub fn fetch(dataset: Dataset, cache: &Path, force: bool) -> Result<Fetched, FetchError> {
+    if dataset == Dataset::MnistRot {
+        fetch(Dataset::Mnist, cache, false)?;
+        let made = crate::mnist_rot::make(cache, force)?;
+        return Ok(Fetched {
+            dir: made.dir,
+            downloaded: made.generated,
+            replaced: Vec::new(),
+            removed_debris: Vec::new(),
+        });
+    }
     let target = dataset.dir(cache);
     fs::create_dir_all(cache).map_err(io_err(cache))?;
     let _lock = Lock::acquire(
@@ -111,6 +126,7 @@ pub fn fetch(dataset: Dataset, cache: &Path, force: bool) -> Result<Fetched, Fet
     match dataset {
         Dataset::Mnist => fetch_mnist(&staging, &verified)?,
         Dataset::FashionMnist => fetch_fashion_mnist(&staging, &verified)?,
+        Dataset::MnistRot => unreachable!("generated above"),
     }
     for file in dataset.files() {
         verify(file, &verified.join(file.name))?;

@@ -8,6 +8,7 @@ pub mod embedded;
 pub mod fetch;
 pub mod idx;
 pub mod lock;
+pub mod mnist_rot;
 pub mod transform;
 
 pub use dataset::{DataIdentity, DataLocation, Dataset, Source, Split, cache_dir, load};
