@@ -257,6 +257,24 @@ fn print_plan(plan: &Plan) {
         .collect::<Vec<_>>()
         .join(", ");
     println!("  nearest exactly equivariant input sizes: {nearest}");
+    if !plan.exact_under.is_empty() {
+        println!("  exact under: {}", plan.exact_under.join(" "));
+    }
+    if !plan.approximate_under.is_empty() {
+        let continuous = plan
+            .layers
+            .last()
+            .is_some_and(|l| l.out_type.group.rotation_order().is_none());
+        println!(
+            "  approximate under{}: {} (measure them: equivar check)",
+            if continuous {
+                " every other rotation, e.g."
+            } else {
+                ""
+            },
+            plan.approximate_under.join(" ")
+        );
+    }
 }
 
 fn check(args: CheckArgs, given: &[String]) -> Result<()> {

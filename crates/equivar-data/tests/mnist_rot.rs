@@ -127,7 +127,9 @@ fn the_full_generation_matches_the_published_checksums() {
 #[test]
 fn making_without_mnist_says_how_to_get_it_and_writes_nothing() {
     let cache = tempfile::tempdir().unwrap();
-    let err = mnist_rot::make(cache.path(), false).unwrap_err().to_string();
+    let err = mnist_rot::make(cache.path(), false)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("equivar data fetch mnist") && err.contains("equivar data make mnist-rot"),
         "{err}"

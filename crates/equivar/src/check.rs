@@ -159,7 +159,7 @@ const SWEEP_STEPS: usize = 24;
 
 /// The group's elements that the pixel grid does not carry: for C_N and D_N the rest of the
 /// group, for SO(2) and O(2) a sweep of rotations every 15 degrees (with the mirror for O(2)).
-fn interpolated_elements(group: PlanarGroup) -> Vec<O2Element> {
+pub(crate) fn interpolated_elements(group: PlanarGroup) -> Vec<O2Element> {
     let on_grid = group.pixel_grid_elements();
     let candidates = match group.rotation_order() {
         Some(_) => group.elements(),

@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EquivarError, Result};
-use crate::field::FeatureType;
+use crate::field::{FeatureType, element_label};
+use crate::group::O2Element;
 use crate::layers::PlanInput;
 use crate::space::Window;
 use crate::spec::{Domain, NetSpec};
@@ -44,6 +45,11 @@ pub struct LayerPlan {
     /// is symmetric about the centre.
     pub remainder: Option<usize>,
     pub exact: bool,
+    /// The elements of the layer's group (its input type's) that it commutes with exactly at
+    /// this size: the non-identity elements that map the pixel grid to itself, if the layer
+    /// is exact; none otherwise. The other elements are approximate. (Empty on the sphere.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exact_under: Vec<String>,
 }
 
 /// The plan of a whole model at one input size.
@@ -66,7 +72,26 @@ pub struct Plan {
     /// other rotations are approximate (measured by `check`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub polar_steps: Option<usize>,
+    /// On the plane: the elements of the model's group (the output's, after any restriction)
+    /// under which the whole model is exactly equivariant at this size (the grid's quarter
+    /// turns and mirrors in the group, if every layer is exact).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exact_under: Vec<String>,
+    /// On the plane: the elements under which it is only approximately equivariant, as
+    /// `check` measures them: a finite group's other elements; for SO(2)/O(2), rotations every
+    /// 15 degrees (and their mirrors), standing for all the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approximate_under: Vec<String>,
     pub layers: Vec<LayerPlan>,
+}
+
+/// Labels of `elements` without the identity.
+fn labels(elements: impl IntoIterator<Item = O2Element>) -> Vec<String> {
+    elements
+        .into_iter()
+        .filter(|g| g.distance(O2Element::identity()) > 1e-9)
+        .map(element_label)
+        .collect()
 }
 
 impl Plan {
@@ -87,6 +112,19 @@ impl Plan {
             spec.domain
                 .shape(sizes.filter(|&s| s > 1).min().unwrap_or(input_size))[1]
         });
+        let (exact_under, approximate_under) = match (spec.domain, last) {
+            (Domain::Plane, Some(last)) => {
+                let group = last.out_type.group;
+                let on_grid = group.pixel_grid_elements();
+                let exact_elements = if exact { on_grid.clone() } else { Vec::new() };
+                let approximate = on_grid
+                    .into_iter()
+                    .filter(|_| !exact)
+                    .chain(crate::check::interpolated_elements(group));
+                (labels(exact_elements), labels(approximate))
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
         Ok(Plan {
             model: spec.name.clone(),
             domain: spec.domain,
@@ -101,6 +139,8 @@ impl Plan {
             exact,
             nearest_exact_sizes: nearest_exact_sizes(spec, input_size),
             polar_steps,
+            exact_under,
+            approximate_under,
             layers,
         })
     }
@@ -184,6 +224,10 @@ fn plan_layers(spec: &NetSpec, input_size: usize) -> Result<Vec<LayerPlan>> {
             window: layer.kind.window(),
             remainder: step.remainder,
             exact: step.exact,
+            exact_under: match (spec.domain, step.exact) {
+                (Domain::Plane, true) => labels(ty.group.pixel_grid_elements()),
+                _ => Vec::new(),
+            },
         });
         ty = step.out_type;
         size = step.out_size;

@@ -183,3 +183,40 @@ fn parameter_counts() {
     // regular fields (90 fields): 90 more batch-norm parameters, the same convolutions.
     assert_eq!(count("e2-d16c16"), 3_069_353 + 90);
 }
+
+/// The plan names the elements under which a model is exact at its size and those under which
+/// it is only approximate, and `check` measures exactly those: exact ones to float32
+/// rounding, the approximate ones clearly off.
+#[test]
+fn the_plan_names_the_exact_and_approximate_elements_check_measures() {
+    let device = Device::flex();
+    let labels = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // e2-d16c16 is restricted to C16: mirrors are not symmetries of the whole model.
+    let plan = Plan::new(&models::spec("e2-d16c16").unwrap(), 28).unwrap();
+    assert_eq!(plan.exact_under, labels(&["r(90)", "r(180)", "r(270)"]));
+    assert_eq!(plan.approximate_under.len(), 12);
+    assert!(plan.layers[0].exact_under.contains(&"r(0)m".to_string()));
+    // At an inexact size nothing is exact; the grid's elements are approximate too.
+    let plan = Plan::new(&models::spec("e2-c8").unwrap(), 29).unwrap();
+    assert!(plan.exact_under.is_empty());
+    assert_eq!(plan.approximate_under.len(), 7);
+    for name in ["abusing-c8", "hnet"] {
+        let spec = models::spec(name).unwrap();
+        let plan = Plan::new(&spec, 28).unwrap();
+        let net = spec.init(28, Exactness::Require, &device).unwrap();
+        let report = equivariance_report(&net, input(&device, 5, 2, 28)).unwrap();
+        let measured: Vec<String> = report.elements.iter().map(|e| e.element.clone()).collect();
+        let interpolated: Vec<String> = report
+            .interpolated
+            .iter()
+            .map(|e| e.element.clone())
+            .collect();
+        assert_eq!(plan.exact_under, measured, "{name}");
+        assert_eq!(plan.approximate_under, interpolated, "{name}");
+        assert!(report.max_rel_error <= 1e-5, "{name}: {report}");
+        assert!(
+            report.interpolated.iter().all(|e| e.rel_error > 1e-3),
+            "{name}: {report}"
+        );
+    }
+}
