@@ -9,6 +9,7 @@ use equivar::plan::{Exactness, Plan};
 use equivar_data::fetch::fetch as fetch_dataset;
 use equivar_data::{Dataset, Split};
 use equivar_train::config::DEFAULT_BATCH_NORM_RECALIBRATION;
+use equivar_train::e2_mnist_rot::{self, Profile as E2Profile};
 use equivar_train::eval::{RotationCurve, paper_angles, rotation_curve};
 use equivar_train::examples::examples;
 use equivar_train::reproduce::{self, Profile};
@@ -452,8 +453,21 @@ pub fn reproduce(
         progress: true,
         compute,
     };
-    if study != "using-abusing" && study != "spherical-mnist" {
-        bail!("unknown study `{study}`; known: using-abusing, spherical-mnist");
+    if !["using-abusing", "spherical-mnist", "e2-mnist-rot"].contains(&study) {
+        bail!("unknown study `{study}`; known: using-abusing, spherical-mnist, e2-mnist-rot");
+    }
+    if study == "e2-mnist-rot" {
+        // Rotated MNIST is generated from MNIST (fetched first if needed).
+        let cache = equivar_data::cache_dir(data_dir.as_deref());
+        fetch_dataset(Dataset::MnistRot, &cache, false)?;
+        let profile = if quick {
+            E2Profile::quick()
+        } else {
+            E2Profile::full()
+        };
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        e2_mnist_rot::reproduce(&profile, out, data_dir, &options)?;
+        return Ok(());
     }
     // Both full profiles train on all of MNIST; the quick ones run on the embedded subset.
     if !quick

@@ -78,14 +78,16 @@ enum Command {
     /// Throughput, latency and construction time of the reference models and single conv
     /// layers (medians), with GFLOP/s and the share of the measured fp32 GEMM peak.
     Bench(bench::BenchArgs),
-    /// Reproduce a paper's study: `using-abusing` (Edixhoven et al. 2023, MNIST) or
-    /// `spherical-mnist` (Cohen et al. 2018's NR/NR, NR/R, R/R with a DISCO spherical CNN).
+    /// Reproduce a paper's study: `using-abusing` (Edixhoven et al. 2023, MNIST),
+    /// `spherical-mnist` (Cohen et al. 2018's NR/NR, NR/R, R/R with a DISCO spherical CNN) or
+    /// `e2-mnist-rot` (rotated-MNIST test error of the E(2), H-Net and P4CNN models, with
+    /// their measured equivariance).
     Reproduce {
-        /// The study: using-abusing or spherical-mnist.
-        #[arg(value_parser = ["using-abusing", "spherical-mnist"])]
+        /// The study: using-abusing, spherical-mnist or e2-mnist-rot.
+        #[arg(value_parser = ["using-abusing", "spherical-mnist", "e2-mnist-rot"])]
         study: String,
-        /// The quick profile (under an hour on 2 cores; spherical-mnist under 45 minutes)
-        /// instead of the paper's settings.
+        /// The quick profile (under an hour on 2 cores; spherical-mnist under 45 minutes,
+        /// e2-mnist-rot about 20) instead of the paper's settings.
         #[arg(long)]
         quick: bool,
         /// Output directory (runs, results.json, results.md, plots); an interrupted

@@ -35,3 +35,9 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     text.push('\n');
     write(path, text.as_bytes())
 }
+
+/// A study's results: `results.json` (the data) and `results.md` (its table), each atomically.
+pub fn write_results(out: &Path, results: &impl serde::Serialize, table: &str) -> Result<()> {
+    write_json(&out.join("results.json"), results)?;
+    write(&out.join("results.md"), table.as_bytes())
+}

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_disco;
 pub mod config;
 pub mod data_parallel;
+pub mod e2_mnist_rot;
 pub mod eval;
 pub mod examples;
 pub mod images;

@@ -204,9 +204,8 @@ pub fn using_abusing(
         data: source.to_string(),
         runs,
     };
-    atomic::write_json(&out.join("results.json"), &results)?;
     let table = markdown(&results);
-    atomic::write(&out.join("results.md"), table.as_bytes())?;
+    atomic::write_results(out, &results, &table)?;
     for regime in REGIMES {
         let curves: Vec<RotationCurve> = NETWORKS
             .iter()
@@ -308,7 +307,8 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
+/// Mean and sample standard deviation (0 for one value).
+pub(crate) fn mean_std(v: &[f64]) -> (f64, f64) {
     let m = mean(v);
     let var = if v.len() > 1 {
         v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64

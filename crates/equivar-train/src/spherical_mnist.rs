@@ -237,8 +237,7 @@ pub fn reproduce(
         r_r,
         train_seconds: started.elapsed().as_secs_f64(),
     };
-    atomic::write_json(&out.join("results.json"), &results)?;
-    atomic::write(&out.join("results.md"), markdown(&results).as_bytes())?;
+    atomic::write_results(out, &results, &markdown(&results))?;
     Ok(results)
 }
 
