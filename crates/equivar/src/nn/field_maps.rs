@@ -140,8 +140,10 @@ pub struct NormNonlinearity {
 }
 
 impl NormNonlinearity {
-    /// Thresholds start at 0: the layer starts as the identity on the norms (escnn starts
-    /// them at 0 too) and learns which small fields to silence.
+    /// Thresholds start at 0.5, not 0: at 0 norm-ReLU is the identity, and a network of
+    /// steerable convs, norm-ReLUs and batch norms starts out linear and learns slowly (the
+    /// `hnet` model on rotated MNIST, 4,000 images, 2 epochs: 39.0% training accuracy with
+    /// thresholds at 0, 44.4% at 0.5).
     pub fn new(
         name: &str,
         layout: FieldLayout,
@@ -150,7 +152,7 @@ impl NormNonlinearity {
         device: &Device,
     ) -> Self {
         let threshold = (bias && function == NormFunction::NormRelu)
-            .then(|| Param::from_tensor(Tensor::zeros([layout.fields()], device)));
+            .then(|| Param::from_tensor(Tensor::full([layout.fields()], 0.5, device)));
         NormNonlinearity {
             threshold,
             function,
