@@ -3,7 +3,7 @@
 //! of 90 degrees and the mirrors that map the grid to itself, by bilinear interpolation
 //! otherwise); the channels mix by `rho(g)`, the type's representation.
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::FeatureType;
 use crate::error::{EquivarError, Result};
@@ -57,18 +57,54 @@ impl FeatureType {
             });
         }
         let moved = PixelAction::of(g).apply(x);
-        let rho = self.representation()?.matrix(g);
-        if rho.is_identity(0.0) {
-            return Ok(moved);
+        // rho(g) is block diagonal, one block per copy of each term: act term by term (a
+        // permutation block as a gather, any other as a small matmul) instead of building
+        // the whole type's c x c matrix (c^3 work for its change of basis).
+        let device = moved.device();
+        let mut at = 0;
+        let mut parts = Vec::with_capacity(self.terms.len());
+        for &(count, kind) in &self.terms {
+            let rho = kind.representation(self.group)?.matrix(g);
+            let d = rho.nrows();
+            let part = moved.clone().narrow(1, at, count * d);
+            at += count * d;
+            let block: Vec<f32> = (0..d)
+                .flat_map(|i| (0..d).map(move |j| (i, j)))
+                .map(|(i, j)| snap(rho[(i, j)]))
+                .collect();
+            if rho.is_identity(0.0) {
+                parts.push(part);
+            } else if let Some(source) = permutation(&block, d) {
+                let index = Tensor::<1, Int>::from_data(TensorData::new(source, [d]), &device);
+                parts.push(
+                    part.reshape([b, count, d, h * w])
+                        .select(2, index)
+                        .reshape([b, count * d, h, w]),
+                );
+            } else {
+                let rho = Tensor::<3>::from_data(TensorData::new(block, [1, d, d]), &device)
+                    .expand([b * count, d, d]);
+                parts.push(rho.matmul(part.reshape([b * count, d, h * w])).reshape([
+                    b,
+                    count * d,
+                    h,
+                    w,
+                ]));
+            }
         }
-        let values: Vec<f32> = (0..c)
-            .flat_map(|i| (0..c).map(move |j| (i, j)))
-            .map(|(i, j)| snap(rho[(i, j)]))
-            .collect();
-        let rho = Tensor::<3>::from_data(TensorData::new(values, [1, c, c]), &moved.device())
-            .expand([b, c, c]);
-        Ok(rho
-            .matmul(moved.reshape([b, c, h * w]))
-            .reshape([b, c, h, w]))
+        Ok(Tensor::cat(parts, 1))
     }
+}
+
+/// For a `d x d` matrix (row-major) that permutes coordinates, the source of each output
+/// coordinate (`out[i] = in[source[i]]`); `None` for any other matrix.
+fn permutation(block: &[f32], d: usize) -> Option<Vec<i64>> {
+    (0..d)
+        .map(|i| {
+            let row = &block[i * d..(i + 1) * d];
+            let ones: Vec<usize> = (0..d).filter(|&j| row[j] == 1.0).collect();
+            let zeros = row.iter().filter(|v| **v == 0.0).count();
+            (ones.len() == 1 && zeros == d - 1).then(|| ones[0] as i64)
+        })
+        .collect()
 }
