@@ -17,6 +17,7 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::module::Module;
 use burn::tensor::Device;
+use equivar::check::max_errors;
 use equivar::nn::Net;
 use equivar::plan::{Exactness, Plan};
 use equivar_data::{Dataset, Split};
@@ -146,26 +147,14 @@ pub struct Measured {
 
 fn measure(net: &Net, test: &PreparedImages, device: &Device) -> Result<Measured> {
     let indices: Vec<usize> = (0..MEASURE_IMAGES.min(test.labels.len())).collect();
-    let logits = |degrees: f64| -> Result<burn::tensor::Tensor<2>> {
+    let logits = |degrees: f64| -> Result<burn::tensor::Tensor<4>> {
         let (x, _) = test.batch(&indices, &vec![degrees; indices.len()], device);
-        Ok(net.logits(x)?)
+        Ok(net.try_forward(x)?)
     };
     let reference = logits(0.0)?;
     let (mut quarter, mut other) = (0.0f64, 0.0f64);
     for step in 1..24 {
-        let degrees = 15.0 * step as f64;
-        let turned = logits(degrees)?;
-        let scale = reference
-            .clone()
-            .abs()
-            .max()
-            .into_scalar::<f64>()
-            .max(turned.clone().abs().max().into_scalar::<f64>());
-        let diff = (turned - reference.clone())
-            .abs()
-            .max()
-            .into_scalar::<f64>();
-        let rel = if diff == 0.0 { 0.0 } else { diff / scale };
+        let (_, rel) = max_errors(&logits(15.0 * step as f64)?, &reference);
         if step % 6 == 0 {
             quarter = quarter.max(rel);
         } else {

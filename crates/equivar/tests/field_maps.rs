@@ -8,7 +8,7 @@ mod common;
 
 use burn::module::Param;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use common::{host, relative_error};
+use common::{act_on_channels, host, relative_error};
 use equivar::check::equivariance_report;
 use equivar::field::FeatureType;
 use equivar::group::{O2Element, PlanarGroup};
@@ -26,29 +26,6 @@ fn ty(text: &str) -> FeatureType {
 
 fn random(shape: [usize; 4], device: &Device) -> Tensor<4> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
-}
-
-/// `rho(g)` applied to every pixel's channels (no pixel moves): how the group acts on the
-/// output of a map that works pixel by pixel.
-fn act_on_channels(t: &FeatureType, g: O2Element, x: &Tensor<4>) -> Tensor<4> {
-    let m = t.representation().unwrap().matrix(g);
-    let [b, c, h, w] = x.dims();
-    let values = host(x.clone());
-    let mut out = vec![0.0f32; values.len()];
-    for n in 0..b {
-        for i in 0..c {
-            for j in 0..c {
-                let a = m[(i, j)] as f32;
-                if a == 0.0 {
-                    continue;
-                }
-                for p in 0..h * w {
-                    out[(n * c + i) * h * w + p] += a * values[(n * c + j) * h * w + p];
-                }
-            }
-        }
-    }
-    Tensor::from_data(TensorData::new(out, [b, c, h, w]), &x.device())
 }
 
 /// Elements to test: all of a finite group, 24 of SO(2)/O(2) at irregular angles.
@@ -331,27 +308,31 @@ fn field_dropout_drops_whole_fields_of_any_type_and_commutes_with_the_group() {
     // Each field of each sample is either zero everywhere or x / (1 - p) everywhere.
     let (xs, ys) = (host(x.clone()), host(y.clone()));
     let plane = 6;
-    let (mut kept, mut fields) = (0usize, 0usize);
-    for n in 0..400 {
-        let mut channel = 0;
-        for &(count, dim) in &layout.terms {
-            for _ in 0..count {
-                let at = (n * t.channels() + channel) * plane;
-                let range = at..at + dim * plane;
-                let zero = ys[range.clone()].iter().all(|v| *v == 0.0);
-                let scaled = range.clone().all(|i| {
-                    (ys[i] - xs[i] / (1.0 - p as f32)).abs() <= 1e-5 * xs[i].abs().max(1.0)
-                });
-                assert!(
-                    zero || scaled,
-                    "sample {n}, channel {channel}: a partly dropped field"
-                );
-                kept += usize::from(!zero);
-                fields += 1;
-                channel += dim;
+    // The values of each field of each sample, as index ranges into the flat maps.
+    let field_ranges: Vec<std::ops::Range<usize>> = (0..400)
+        .flat_map(|n| {
+            let mut channel = 0;
+            let mut ranges = Vec::new();
+            for &(count, dim) in &layout.terms {
+                for _ in 0..count {
+                    let at = (n * t.channels() + channel) * plane;
+                    ranges.push(at..at + dim * plane);
+                    channel += dim;
+                }
             }
-        }
+            ranges
+        })
+        .collect();
+    let mut kept = 0usize;
+    for range in &field_ranges {
+        let zero = ys[range.clone()].iter().all(|v| *v == 0.0);
+        let scaled = range
+            .clone()
+            .all(|i| (ys[i] - xs[i] / (1.0 - p as f32)).abs() <= 1e-5 * xs[i].abs().max(1.0));
+        assert!(zero || scaled, "values {range:?}: a partly dropped field");
+        kept += usize::from(!zero);
     }
+    let fields = field_ranges.len();
     let rate = kept as f64 / fields as f64;
     println!(
         "kept {rate:.3} of {fields} fields (expected {:.1})",
@@ -363,17 +344,9 @@ fn field_dropout_drops_whole_fields_of_any_type_and_commutes_with_the_group() {
     // commutes with the group, which acts within fields: mask(g.x) = g.(mask x).
     let masked_like = |y: &[f32], x: &[f32]| -> Vec<f32> {
         let mut out = vec![0.0f32; x.len()];
-        for n in 0..400 {
-            let mut channel = 0;
-            for &(count, dim) in &layout.terms {
-                for _ in 0..count {
-                    let at = (n * t.channels() + channel) * plane;
-                    let range = at..at + dim * plane;
-                    if y[range.clone()].iter().any(|v| *v != 0.0) {
-                        range.for_each(|i| out[i] = x[i] / (1.0 - p as f32));
-                    }
-                    channel += dim;
-                }
+        for range in &field_ranges {
+            if y[range.clone()].iter().any(|v| *v != 0.0) {
+                range.clone().for_each(|i| out[i] = x[i] / (1.0 - p as f32));
             }
         }
         out

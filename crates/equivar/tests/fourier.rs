@@ -7,8 +7,8 @@
 
 mod common;
 
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use common::{host, relative_error};
+use burn::tensor::{Device, Distribution, Tensor};
+use common::{act_on_channels, host, relative_error};
 use equivar::check::equivariance_report;
 use equivar::field::FeatureType;
 use equivar::group::O2Element;
@@ -26,25 +26,6 @@ fn ty(text: &str) -> FeatureType {
 
 fn random(shape: [usize; 4], device: &Device) -> Tensor<4> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
-}
-
-/// `rho(g)` on every pixel's channels.
-fn act_on_channels(t: &FeatureType, g: O2Element, x: &Tensor<4>) -> Tensor<4> {
-    let m = t.representation().unwrap().matrix(g);
-    let [b, c, h, w] = x.dims();
-    let values = host(x.clone());
-    let mut out = vec![0.0f32; values.len()];
-    for n in 0..b {
-        for i in 0..c {
-            for j in 0..c {
-                let a = m[(i, j)] as f32;
-                for p in 0..h * w {
-                    out[(n * c + i) * h * w + p] += a * values[(n * c + j) * h * w + p];
-                }
-            }
-        }
-    }
-    Tensor::from_data(TensorData::new(out, [b, c, h, w]), &x.device())
 }
 
 #[test]

@@ -80,7 +80,8 @@ impl ReprKind {
         }
     }
 
-    fn text(self, group: PlanarGroup) -> String {
+    /// The term's text form in `group` (`regular(3)`, `irrep(1,2)`, ...).
+    pub fn text(self, group: PlanarGroup) -> String {
         match self {
             ReprKind::Trivial => "trivial".into(),
             ReprKind::Regular => "regular".into(),

@@ -103,14 +103,7 @@ impl FourierTerm {
                 "`{}` fields are not Fourier coefficients of functions on the group; a Fourier \
                  nonlinearity takes regular(L), regular and trivial fields (use a norm or \
                  gated nonlinearity on irreps)",
-                FeatureType {
-                    group,
-                    terms: vec![(1, kind)]
-                }
-                .to_string()
-                .split(": ")
-                .nth(1)
-                .unwrap_or("?")
+                kind.text(group)
             )
         })?;
         let elements = sample_elements(group, samples)?;
