@@ -47,6 +47,7 @@ macro_rules! avx2_fma_build {
 pub mod batch_norm;
 pub mod conv;
 pub mod disco;
+pub mod fft_conv;
 pub mod huge_pages;
 pub mod pool;
 #[cfg(test)]
