@@ -24,9 +24,9 @@ pub struct BenchArgs {
     /// Channels in and out of the DISCO benchmarks (1..=1024).
     #[arg(long, default_value_t = 16)]
     disco_channels: usize,
-    /// Kernels: equivar (ours on the Flex CPU backend), no-winograd (ours, im2col + GEMM for
+    /// Kernels: equivar (ours on the Flex CPU backend), direct (ours, im2col + GEMM for
     /// every conv), burn (burn's ops), both (equivar and burn) or all.
-    #[arg(long, default_value = "both", value_parser = ["equivar", "no-winograd", "burn", "both", "all"])]
+    #[arg(long, default_value = "both", value_parser = ["equivar", "direct", "burn", "both", "all"])]
     kernels: String,
     /// Timed repetitions per figure, medians reported (1..=1000).
     #[arg(long, default_value_t = 10)]
@@ -45,7 +45,7 @@ fn kernel_choices(name: &str) -> Result<Vec<Kernels>> {
         "all" => Kernels::ALL.to_vec(),
         one => vec![one.parse().map_err(|_| {
             anyhow::anyhow!(
-                "unknown --kernels `{one}`: use equivar, no-winograd, burn, both (equivar and \
+                "unknown --kernels `{one}`: use equivar, direct, burn, both (equivar and \
                  burn) or all"
             )
         })?],

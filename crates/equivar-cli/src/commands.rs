@@ -62,7 +62,7 @@ pub struct ComputeArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Heavy ops (convolutions, batch norm, pooling, DISCO): equivar (equivar's CPU kernels,
-    /// Winograd where it pays), no-winograd (the same, im2col + GEMM for every conv) or burn
+    /// Winograd or FFT convolutions where they pay), direct (the same, im2col + GEMM for every conv) or burn
     /// (burn's own ops). On GPU devices burn's ops run whatever this says.
     #[arg(long, env = "EQUIVAR_KERNELS", default_value = "equivar")]
     pub kernels: String,

@@ -628,14 +628,14 @@ fn devices_and_kernels_are_checked_by_name() {
             &["no cuda backend", "--features cuda"],
         );
     }
-    refuse(&["--kernels", "fast"], &["fast", "no-winograd"]);
+    refuse(&["--kernels", "fast"], &["fast", "direct"]);
     // The environment's default is checked the same way.
     let args = check(&[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, stdout, stderr) = equivar_env(&args, &[("EQUIVAR_KERNELS", "fast")]);
     assert_refusal(&args, code, &stdout, &stderr, &["fast", "EQUIVAR_KERNELS"]);
     // Every valid choice runs, and the exact model stays exact under each.
-    for kernels in ["equivar", "no-winograd", "burn"] {
+    for kernels in ["equivar", "direct", "burn"] {
         let args = check(&["--kernels", kernels, "--device", "cpu", "--json"]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (code, stdout, stderr) = equivar(&args);

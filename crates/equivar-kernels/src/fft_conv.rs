@@ -122,20 +122,28 @@ pub fn suits_layer(
         && c_out >= MIN_CHANNELS
 }
 
-/// Whether the FFT forward, with the filter's spectra already at hand (a frozen model's),
-/// beats the direct convolution by the cost model's margin.
-pub fn suits(s: &ConvShape) -> bool {
-    supports(s)
-        && suits_layer(s.kernel, s.stride, s.dilation, s.c_in, s.c_out)
-        && MARGIN * inference_cost(s) < s.forward_flops()
+/// What a call computes, which decides what the transforms must pay back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// A forward with the filter's spectra at hand (a frozen model's, transformed once).
+    Frozen,
+    /// A forward that transforms the filter first (an untracked call on live weights).
+    Forward,
+    /// A training step: the filter's transform, the forward, the input and filter gradients.
+    Training,
 }
 
-/// Whether a training step (the filter's transform, the forward, the input and the filter
-/// gradient) beats the direct one, whose backward costs about 2.5 times its forward.
-pub fn suits_training(s: &ConvShape) -> bool {
+/// Whether the FFT path beats the direct convolution on `pass` by the cost model's margin:
+/// a window it [`suits_layer`] and an estimated cost ([`cost`]) under the direct one's
+/// (whose backward costs about 2.5 times its forward).
+pub fn suits(s: &ConvShape, pass: Pass) -> bool {
+    let direct = match pass {
+        Pass::Frozen | Pass::Forward => s.forward_flops(),
+        Pass::Training => 3.5 * s.forward_flops(),
+    };
     supports(s)
         && suits_layer(s.kernel, s.stride, s.dilation, s.c_in, s.c_out)
-        && MARGIN * training_cost(s) < 3.5 * s.forward_flops()
+        && MARGIN * cost(s, pass) < direct
 }
 
 /// How much cheaper the estimate must be: the model is good to about this factor.
@@ -164,27 +172,27 @@ fn products_cost(s: &ConvShape) -> f64 {
     8.0 * (Grid::of(s).bins() * s.c_in * s.c_out * images) as f64
 }
 
-/// The forward's estimated cost with the filter transformed: the products, the input planes'
-/// transforms and the output planes' inverses.
-pub fn inference_cost(s: &ConvShape) -> f64 {
-    let g = Grid::of(s);
-    let planes = s.batch as f64
-        * (s.c_in as f64 * plane_cost(g, s.height)
-            + s.c_out as f64 * plane_cost(g, s.out_height()));
-    products_cost(s) + planes
-}
-
-/// A training step's estimated cost: the forward, the filter's transform, and the backward
-/// (two passes of products, the input and output-gradient planes' transforms, the input
-/// gradient's inverses and one inverse per channel pair for the filter gradient).
-pub fn training_cost(s: &ConvShape) -> f64 {
+/// The estimated cost of `pass` in GEMM-equivalent FLOPs. The forward: the products, the
+/// input planes' transforms and the output planes' inverses; the filter's transform (two
+/// passes over every channel pair with the filter gradient's inverses); the backward: two
+/// passes of products, the input and output-gradient planes' transforms and the input
+/// gradient's inverses.
+pub fn cost(s: &ConvShape, pass: Pass) -> f64 {
     let g = Grid::of(s);
     let (images, pairs) = (s.batch as f64, (s.c_in * s.c_out) as f64);
+    let (c_in, c_out) = (s.c_in as f64, s.c_out as f64);
     let (input_plane, output_plane) = (plane_cost(g, s.height), plane_cost(g, s.out_height()));
-    let filter_plane = plane_cost(g, s.kernel);
-    let backward = 2.0 * products_cost(s)
-        + images * (2.0 * s.c_in as f64 * input_plane + s.c_out as f64 * output_plane);
-    inference_cost(s) + 2.0 * pairs * filter_plane + backward
+    let forward = products_cost(s) + images * (c_in * input_plane + c_out * output_plane);
+    let filter = pairs * plane_cost(g, s.kernel);
+    match pass {
+        Pass::Frozen => forward,
+        Pass::Forward => forward + filter,
+        Pass::Training => {
+            let backward =
+                2.0 * products_cost(s) + images * (2.0 * c_in * input_plane + c_out * output_plane);
+            forward + 2.0 * filter + backward
+        }
+    }
 }
 
 /// The real 2-D transforms of one grid, planned once per call and shared by its tasks.
@@ -442,7 +450,7 @@ fn times_minus_i(bin: &[f32], images: usize, out: &mut Vec<f32>) {
 
 /// A filter bank `[out, in, k, k]` transformed once for one grid: per bin the `out x 2 in`
 /// matrix `[G_re | G_im]`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct FftFilter {
     pub c_out: usize,
     pub c_in: usize,
@@ -450,6 +458,18 @@ pub struct FftFilter {
     pub padding: usize,
     pub grid: Grid,
     spectra: Vec<f32>,
+}
+
+impl std::fmt::Debug for FftFilter {
+    /// The geometry, not the spectra (megabytes of floats).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (o, i, k, g) = (self.c_out, self.c_in, self.kernel, self.grid);
+        write!(
+            f,
+            "FftFilter({o}x{i}, {k}x{k} taps, padding {}, {}x{} grid)",
+            self.padding, g.n_h, g.n_w
+        )
+    }
 }
 
 impl FftFilter {

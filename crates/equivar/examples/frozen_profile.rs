@@ -20,7 +20,7 @@ fn main() {
         .init(28, Exactness::Require, &Device::flex())
         .expect("net");
     let winograd = std::env::var("WINOGRAD").as_deref() != Ok("0");
-    let frozen = net.to_frozen().unwrap().with_winograd(winograd);
+    let frozen = net.to_frozen().unwrap().with_fast_transforms(winograd);
     let x: Vec<f32> = (0..batch * 28 * 28)
         .map(|i| (i % 17) as f32 * 0.1)
         .collect();

@@ -108,7 +108,7 @@ pub enum EquivarError {
 
     #[error(
         "unknown kernels `{0}`; choose equivar (equivar's CPU kernels, the default), \
-         no-winograd (the same without Winograd) or burn (burn's own ops)"
+         direct (the same with im2col + GEMM for every conv) or burn (burn's own ops)"
     )]
     UnknownKernels(String),
 

@@ -5,12 +5,15 @@
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 use equivar::field::FieldType;
-use equivar::group::Group;
+use equivar::group::{Group, PlanarGroup};
 use equivar::models;
 use equivar::nn::Net;
 use equivar::plan::Exactness;
 use equivar::space::Window;
 use equivar::spec::{Activation, NetSpec, Reduce};
+
+use equivar_kernels::conv::ConvShape;
+use equivar_kernels::fft_conv::{self, Pass};
 
 mod common;
 
@@ -59,9 +62,9 @@ fn compare(net: &Net, batch: usize, device: &Device) -> f64 {
     let want = host(inference.forward(x.clone()));
     let shape = [batch, channels, n, n];
     let mut worst = 0.0f64;
-    // With Winograd for the 3x3 convolutions (the default) and with im2col + GEMM only.
-    for winograd in [true, false] {
-        let frozen = net.to_frozen().unwrap().with_winograd(winograd);
+    // With the fast transforms (Winograd, FFT; the default) and with im2col + GEMM only.
+    for fast in [true, false] {
+        let frozen = net.to_frozen().unwrap().with_fast_transforms(fast);
         let (got, got_shape) = frozen.forward(&host(x.clone()), shape).unwrap();
         assert_eq!(
             got_shape.to_vec(),
@@ -90,6 +93,40 @@ fn frozen_reference_models_match_the_inference_net() {
         let e = relative_error(&host(got), &want);
         assert!(e <= 1e-5, "{name} tensor logits: relative error {e:.2e}");
     }
+}
+
+/// A narrow E2SFCNN over C8 (96-channel 7x7 layers) on a batch of 32: the frozen model runs
+/// its wide 7x7 convolutions on the FFT grid (the cost model's choice, checked here) and
+/// matches the inference net, as does the same model on im2col + GEMM alone.
+#[test]
+fn frozen_fft_convolutions_match_the_inference_net() {
+    let device = Device::flex();
+    device.seed(5);
+    let spec = models::e2::e2sfcnn(
+        "e2-c8-narrow",
+        PlanarGroup::Cyclic(8),
+        [4, 12, 12, 12, 12, 12],
+        None,
+        16,
+    );
+    let wide = ConvShape {
+        batch: 32,
+        c_in: 96,
+        height: 10,
+        width: 10,
+        c_out: 96,
+        kernel: 7,
+        stride: 1,
+        padding: 3,
+        dilation: 1,
+    };
+    assert!(
+        fft_conv::suits(&wide, Pass::Frozen),
+        "the FFT path must be the one tested"
+    );
+    let net = prepared(&spec, 28, &device);
+    let e = compare(&net, 32, &device);
+    assert!(e <= 1e-5, "relative error {e:.2e}");
 }
 
 /// Batch norms after an activation (not foldable), activations after a pool, a mean pool

@@ -8,6 +8,8 @@
 
 use burn::tensor::{Device, Distribution, Tensor};
 use equivar::ops::{self, Kernels};
+use equivar_kernels::conv::ConvShape;
+use equivar_kernels::fft_conv::{self, Pass};
 
 const TOL: f64 = 1e-5;
 
@@ -29,7 +31,7 @@ fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 /// Forward and all three gradients through burn's autodiff: equivar's extension (with and
 /// without Winograd) against burn's conv2d, on the same tensors.
 fn compare_with_burn(batch: usize, c_in: usize, size: usize, c_out: usize, window: [usize; 4]) {
-    for kernels in [Kernels::Equivar, Kernels::NoWinograd] {
+    for kernels in [Kernels::Equivar, Kernels::Direct] {
         compare_conv(kernels, batch, c_in, size, c_out, window);
     }
 }
@@ -120,6 +122,26 @@ fn extension_matches_burn_conv2d_with_gradients() {
     compare_with_burn(2, 4, 11, 3, [3, 1, 2, 2]);
     compare_with_burn(1, 8, 9, 8, [3, 1, 1, 1]);
     compare_with_burn(2, 6, 5, 7, [1, 1, 0, 1]);
+}
+
+/// A 7x7 layer wide enough, on a batch large enough, that equivar's kernels run it on the
+/// FFT grid in training (filter transform, forward, both gradients) and in an untracked
+/// forward; the direct kernels and burn's conv2d give the same values.
+#[test]
+fn fft_convolutions_match_burn_conv2d_with_gradients() {
+    let shape = ConvShape {
+        batch: 32,
+        c_in: 96,
+        height: 10,
+        width: 10,
+        c_out: 96,
+        kernel: 7,
+        stride: 1,
+        padding: 3,
+        dilation: 1,
+    };
+    assert!(fft_conv::suits(&shape, Pass::Training) && fft_conv::suits(&shape, Pass::Forward));
+    compare_with_burn(32, 96, 10, 96, [7, 1, 3, 1]);
 }
 
 #[test]
@@ -267,7 +289,7 @@ fn a_models_kernel_choice_is_its_own() {
     let x = Tensor::<4>::random([3, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
     let logits = |net: &equivar::nn::Net| host(net.logits(x.clone()).unwrap());
     let want = logits(&net.clone().with_kernels(Kernels::Burn));
-    for kernels in [Kernels::Equivar, Kernels::NoWinograd] {
+    for kernels in [Kernels::Equivar, Kernels::Direct] {
         let chosen = net.clone().with_kernels(kernels);
         assert_eq!(chosen.kernels, kernels);
         assert_eq!(chosen.valid().kernels, kernels, "valid() keeps the choice");
@@ -281,15 +303,15 @@ fn a_models_kernel_choice_is_its_own() {
         .unwrap()
         .init(28, Exactness::Require, &ad)
         .unwrap()
-        .with_kernels(Kernels::NoWinograd);
+        .with_kernels(Kernels::Direct);
     let loaded = trained.clone().load_record(trained.clone().into_record());
-    assert_eq!(loaded.kernels, Kernels::NoWinograd);
-    assert_eq!(loaded.valid().kernels, Kernels::NoWinograd);
+    assert_eq!(loaded.kernels, Kernels::Direct);
+    assert_eq!(loaded.valid().kernels, Kernels::Direct);
     let layer_kernels = |net: &equivar::nn::Net| match &net.layers[0] {
         equivar::layers::Layer::LiftingConv(conv) => conv.geometry.kernels,
         other => panic!("abusing-p4 starts with a lifting conv, not {other:?}"),
     };
-    assert_eq!(layer_kernels(&trained.valid()), Kernels::NoWinograd);
+    assert_eq!(layer_kernels(&trained.valid()), Kernels::Direct);
     // One layer on burn's ops, the rest on equivar's: the same function again.
     let name = net.plan.layers[1].name.clone();
     let mixed = net
@@ -304,13 +326,9 @@ fn a_models_kernel_choice_is_its_own() {
         .to_string();
     assert!(err.contains("`nope`") && err.contains(&name), "{err}");
     // Kernels by name, as the CLI passes them.
-    assert_eq!(
-        "no-winograd".parse::<Kernels>().unwrap(),
-        Kernels::NoWinograd
-    );
+    assert_eq!("direct".parse::<Kernels>().unwrap(), Kernels::Direct);
+    // The name before the FFT path, which older saved models carry.
+    assert_eq!("no-winograd".parse::<Kernels>().unwrap(), Kernels::Direct);
     let err = "fast".parse::<Kernels>().unwrap_err().to_string();
-    assert!(
-        err.contains("`fast`") && err.contains("no-winograd"),
-        "{err}"
-    );
+    assert!(err.contains("`fast`") && err.contains("direct"), "{err}");
 }

@@ -1,7 +1,7 @@
 //! The FFT convolution against the convolution's plain f64 loops.
 
 use crate::conv::{ConvShape, Wanted, reference};
-use crate::fft_conv::{self, FftFilter, Grid};
+use crate::fft_conv::{self, FftFilter, Grid, Pass};
 use crate::test_util::{as_f64, relative_error};
 
 const TOL: f64 = 1e-5;
@@ -140,12 +140,30 @@ fn grid_lengths_are_small_smooth_and_large_enough() {
 /// input channel, a 5x5 window on a 5x5 input without padding: one output pixel).
 #[test]
 fn the_cost_model_takes_large_windows_on_many_channels() {
-    assert!(fft_conv::suits(&shape(64, 264, 360, (20, 20), 7, 3)));
-    assert!(fft_conv::suits(&shape(64, 400, 400, (10, 10), 7, 3)));
-    assert!(fft_conv::suits(&shape(64, 400, 720, (5, 5), 7, 3)));
-    assert!(!fft_conv::suits(&shape(64, 264, 360, (20, 20), 3, 1)));
-    assert!(!fft_conv::suits(&shape(64, 1, 264, (28, 28), 9, 0)));
-    assert!(!fft_conv::suits(&shape(64, 720, 1080, (5, 5), 5, 0)));
+    assert!(fft_conv::suits(
+        &shape(64, 264, 360, (20, 20), 7, 3),
+        Pass::Frozen
+    ));
+    assert!(fft_conv::suits(
+        &shape(64, 400, 400, (10, 10), 7, 3),
+        Pass::Frozen
+    ));
+    assert!(fft_conv::suits(
+        &shape(64, 400, 720, (5, 5), 7, 3),
+        Pass::Frozen
+    ));
+    assert!(!fft_conv::suits(
+        &shape(64, 264, 360, (20, 20), 3, 1),
+        Pass::Frozen
+    ));
+    assert!(!fft_conv::suits(
+        &shape(64, 1, 264, (28, 28), 9, 0),
+        Pass::Frozen
+    ));
+    assert!(!fft_conv::suits(
+        &shape(64, 720, 1080, (5, 5), 5, 0),
+        Pass::Frozen
+    ));
 }
 
 /// A training step pays the filter's transform and one inverse per channel pair for the
@@ -156,30 +174,37 @@ fn the_cost_model_takes_large_windows_on_many_channels() {
 fn the_cost_model_weighs_the_filter_transforms_against_the_batch() {
     for batch in [16, 128] {
         assert!(
-            fft_conv::suits_training(&shape(batch, 264, 360, (20, 20), 7, 3)),
+            fft_conv::suits(&shape(batch, 264, 360, (20, 20), 7, 3), Pass::Training),
             "{batch}"
         );
         assert!(
-            fft_conv::suits_training(&shape(batch, 400, 400, (10, 10), 7, 3)),
+            fft_conv::suits(&shape(batch, 400, 400, (10, 10), 7, 3), Pass::Training),
             "{batch}"
         );
     }
-    assert!(fft_conv::suits_training(&shape(
-        128,
-        400,
-        720,
-        (5, 5),
-        7,
-        3
-    )));
-    assert!(!fft_conv::suits_training(&shape(
-        1,
-        264,
-        360,
-        (20, 20),
-        7,
-        3
-    )));
-    assert!(!fft_conv::suits_training(&shape(1, 400, 720, (5, 5), 7, 3)));
-    assert!(!fft_conv::suits(&shape(1, 264, 360, (20, 20), 7, 3)));
+    assert!(fft_conv::suits(
+        &shape(128, 400, 720, (5, 5), 7, 3),
+        Pass::Training
+    ));
+    assert!(!fft_conv::suits(
+        &shape(1, 264, 360, (20, 20), 7, 3),
+        Pass::Training
+    ));
+    assert!(!fft_conv::suits(
+        &shape(1, 400, 720, (5, 5), 7, 3),
+        Pass::Training
+    ));
+    assert!(!fft_conv::suits(
+        &shape(1, 264, 360, (20, 20), 7, 3),
+        Pass::Frozen
+    ));
+    // An untracked forward on live weights transforms the filter too.
+    assert!(fft_conv::suits(
+        &shape(128, 264, 360, (20, 20), 7, 3),
+        Pass::Forward
+    ));
+    assert!(!fft_conv::suits(
+        &shape(4, 264, 360, (20, 20), 7, 3),
+        Pass::Forward
+    ));
 }

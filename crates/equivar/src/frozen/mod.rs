@@ -3,7 +3,9 @@
 //! convolution before it, and the activation after it applied in the convolution's epilogue.
 //! No tensors, no autodiff graph and no filter expansion per call: for serving and latency.
 //! 3x3 convolutions with stride 1 run as Winograd F(2x2, 3x3) ([`winograd_cpu`]), with 16
-//! instead of 36 multiplications per output tile and channel pair.
+//! instead of 36 multiplications per output tile and channel pair; 5x5 and larger ones on an
+//! FFT grid ([`fft_conv`]) where the batch pays for the transforms, with the filter's spectra
+//! kept from the first such call.
 //!
 //! It computes the function of the net in inference mode (batch norm on running statistics,
 //! dropout off); `tests/frozen.rs` compares the two. It runs on the CPU with equivar's conv
@@ -12,6 +14,7 @@
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
+use std::sync::OnceLock;
 
 mod fields;
 mod resample;
@@ -23,6 +26,7 @@ use crate::nn::{FieldLayout, FourierTerm, Net};
 use crate::space::Window;
 use crate::spec::{Activation, Reduce};
 use equivar_kernels::conv::{self as conv_cpu, ConvShape};
+use equivar_kernels::fft_conv::{self, FftFilter, Pass};
 use equivar_kernels::on_compute_threads;
 use equivar_kernels::winograd::{self as winograd_cpu, WinogradFilter};
 
@@ -41,6 +45,9 @@ enum Step {
         /// The filter transformed for Winograd F(2x2, 3x3), for the layers it suits
         /// (`winograd_cpu::suits_layer`).
         winograd: Option<WinogradFilter>,
+        /// The filter's spectra on the FFT grid of the first call that ran it there (a few
+        /// megabytes per layer: only where the cost model chose the grid).
+        fft: OnceLock<FftFilter>,
     },
     /// `x * scale[c] + shift[c]`: a batch norm with no convolution before it to fold into.
     Affine {
@@ -99,8 +106,9 @@ pub struct FrozenNet {
     /// Input `[channels, size, size]`.
     channels: usize,
     size: usize,
-    /// Whether 3x3 convolutions use their Winograd filters (see [`FrozenNet::with_winograd`]).
-    winograd: bool,
+    /// Whether convolutions may run on the fast transforms, Winograd or FFT (see
+    /// [`FrozenNet::with_fast_transforms`]).
+    fast: bool,
 }
 
 /// Host values of a tensor of any rank.
@@ -131,6 +139,7 @@ impl FrozenBuilder {
             bias: bias.map_or_else(|| vec![0.0; c_out], host),
             activation: None,
             winograd: None,
+            fft: OnceLock::new(),
         });
     }
 
@@ -266,7 +275,7 @@ impl Net {
             model: self.plan.model.clone(),
             channels: self.plan.input_type.channels(),
             size: self.plan.input_size,
-            winograd: self.kernels.winograd(),
+            fast: self.kernels.fast(),
         })
     }
 }
@@ -375,11 +384,12 @@ fn pool(x: &Maps, batch: usize, reduce: Reduce, w: Window) -> Maps {
 }
 
 impl FrozenNet {
-    /// Switches Winograd F(2x2, 3x3) for the 3x3 convolutions on (the default, unless the net
-    /// was frozen with [`Kernels::NoWinograd`](crate::ops::Kernels)) or off (plain im2col +
-    /// GEMM everywhere), e.g. to compare the two.
-    pub fn with_winograd(mut self, enabled: bool) -> Self {
-        self.winograd = enabled;
+    /// Switches the fast transforms (Winograd F(2x2, 3x3) for 3x3 convolutions, the FFT grid
+    /// for large windows) on (the default, unless the net was frozen with
+    /// [`Kernels::Direct`](crate::ops::Kernels)) or off (plain im2col + GEMM everywhere),
+    /// e.g. to compare the two.
+    pub fn with_fast_transforms(mut self, enabled: bool) -> Self {
+        self.fast = enabled;
         self
     }
 
@@ -462,6 +472,7 @@ impl FrozenNet {
                 bias,
                 activation,
                 winograd,
+                fft,
             } => {
                 let s = ConvShape {
                     batch,
@@ -479,9 +490,22 @@ impl FrozenNet {
                         activate(*f, y)
                     }
                 };
+                let on_grid =
+                    |filter: &FftFilter| fft_conv::forward(&s, &x.values, filter, bias, epilogue);
                 let values = match winograd {
-                    Some(filter) if self.winograd && winograd_cpu::suits(&s) => {
+                    Some(filter) if self.fast && winograd_cpu::suits(&s) => {
                         winograd_cpu::forward(&s, &x.values, filter, bias, epilogue)
+                    }
+                    _ if self.fast && fft_conv::suits(&s, Pass::Frozen) => {
+                        let kept = fft.get_or_init(|| FftFilter::new(&s, weight));
+                        if kept.fits(&s) {
+                            on_grid(kept)
+                        } else if fft_conv::suits(&s, Pass::Forward) {
+                            // Another input size than the kept filter's: a grid of its own.
+                            on_grid(&FftFilter::new(&s, weight))
+                        } else {
+                            conv_cpu::forward_then(&s, &x.values, weight, Some(bias), epilogue)
+                        }
                     }
                     _ => conv_cpu::forward_then(&s, &x.values, weight, Some(bias), epilogue),
                 };

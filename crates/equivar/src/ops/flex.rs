@@ -19,6 +19,7 @@ use burn::tensor::{DType, TensorData};
 use equivar_kernels::batch_norm::{self, NormShape};
 use equivar_kernels::conv::{self, ConvShape, Wanted};
 use equivar_kernels::disco;
+use equivar_kernels::fft_conv::{self, FftFilter, Pass};
 use equivar_kernels::pool::{self, PoolShape};
 use equivar_kernels::winograd;
 
@@ -27,7 +28,8 @@ use crate::kernels::DiscoPsi;
 #[backend_extension(Flex, Autodiff)]
 pub trait GConvBackend: Backend {
     /// `conv2d(x, weight) + bias` with a square `kernel`, and symmetric stride, padding and
-    /// dilation; as Winograd F(2x2, 3x3) where `winograd` allows it and it pays.
+    /// dilation; where `fast` allows it and it pays, 3x3 windows run as Winograd F(2x2, 3x3)
+    /// and large ones on an FFT grid.
     fn equivar_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -35,7 +37,7 @@ pub trait GConvBackend: Backend {
         stride: usize,
         padding: usize,
         dilation: usize,
-        winograd: bool,
+        fast: bool,
     ) -> FloatTensor<Self>;
 
     /// Per-channel mean and biased variance of `x [B, C, ...]` as `[2, C]`; a constant for
@@ -136,6 +138,10 @@ fn dims(t: &FlexTensor) -> Vec<usize> {
     t.shape().to_vec()
 }
 
+fn conv_output(s: &ConvShape, y: Vec<f32>) -> FlexTensor {
+    flex_tensor(y, vec![s.batch, s.c_out, s.out_height(), s.out_width()])
+}
+
 impl GConvBackend for Flex {
     fn equivar_conv2d(
         x: FlexTensor,
@@ -144,18 +150,20 @@ impl GConvBackend for Flex {
         stride: usize,
         padding: usize,
         dilation: usize,
-        winograd: bool,
+        fast: bool,
     ) -> FlexTensor {
         assert_eq!(x.dtype(), DType::F32, "equivar conv kernels run in f32");
         let s = ConvShape::of(&dims(&x), &dims(&weight), stride, padding, dilation);
         let (x, weight, bias) = (f32s(&x), f32s(&weight), f32s(&bias));
-        let y = if winograd && winograd::suits(&s) {
+        let y = if fast && winograd::suits(&s) {
             let filter = winograd::WinogradFilter::new(&weight, s.c_out, s.c_in);
             winograd::forward(&s, &x, &filter, &bias, |_| {})
+        } else if fast && fft_conv::suits(&s, Pass::Forward) {
+            fft_conv::forward(&s, &x, &FftFilter::new(&s, &weight), &bias, |_| {})
         } else {
             conv::forward(&s, &x, &weight, Some(&bias))
         };
-        flex_tensor(y, vec![s.batch, s.c_out, s.out_height(), s.out_width()])
+        conv_output(&s, y)
     }
 
     fn equivar_batch_norm_stats(x: FlexTensor) -> FlexTensor {
@@ -352,9 +360,20 @@ impl Backward<Flex, 3> for BatchNormBackward {
 #[derive(Debug)]
 struct ConvBackward;
 
+/// What the convolution's backward needs besides its inputs.
+#[derive(Clone, Debug)]
+struct ConvState {
+    x: NodeId,
+    weight: NodeId,
+    shape: ConvShape,
+    /// Whether the fast transforms may run.
+    fast: bool,
+    /// The filter's spectra where the forward ran on the FFT grid: its gradients do too.
+    fft: Option<Arc<FftFilter>>,
+}
+
 impl Backward<Flex, 3> for ConvBackward {
-    /// x, the weight, the geometry, and whether Winograd may run.
-    type State = (NodeId, NodeId, ConvShape, bool);
+    type State = ConvState;
 
     fn backward(
         self,
@@ -364,37 +383,20 @@ impl Backward<Flex, 3> for ConvBackward {
     ) {
         let [node_x, node_weight, node_bias] = ops.parents;
         let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
-        let (x_state, weight_state, s, winograd) = ops.state;
-        let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
-        let weight: FlexTensor = checkpointer.retrieve_node_output(weight_state);
+        let state = ops.state;
+        let s = state.shape;
+        let x: FlexTensor = checkpointer.retrieve_node_output(state.x);
+        let weight: FlexTensor = checkpointer.retrieve_node_output(state.weight);
         let wanted = Wanted {
             input: node_x.is_some(),
             weight: node_weight.is_some(),
             bias: node_bias.is_some(),
         };
         let (x, weight, dy) = (f32s(&x), f32s(&weight), f32s(&dy));
-        // The input gradient is a 3x3 convolution too: Winograd where it pays (its input has
-        // c_out channels), im2col + GEMM + col2im otherwise, with the other gradients. The
-        // filter gradient runs as Winograd where the forward does.
-        let winograd_dx = winograd && wanted.input && winograd::input_grad_suits(&s);
-        let winograd_dw = winograd && wanted.weight && winograd::suits(&s);
-        let mut g = conv::backward(
-            &s,
-            &x,
-            &weight,
-            &dy,
-            Wanted {
-                input: wanted.input && !winograd_dx,
-                weight: wanted.weight && !winograd_dw,
-                bias: wanted.bias,
-            },
-        );
-        if winograd_dx {
-            g.input = Some(winograd::input_grad(&s, &weight, &dy));
-        }
-        if winograd_dw {
-            g.weight = Some(winograd::weight_grad(&s, &x, &dy));
-        }
+        let g = match &state.fft {
+            Some(filter) => fft_conv::backward(&s, &x, filter, &dy, wanted),
+            None => direct_or_winograd_backward(&s, (&x, &weight, &dy), wanted, state.fast),
+        };
         let k = s.kernel;
         if let (Some(node), Some(dx)) = (node_x, g.input) {
             let shape = vec![s.batch, s.c_in, s.height, s.width];
@@ -409,6 +411,37 @@ impl Backward<Flex, 3> for ConvBackward {
     }
 }
 
+/// The gradients by im2col + GEMM + col2im, with Winograd where `fast` allows it and it
+/// pays: the input gradient is a 3x3 convolution too (its input has c_out channels), and the
+/// filter gradient runs as Winograd where the forward does.
+fn direct_or_winograd_backward(
+    s: &ConvShape,
+    (x, weight, dy): (&[f32], &[f32], &[f32]),
+    wanted: Wanted,
+    fast: bool,
+) -> conv::ConvGrads {
+    let winograd_dx = fast && wanted.input && winograd::input_grad_suits(s);
+    let winograd_dw = fast && wanted.weight && winograd::suits(s);
+    let mut g = conv::backward(
+        s,
+        x,
+        weight,
+        dy,
+        Wanted {
+            input: wanted.input && !winograd_dx,
+            weight: wanted.weight && !winograd_dw,
+            bias: wanted.bias,
+        },
+    );
+    if winograd_dx {
+        g.input = Some(winograd::input_grad(s, weight, dy));
+    }
+    if winograd_dw {
+        g.weight = Some(winograd::weight_grad(s, x, dy));
+    }
+    g
+}
+
 impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
     fn equivar_conv2d(
         x: FloatTensor<Self>,
@@ -417,7 +450,7 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
         stride: usize,
         padding: usize,
         dilation: usize,
-        winograd: bool,
+        fast: bool,
     ) -> FloatTensor<Self> {
         let s = ConvShape::of(
             &dims(x.primitive()),
@@ -427,7 +460,7 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
             dilation,
         );
         let forward = |x, weight, bias| {
-            Flex::equivar_conv2d(x, weight, bias, stride, padding, dilation, winograd)
+            Flex::equivar_conv2d(x, weight, bias, stride, padding, dilation, fast)
         };
         match ConvBackward
             .prepare::<C>([x.node(), weight.node(), bias.node()])
@@ -435,14 +468,30 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let weight_state = prep.checkpoint(&weight);
-                let y = forward(
+                let mut state = ConvState {
+                    x: prep.checkpoint(&x),
+                    weight: prep.checkpoint(&weight),
+                    shape: s,
+                    fast,
+                    fft: None,
+                };
+                let (x, weight, bias) = (
                     x.into_primitive(),
                     weight.into_primitive(),
                     bias.into_primitive(),
                 );
-                prep.finish((x_state, weight_state, s, winograd), y)
+                // On the FFT grid the filter is transformed once for the forward and the
+                // backward, which the step's cost counts in.
+                let y = if fast && !winograd::suits(&s) && fft_conv::suits(&s, Pass::Training) {
+                    let (x, weight, bias) = (f32s(&x), f32s(&weight), f32s(&bias));
+                    let filter = Arc::new(FftFilter::new(&s, &weight));
+                    let y = fft_conv::forward(&s, &x, &filter, &bias, |_| {});
+                    state.fft = Some(filter);
+                    conv_output(&s, y)
+                } else {
+                    forward(x, weight, bias)
+                };
+                prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(forward(
                 x.into_primitive(),

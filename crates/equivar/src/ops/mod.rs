@@ -26,25 +26,27 @@ pub use flex::GConvBackend;
 /// `Net::with_kernels`), passed to every op here; nothing is read from the environment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Kernels {
-    /// equivar's CPU kernels on burn's Flex backend, with Winograd F(2x2, 3x3) for the 3x3
-    /// convolutions it speeds up; burn's ops on every other backend (the default).
+    /// equivar's CPU kernels on burn's Flex backend, with the fast transforms for the
+    /// convolutions they speed up (Winograd F(2x2, 3x3) for 3x3 windows, an FFT grid for 5x5
+    /// and larger); burn's ops on every other backend (the default).
     #[default]
     Equivar,
-    /// equivar's CPU kernels with im2col + GEMM for every convolution: Winograd's comparison.
-    NoWinograd,
+    /// equivar's CPU kernels with im2col + GEMM for every convolution: the fast transforms'
+    /// comparison.
+    Direct,
     /// burn's ops everywhere: the reference path, and the baseline benchmarks compare with.
     Burn,
 }
 
 impl Kernels {
     /// Every choice, in the order `equivar bench --kernels` lists them.
-    pub const ALL: [Kernels; 3] = [Kernels::Equivar, Kernels::NoWinograd, Kernels::Burn];
+    pub const ALL: [Kernels; 3] = [Kernels::Equivar, Kernels::Direct, Kernels::Burn];
 
-    /// The name the text form uses: `equivar`, `no-winograd`, `burn`.
+    /// The name the text form uses: `equivar`, `direct`, `burn`.
     pub fn name(self) -> &'static str {
         match self {
             Kernels::Equivar => "equivar",
-            Kernels::NoWinograd => "no-winograd",
+            Kernels::Direct => "direct",
             Kernels::Burn => "burn",
         }
     }
@@ -54,8 +56,8 @@ impl Kernels {
         self != Kernels::Burn && is_flex(&x.device()) && x.dtype() == DType::F32
     }
 
-    /// Whether 3x3 convolutions may run as Winograd F(2x2, 3x3).
-    pub fn winograd(self) -> bool {
+    /// Whether convolutions may run on the fast transforms (Winograd, FFT) where they pay.
+    pub fn fast(self) -> bool {
         self == Kernels::Equivar
     }
 }
@@ -70,6 +72,8 @@ impl std::str::FromStr for Kernels {
     type Err = crate::error::EquivarError;
 
     fn from_str(s: &str) -> crate::error::Result<Self> {
+        // `no-winograd`: the name `direct` had before the FFT path, in older saved models.
+        let s = if s == "no-winograd" { "direct" } else { s };
         Kernels::ALL
             .into_iter()
             .find(|k| k.name() == s)
@@ -110,8 +114,8 @@ pub fn conv2d(
     }
     CONV_FLOPS.fetch_add(shape.forward_flops() as u64, Ordering::Relaxed);
     let device = x.device();
-    let fast = kernels.serve(&x) && weight.dims()[2] == weight.dims()[3];
-    if !fast {
+    let ours = kernels.serve(&x) && weight.dims()[2] == weight.dims()[3];
+    if !ours {
         let options = ConvOptions::new([stride; 2], [padding; 2], [dilation; 2], 1);
         return burn_conv2d(x, weight, bias, options);
     }
@@ -123,7 +127,7 @@ pub fn conv2d(
         stride,
         padding,
         dilation,
-        kernels.winograd(),
+        kernels.fast(),
     ))
 }
 
