@@ -137,13 +137,15 @@ pub enum Pass {
 /// a window it [`suits_layer`] and an estimated cost ([`cost`]) under the direct one's
 /// (whose backward costs about 2.5 times its forward).
 pub fn suits(s: &ConvShape, pass: Pass) -> bool {
-    let direct = match pass {
-        Pass::Frozen | Pass::Forward => s.forward_flops(),
-        Pass::Training => 3.5 * s.forward_flops(),
+    if !(supports(s) && suits_layer(s.kernel, s.stride, s.dilation, s.c_in, s.c_out)) {
+        return false;
+    }
+    let (cost, direct) = match pass {
+        Pass::Frozen => (frozen_cost(s), direct_cost(s)),
+        Pass::Forward => (cost(s, pass), direct_cost(s)),
+        Pass::Training => (cost(s, pass), 3.5 * direct_cost(s)),
     };
-    supports(s)
-        && suits_layer(s.kernel, s.stride, s.dilation, s.c_in, s.c_out)
-        && MARGIN * cost(s, pass) < direct
+    MARGIN * cost < direct
 }
 
 /// How much cheaper the estimate must be: the model is good to about this factor.
@@ -153,9 +155,10 @@ const MARGIN: f64 = 1.25;
 /// GEMM-equivalent FLOPs; measured with `TRANSFORM_COST` on 8x8 to 24x24 grids.
 const PLANE_OVERHEAD: f64 = 30_000.0;
 
-/// Images below which a bin's product is bound by reading the filter's spectra (a matrix
-/// times a thin matrix) rather than by its FLOPs.
-const MEMORY_BOUND_IMAGES: usize = 16;
+/// Reading one bin's `2 c_out c_in` spectrum floats costs, in GEMM-equivalent FLOPs, about
+/// as much as this many images' complex products with them (the machine's FLOP rate over its
+/// memory bandwidth): one image's products are bound by that read.
+const SPECTRUM_READ_IMAGES: f64 = 12.0;
 
 /// One plane's transform or inverse, with `rows` of its `n_h` rows nonzero (or wanted).
 fn plane_cost(g: Grid, rows: usize) -> f64 {
@@ -165,11 +168,18 @@ fn plane_cost(g: Grid, rows: usize) -> f64 {
 }
 
 /// One pass of the per-bin products over the batch: 8 FLOPs per bin, channel pair and image
-/// (a complex multiply-add), at least [`MEMORY_BOUND_IMAGES`] images' worth per chunk.
+/// (a complex multiply-add), plus reading the spectra once per chunk of images.
 fn products_cost(s: &ConvShape) -> f64 {
-    let chunks = s.batch.div_ceil(IMAGES_PER_CHUNK);
-    let images = s.batch.max(MEMORY_BOUND_IMAGES * chunks);
-    8.0 * (Grid::of(s).bins() * s.c_in * s.c_out * images) as f64
+    let chunks = s.batch.div_ceil(IMAGES_PER_CHUNK) as f64;
+    let images = s.batch as f64 + SPECTRUM_READ_IMAGES * chunks;
+    8.0 * (Grid::of(s).bins() * s.c_in * s.c_out) as f64 * images
+}
+
+/// The direct conv's cost in the same units: its GEMM runs below its best rate when it is
+/// narrow (few output pixels on few images: 100 pixels ~1.25x, 25 ~2x the time per FLOP).
+fn direct_cost(s: &ConvShape) -> f64 {
+    let columns = (s.batch * s.out_pixels()) as f64;
+    s.forward_flops() * (1.0 + 25.0 / columns)
 }
 
 /// The estimated cost of `pass` in GEMM-equivalent FLOPs. The forward: the products, the
@@ -193,6 +203,136 @@ pub fn cost(s: &ConvShape, pass: Pass) -> f64 {
             forward + 2.0 * filter + backward
         }
     }
+}
+
+/// Overlap-save tiling for a frozen forward on few images: each output cut into `tile x tile`
+/// tiles, each computed from its own `patch x patch` input window (`tile + kernel - 1`, zero
+/// outside the image) as one image of a padding-free conv on a `patch`-point grid. On one
+/// image the whole-plane products are matrix-vector products that read the filter's spectra
+/// once per image; tiles share that read and the smaller grid has fewer bins, so its
+/// spectra are smaller (e2-c8's 264->360 layer at 20x20: 4 tiles on a 16-grid, 144 instead
+/// of 312 bins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tiling {
+    /// Input window (and grid) side of a tile.
+    pub patch: usize,
+}
+
+impl Tiling {
+    /// Output side of a tile.
+    pub fn tile(&self, s: &ConvShape) -> usize {
+        self.patch + 1 - s.kernel
+    }
+
+    /// Tiles down and across.
+    fn counts(&self, s: &ConvShape) -> (usize, usize) {
+        let t = self.tile(s);
+        (s.out_height().div_ceil(t), s.out_width().div_ceil(t))
+    }
+
+    /// The conv the tiles run: one image per tile, `patch x patch`, no padding.
+    pub fn patch_shape(&self, s: &ConvShape) -> ConvShape {
+        let (down, across) = self.counts(s);
+        ConvShape {
+            batch: s.batch * down * across,
+            height: self.patch,
+            width: self.patch,
+            padding: 0,
+            ..*s
+        }
+    }
+}
+
+/// The cheapest frozen forward of `s` on the grid (by [`cost`]): whole planes (`None`) or
+/// tiles whose patch is an even 7-smooth length below the whole plane's grid.
+pub fn frozen_tiling(s: &ConvShape) -> Option<Tiling> {
+    if !supports(s) {
+        return None;
+    }
+    let whole = Grid::of(s);
+    let largest = whole.n_h.min(whole.n_w);
+    (s.kernel + 1..largest)
+        .filter(|&n| fft_len(n) == n)
+        .map(|patch| Tiling { patch })
+        .map(|t| (cost(&t.patch_shape(s), Pass::Frozen), t))
+        .filter(|(c, _)| *c < cost(s, Pass::Frozen))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, t)| t)
+}
+
+/// The frozen forward's cost on the layout [`frozen_tiling`] picks.
+fn frozen_cost(s: &ConvShape) -> f64 {
+    frozen_tiling(s).map_or_else(
+        || cost(s, Pass::Frozen),
+        |t| cost(&t.patch_shape(s), Pass::Frozen),
+    )
+}
+
+/// The forward on tiles (see [`Tiling`]), with `filter` transformed for
+/// `tiling.patch_shape(s)`; the same output as [`forward`].
+pub fn forward_tiled(
+    s: &ConvShape,
+    x: &[f32],
+    tiling: Tiling,
+    filter: &FftFilter,
+    bias: &[f32],
+    epilogue: impl Fn(&mut [f32]) + Sync,
+) -> Vec<f32> {
+    assert!(
+        tiling.tile(s) >= 1 && supports(s),
+        "fft conv: tiles for {s:?}"
+    );
+    assert_eq!(x.len(), s.input_len(), "fft conv: input length for {s:?}");
+    let patches_shape = tiling.patch_shape(s);
+    let (t, n, p) = (tiling.tile(s), tiling.patch, s.padding);
+    let (down, across) = tiling.counts(s);
+    let (h, w, ci, co) = (s.height, s.width, s.c_in, s.c_out);
+    let (ho, wo) = (s.out_height(), s.out_width());
+    // Patch (b, ty, tx) is image b's rows ty t - p .. + n and columns tx t - p .. + n.
+    let mut patches = vec![0.0f32; patches_shape.input_len()];
+    patches
+        .par_chunks_mut(ci * n * n)
+        .enumerate()
+        .for_each(|(index, patch)| {
+            let (b, ty, tx) = (
+                index / (down * across),
+                index / across % down,
+                index % across,
+            );
+            for (c, plane) in patch.chunks_mut(n * n).enumerate() {
+                let image = &x[(b * ci + c) * h * w..][..h * w];
+                for (r, row) in plane.chunks_mut(n).enumerate() {
+                    let Some(y) = (ty * t + r).checked_sub(p).filter(|&y| y < h) else {
+                        continue;
+                    };
+                    for (dx, v) in row.iter_mut().enumerate() {
+                        if let Some(x) = (tx * t + dx).checked_sub(p).filter(|&x| x < w) {
+                            *v = image[y * w + x];
+                        }
+                    }
+                }
+            }
+        });
+    // Tiles are elementwise-finished: the epilogue runs on them.
+    let tiles = forward(&patches_shape, &patches, filter, bias, epilogue);
+    let mut out = vec![0.0f32; s.output_len()];
+    out.par_chunks_mut(ho * wo)
+        .enumerate()
+        .for_each(|(plane_index, plane)| {
+            let (b, o) = (plane_index / co, plane_index % co);
+            for ty in 0..down {
+                for tx in 0..across {
+                    let tile =
+                        &tiles[(((b * down + ty) * across + tx) * co + o) * t * t..][..t * t];
+                    for u in 0..t.min(ho - ty * t) {
+                        let width = t.min(wo - tx * t);
+                        plane[(ty * t + u) * wo + tx * t..][..width]
+                            .copy_from_slice(&tile[u * t..][..width]);
+                    }
+                }
+            }
+        });
+    out
 }
 
 /// The real 2-D transforms of one grid, planned once per call and shared by its tasks.

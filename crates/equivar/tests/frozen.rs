@@ -129,6 +129,29 @@ fn frozen_fft_convolutions_match_the_inference_net() {
     assert!(e <= 1e-5, "relative error {e:.2e}");
 }
 
+/// e2-c8 on one image: its 264->360 7x7 layer runs on FFT tiles in the frozen model (the
+/// cost model's choice, checked here), and the frozen model matches the inference net.
+#[test]
+fn frozen_fft_tiles_match_the_inference_net() {
+    let device = Device::flex();
+    device.seed(6);
+    let lone = ConvShape {
+        batch: 1,
+        c_in: 264,
+        height: 20,
+        width: 20,
+        c_out: 360,
+        kernel: 7,
+        stride: 1,
+        padding: 3,
+        dilation: 1,
+    };
+    assert!(fft_conv::suits(&lone, Pass::Frozen) && fft_conv::frozen_tiling(&lone).is_some());
+    let net = prepared(&models::spec("e2-c8").unwrap(), 28, &device);
+    let e = compare(&net, 1, &device);
+    assert!(e <= 1e-5, "relative error {e:.2e}");
+}
+
 /// Batch norms after an activation (not foldable), activations after a pool, a mean pool
 /// with padding, a leaky ReLU and an ELU: the steps that are not fused.
 #[test]

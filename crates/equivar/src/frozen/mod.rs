@@ -14,7 +14,7 @@
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 
 mod fields;
 mod resample;
@@ -29,6 +29,44 @@ use equivar_kernels::conv::{self as conv_cpu, ConvShape};
 use equivar_kernels::fft_conv::{self, FftFilter, Pass};
 use equivar_kernels::on_compute_threads;
 use equivar_kernels::winograd::{self as winograd_cpu, WinogradFilter};
+
+/// A convolution's filter spectra, one per FFT grid it ran on, made on first use: a frozen
+/// net serving single images (tiles) and batches (whole planes) keeps both.
+#[derive(Debug, Default)]
+struct SpectraCache(Mutex<Vec<Arc<FftFilter>>>);
+
+/// Grids kept per layer; a new input size beyond them replaces the oldest.
+const GRIDS_KEPT: usize = 4;
+
+impl SpectraCache {
+    /// The spectra for geometry `s`, transformed from `weight` unless kept.
+    fn get(&self, s: &ConvShape, weight: &[f32]) -> Arc<FftFilter> {
+        // A panic elsewhere cannot leave the list half-written: use it as it is.
+        let mut kept = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(filter) = kept.iter().find(|f| f.fits(s)) {
+            return filter.clone();
+        }
+        if kept.len() == GRIDS_KEPT {
+            kept.remove(0);
+        }
+        let filter = Arc::new(FftFilter::new(s, weight));
+        kept.push(filter.clone());
+        filter
+    }
+}
+
+impl Clone for SpectraCache {
+    fn clone(&self) -> Self {
+        let kept = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        SpectraCache(Mutex::new(kept.clone()))
+    }
+}
 
 /// One step of a [`FrozenNet`], on `[batch, channels, height, width]` buffers.
 #[derive(Clone, Debug)]
@@ -45,9 +83,9 @@ enum Step {
         /// The filter transformed for Winograd F(2x2, 3x3), for the layers it suits
         /// (`winograd_cpu::suits_layer`).
         winograd: Option<WinogradFilter>,
-        /// The filter's spectra on the FFT grid of the first call that ran it there (a few
-        /// megabytes per layer: only where the cost model chose the grid).
-        fft: OnceLock<FftFilter>,
+        /// The filter's spectra on the FFT grids the calls ran it on (megabytes per layer:
+        /// only where the cost model chose a grid).
+        fft: SpectraCache,
     },
     /// `x * scale[c] + shift[c]`: a batch norm with no convolution before it to fold into.
     Affine {
@@ -139,7 +177,7 @@ impl FrozenBuilder {
             bias: bias.map_or_else(|| vec![0.0; c_out], host),
             activation: None,
             winograd: None,
-            fft: OnceLock::new(),
+            fft: SpectraCache::default(),
         });
     }
 
@@ -490,21 +528,22 @@ impl FrozenNet {
                         activate(*f, y)
                     }
                 };
-                let on_grid =
-                    |filter: &FftFilter| fft_conv::forward(&s, &x.values, filter, bias, epilogue);
                 let values = match winograd {
                     Some(filter) if self.fast && winograd_cpu::suits(&s) => {
                         winograd_cpu::forward(&s, &x.values, filter, bias, epilogue)
                     }
                     _ if self.fast && fft_conv::suits(&s, Pass::Frozen) => {
-                        let kept = fft.get_or_init(|| FftFilter::new(&s, weight));
-                        if kept.fits(&s) {
-                            on_grid(kept)
-                        } else if fft_conv::suits(&s, Pass::Forward) {
-                            // Another input size than the kept filter's: a grid of its own.
-                            on_grid(&FftFilter::new(&s, weight))
-                        } else {
-                            conv_cpu::forward_then(&s, &x.values, weight, Some(bias), epilogue)
+                        match fft_conv::frozen_tiling(&s) {
+                            Some(tiling) => {
+                                let filter = fft.get(&tiling.patch_shape(&s), weight);
+                                fft_conv::forward_tiled(
+                                    &s, &x.values, tiling, &filter, bias, epilogue,
+                                )
+                            }
+                            None => {
+                                let filter = fft.get(&s, weight);
+                                fft_conv::forward(&s, &x.values, &filter, bias, epilogue)
+                            }
                         }
                     }
                     _ => conv_cpu::forward_then(&s, &x.values, weight, Some(bias), epilogue),
