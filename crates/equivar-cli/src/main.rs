@@ -259,6 +259,32 @@ fn print_plan(plan: &Plan) {
         .collect::<Vec<_>>()
         .join(", ");
     println!("  nearest exactly equivariant input sizes: {nearest}");
+    if let Some(repairs) = &plan.repairs {
+        for r in &repairs.windows {
+            let (w, v) = (r.window, r.repaired);
+            let size = if r.out_size == r.repaired_out_size {
+                format!("output {} kept", r.out_size)
+            } else {
+                format!("output {} -> {}", r.out_size, r.repaired_out_size)
+            };
+            println!(
+                "  repair at {}: `{}` window k/s/p/d {}/{}/{}/{} -> {}/{}/{}/{} ({size})",
+                plan.input_size,
+                r.layer,
+                w.kernel,
+                w.stride,
+                w.padding,
+                w.dilation,
+                v.kernel,
+                v.stride,
+                v.padding,
+                v.dilation
+            );
+        }
+        if let Some(layer) = &repairs.unrepaired {
+            println!("  no window change makes `{layer}` exact at the size it sees");
+        }
+    }
     if !plan.exact_under.is_empty() {
         println!("  exact under: {}", plan.exact_under.join(" "));
     }

@@ -45,6 +45,12 @@ fn plan_json_reports_exactness_and_nearest_sizes() {
             .filter(|l| l["name"] != "pool1")
             .all(|l| l["exact"] == true)
     );
+    // The repair: pool1's 2x2 window becomes 3x3 (stride 2), its output still 14.
+    let repair = &approx["repairs"]["windows"][0];
+    assert_eq!(repair["layer"], "pool1");
+    assert_eq!(repair["repaired"]["kernel"], 3);
+    assert_eq!(repair["repaired_out_size"], 14);
+    assert!(exact.get("repairs").is_none());
 }
 
 #[test]

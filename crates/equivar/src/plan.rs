@@ -5,6 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+mod repair;
+
+pub use repair::{Repairs, WindowRepair, apply as apply_repairs};
+
 use crate::error::{EquivarError, Result};
 use crate::field::{FeatureType, element_label};
 use crate::group::O2Element;
@@ -82,6 +86,10 @@ pub struct Plan {
     /// 15 degrees (and their mirrors), standing for all the others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approximate_under: Vec<String>,
+    /// On the plane, when the model is not exact at this size: window changes that make it
+    /// exact here, besides the nearest exact sizes (see [`Repairs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repairs: Option<Repairs>,
     pub layers: Vec<LayerPlan>,
 }
 
@@ -141,6 +149,7 @@ impl Plan {
             polar_steps,
             exact_under,
             approximate_under,
+            repairs: (spec.domain.is_plane() && !exact).then(|| repair::repairs(spec, input_size)),
             layers,
         })
     }

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 use equivar::EquivarError;
 use equivar::check::{equivariance_report, max_errors};
 use equivar::models::{self, MODELS};
-use equivar::plan::{Exactness, Plan};
+use equivar::plan::{Exactness, Plan, apply_repairs};
 use equivar::spec::Domain;
 
 fn input(device: &Device, seed: u64, batch: usize, n: usize) -> Tensor<4> {
@@ -219,4 +219,50 @@ fn the_plan_names_the_exact_and_approximate_elements_check_measures() {
             "{name}: {report}"
         );
     }
+}
+
+/// At a size where a model is not exact the plan proposes window repairs; applied, they give
+/// an exact plan, keep every layer's output size, and the repaired model measures exact
+/// under all of C4 (and D4) at that size, where the original one is off.
+#[test]
+fn window_repairs_make_a_model_exact_at_its_size() {
+    let device = Device::flex();
+    device.seed(8);
+    for (name, size) in [("abusing-p4", 29), ("abusing-p4m", 29), ("abusing-p4", 27)] {
+        let spec = models::spec(name).unwrap();
+        let plan = Plan::new(&spec, size).unwrap();
+        assert!(!plan.exact, "{name} at {size}");
+        let repairs = plan.repairs.clone().expect("an inexact plan lists repairs");
+        assert!(
+            !repairs.windows.is_empty() && repairs.unrepaired.is_none(),
+            "{name}: {repairs:?}"
+        );
+        for r in &repairs.windows {
+            assert_eq!(r.out_size, r.repaired_out_size, "{name} {r:?}");
+        }
+        let repaired = apply_repairs(&spec, &repairs);
+        let fixed = Plan::new(&repaired, size).unwrap();
+        assert!(fixed.exact && fixed.repairs.is_none(), "{name} at {size}");
+        assert_eq!(fixed.output_size, plan.output_size);
+        let measure = |spec: &equivar::spec::NetSpec| {
+            let net = spec
+                .init(size, Exactness::AllowApproximate, &device)
+                .unwrap();
+            equivariance_report(&net, input(&device, 2, 2, size))
+                .unwrap()
+                .max_rel_error
+        };
+        let (before, after) = (measure(&spec), measure(&repaired));
+        assert!(
+            after <= 1e-5 && before > 1e-3,
+            "{name} at {size}: {before:.2e} -> {after:.2e}"
+        );
+    }
+    // An exact plan has nothing to repair.
+    assert!(
+        Plan::new(&models::spec("abusing-p4").unwrap(), 28)
+            .unwrap()
+            .repairs
+            .is_none()
+    );
 }

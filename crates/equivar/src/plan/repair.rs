@@ -1,0 +1,128 @@
+//! Repairs for a model that is not exact at an input size: for each layer that breaks
+//! exactness there, the smallest change of its window (kernel and padding; stride and
+//! dilation kept) that makes it exact at the size it sees, keeping its output size where
+//! some change does, so that the layers after it see what they saw. Applied in order, the
+//! repairs give an exact plan, unless a layer has none (then the list says which).
+
+use serde::{Deserialize, Serialize};
+
+use super::plan_layers;
+use crate::layers::LayerKind;
+use crate::space::Window;
+use crate::spec::NetSpec;
+
+/// One layer's new window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowRepair {
+    pub layer: String,
+    /// The input size the layer sees (with the repairs before it applied).
+    pub in_size: usize,
+    pub window: Window,
+    pub repaired: Window,
+    pub out_size: usize,
+    pub repaired_out_size: usize,
+}
+
+/// The repairs of one plan, in layer order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Repairs {
+    pub windows: Vec<WindowRepair>,
+    /// The first inexact layer that no window change makes exact (e.g. one without a window),
+    /// if any: the repairs before it do not make the model exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unrepaired: Option<String>,
+}
+
+/// How far kernels and paddings are searched from the layer's own.
+const SEARCH: usize = 2;
+
+/// The repairs of `spec` at `input_size` (empty if it is exact or does not plan).
+pub(super) fn repairs(spec: &NetSpec, input_size: usize) -> Repairs {
+    let mut spec = spec.clone();
+    let mut found = Repairs::default();
+    // Each round repairs the first inexact layer; a repaired layer stays exact.
+    for _ in 0..spec.layers.len() {
+        let Ok(layers) = plan_layers(&spec, input_size) else {
+            break;
+        };
+        let Some(index) = layers.iter().position(|l| !l.exact) else {
+            break;
+        };
+        let layer = &layers[index];
+        let best = layer.window.and_then(|window| {
+            candidates(window)
+                .filter_map(|repaired| {
+                    let kind = with_window(&spec.layers[index].kind, repaired)?;
+                    let mut trial = spec.clone();
+                    trial.layers[index].kind = kind;
+                    let planned = plan_layers(&trial, input_size).ok()?;
+                    let out_size = planned[index].out_size;
+                    let cost = (
+                        out_size != layer.out_size,
+                        change(window, repaired),
+                        repaired.kernel,
+                    );
+                    planned[index]
+                        .exact
+                        .then_some((cost, repaired, out_size, trial))
+                })
+                .min_by_key(|(cost, ..)| *cost)
+        });
+        let Some((_, repaired, repaired_out_size, trial)) = best else {
+            found.unrepaired = Some(layer.name.clone());
+            break;
+        };
+        found.windows.push(WindowRepair {
+            layer: layer.name.clone(),
+            in_size: layer.in_size,
+            window: layer.window.expect("a repaired layer has a window"),
+            repaired,
+            out_size: layer.out_size,
+            repaired_out_size,
+        });
+        spec = trial;
+    }
+    found
+}
+
+/// `spec` with `repairs` applied (the layers named; others untouched).
+pub fn apply(spec: &NetSpec, repairs: &Repairs) -> NetSpec {
+    let mut spec = spec.clone();
+    for repair in &repairs.windows {
+        for layer in spec.layers.iter_mut().filter(|l| l.name == repair.layer) {
+            if let Some(kind) = with_window(&layer.kind, repair.repaired) {
+                layer.kind = kind;
+            }
+        }
+    }
+    spec
+}
+
+/// Windows within [`SEARCH`] of `window`'s kernel and padding, the window itself excluded.
+fn candidates(window: Window) -> impl Iterator<Item = Window> {
+    let kernels = window.kernel.saturating_sub(SEARCH).max(1)..=window.kernel + SEARCH;
+    kernels
+        .flat_map(move |kernel| {
+            (window.padding.saturating_sub(SEARCH)..=window.padding + SEARCH).map(move |padding| {
+                Window {
+                    kernel,
+                    padding,
+                    ..window
+                }
+            })
+        })
+        .filter(move |w| *w != window)
+}
+
+/// How much a repair changes the window.
+fn change(from: Window, to: Window) -> usize {
+    from.kernel.abs_diff(to.kernel) + from.padding.abs_diff(to.padding)
+}
+
+/// `kind` with its `window` field replaced, for the layer kinds whose description has one
+/// (the description format's field name, which model files use too).
+fn with_window(kind: &LayerKind, window: Window) -> Option<LayerKind> {
+    let mut value = serde_json::to_value(kind).ok()?;
+    *value.get_mut("window")? = serde_json::to_value(window).ok()?;
+    serde_json::from_value(value).ok()
+}
