@@ -188,30 +188,21 @@ fn grid_lengths_are_small_smooth_and_large_enough() {
 /// input channel, a 5x5 window on a 5x5 input without padding: one output pixel).
 #[test]
 fn the_cost_model_takes_large_windows_on_many_channels() {
-    assert!(fft_conv::suits(
-        &shape(64, 264, 360, (20, 20), 7, 3),
-        Pass::Frozen
-    ));
-    assert!(fft_conv::suits(
-        &shape(64, 400, 400, (10, 10), 7, 3),
-        Pass::Frozen
-    ));
-    assert!(fft_conv::suits(
-        &shape(64, 400, 720, (5, 5), 7, 3),
-        Pass::Frozen
-    ));
-    assert!(!fft_conv::suits(
-        &shape(64, 264, 360, (20, 20), 3, 1),
-        Pass::Frozen
-    ));
-    assert!(!fft_conv::suits(
-        &shape(64, 1, 264, (28, 28), 9, 0),
-        Pass::Frozen
-    ));
-    assert!(!fft_conv::suits(
-        &shape(64, 720, 1080, (5, 5), 5, 0),
-        Pass::Frozen
-    ));
+    expect_choices(&[
+        (shape(64, 264, 360, (20, 20), 7, 3), Pass::Frozen, true),
+        (shape(64, 400, 400, (10, 10), 7, 3), Pass::Frozen, true),
+        (shape(64, 400, 720, (5, 5), 7, 3), Pass::Frozen, true),
+        (shape(64, 264, 360, (20, 20), 3, 1), Pass::Frozen, false),
+        (shape(64, 1, 264, (28, 28), 9, 0), Pass::Frozen, false),
+        (shape(64, 720, 1080, (5, 5), 5, 0), Pass::Frozen, false),
+    ]);
+}
+
+/// Asserts the cost model's choice for each `(shape, pass, takes the FFT path)`.
+fn expect_choices(cases: &[(ConvShape, Pass, bool)]) {
+    for (s, pass, want) in cases {
+        assert_eq!(fft_conv::suits(s, *pass), *want, "{pass:?} {s:?}");
+    }
 }
 
 /// A training step pays the filter's transform and one inverse per channel pair for the
@@ -220,35 +211,16 @@ fn the_cost_model_takes_large_windows_on_many_channels() {
 /// planes is bound by reading the filter's spectra; it runs on tiles, tested below.)
 #[test]
 fn the_cost_model_weighs_the_filter_transforms_against_the_batch() {
-    for batch in [16, 128] {
-        assert!(
-            fft_conv::suits(&shape(batch, 264, 360, (20, 20), 7, 3), Pass::Training),
-            "{batch}"
-        );
-        assert!(
-            fft_conv::suits(&shape(batch, 400, 400, (10, 10), 7, 3), Pass::Training),
-            "{batch}"
-        );
-    }
-    assert!(fft_conv::suits(
-        &shape(128, 400, 720, (5, 5), 7, 3),
-        Pass::Training
-    ));
-    assert!(!fft_conv::suits(
-        &shape(1, 264, 360, (20, 20), 7, 3),
-        Pass::Training
-    ));
-    assert!(!fft_conv::suits(
-        &shape(1, 400, 720, (5, 5), 7, 3),
-        Pass::Training
-    ));
-    // An untracked forward on live weights transforms the filter too.
-    assert!(fft_conv::suits(
-        &shape(128, 264, 360, (20, 20), 7, 3),
-        Pass::Forward
-    ));
-    assert!(!fft_conv::suits(
-        &shape(4, 264, 360, (20, 20), 7, 3),
-        Pass::Forward
-    ));
+    expect_choices(&[
+        (shape(16, 264, 360, (20, 20), 7, 3), Pass::Training, true),
+        (shape(16, 400, 400, (10, 10), 7, 3), Pass::Training, true),
+        (shape(128, 264, 360, (20, 20), 7, 3), Pass::Training, true),
+        (shape(128, 400, 400, (10, 10), 7, 3), Pass::Training, true),
+        (shape(128, 400, 720, (5, 5), 7, 3), Pass::Training, true),
+        (shape(1, 264, 360, (20, 20), 7, 3), Pass::Training, false),
+        (shape(1, 400, 720, (5, 5), 7, 3), Pass::Training, false),
+        // An untracked forward on live weights transforms the filter too.
+        (shape(128, 264, 360, (20, 20), 7, 3), Pass::Forward, true),
+        (shape(4, 264, 360, (20, 20), 7, 3), Pass::Forward, false),
+    ]);
 }
