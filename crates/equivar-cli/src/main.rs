@@ -6,6 +6,7 @@ use std::process::ExitCode;
 mod bench;
 mod commands;
 mod demo;
+mod onnx;
 
 use anyhow::{Result, bail};
 
@@ -43,14 +44,19 @@ enum Command {
         #[arg(long, value_name = "MODEL")]
         json: Option<String>,
     },
-    /// Static plan: per-layer sizes and whether each layer is exactly equivariant at this size.
+    /// Static plan: per-layer sizes and whether each layer is exactly equivariant at this size;
+    /// with --onnx, of any ONNX model (every Conv, MaxPool, AveragePool and Pad).
     Plan {
         /// A planar reference model (`equivar models`), e.g. abusing-p4, or a model file.
+        #[arg(long, required_unless_present = "onnx", conflicts_with = "onnx")]
+        model: Option<String>,
+        /// An ONNX file written by any framework (PyTorch, escnn's export, ...).
+        #[arg(long, value_name = "FILE")]
+        onnx: Option<PathBuf>,
+        /// Input size in pixels (the image is SIZE x SIZE); for --onnx, the graph's own size
+        /// when left out.
         #[arg(long)]
-        model: String,
-        /// Input size in pixels (the image is SIZE x SIZE).
-        #[arg(long)]
-        input_size: usize,
+        input_size: Option<usize>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -105,11 +111,19 @@ enum Command {
 }
 
 #[derive(Args)]
-struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// A planar reference model (`equivar models`) or a model file (.json/.toml), or a
     /// sphere layer: disco-s2, disco-s2-iso.
+    #[arg(long, required_unless_present = "onnx", conflicts_with = "onnx")]
+    model: Option<String>,
+    /// An ONNX file written by any framework: run it on random images and their copies under
+    /// --group, and report the invariance error of its output.
+    #[arg(long, value_name = "FILE")]
+    onnx: Option<PathBuf>,
+    /// The group the --onnx model should be invariant to: c4 (quarter turns) or d4 (and
+    /// mirrors); also c1, c2, d1, d2.
     #[arg(long)]
-    model: String,
+    group: Option<String>,
     /// Input size in pixels of a planar model (required for it; not for the sphere layers).
     #[arg(long)]
     input_size: Option<usize>,
@@ -123,7 +137,7 @@ struct CheckArgs {
     /// Seed of the random weights and inputs.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Number of random inputs of a planar model (1..=1024).
+    /// Number of random inputs of a planar model or an --onnx file (1..=1024).
     #[arg(long, default_value_t = 4)]
     batch: usize,
     /// Print JSON instead of a table.
@@ -306,6 +320,9 @@ fn print_plan(plan: &Plan) {
 }
 
 fn check(args: CheckArgs, given: &[String]) -> Result<()> {
+    if let Some(file) = &args.onnx {
+        return onnx::check(file, &args, given);
+    }
     let CheckArgs {
         model,
         input_size,
@@ -315,7 +332,15 @@ fn check(args: CheckArgs, given: &[String]) -> Result<()> {
         batch,
         json,
         compute,
+        ..
     } = args;
+    let model = model.expect("clap requires --model without --onnx");
+    if given.iter().any(|g| g == "group") {
+        bail!(
+            "--group applies to --onnx; `{model}` is checked under its own group (`equivar plan` \
+             names it)"
+        );
+    }
     let compute = compute.compute()?;
     if model.starts_with("disco") {
         if input_size.is_some() || given.iter().any(|g| g == "batch") {
@@ -402,10 +427,21 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
             );
         }
         Command::Plan {
+            onnx: Some(file),
+            input_size,
+            json,
+            ..
+        } => onnx::plan(&file, input_size, json)?,
+        Command::Plan {
             model,
             input_size,
             json,
+            ..
         } => {
+            let model = model.expect("clap requires --model without --onnx");
+            let Some(input_size) = input_size else {
+                bail!("--input-size is required for `{model}`: the plan is of one input size");
+            };
             let plan = Plan::new(&models::spec(&model)?, input_size)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
