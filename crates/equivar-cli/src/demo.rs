@@ -53,8 +53,9 @@ pub fn run(model: &str, compute: Compute) -> Result<()> {
          A stride-2 layer is exactly equivariant only if its sampling grid is symmetric about \
          the image centre.\n"
     );
+    let width = model.len().max(12);
     println!(
-        "{:<12} {:>5} {:>12} {:>20}  first inexact layer",
+        "{:<width$} {:>5} {:>12} {:>20}  first inexact layer",
         "model", "size", "plan", "rel error at init"
     );
     for n in [27, 28, 29] {
@@ -64,7 +65,7 @@ pub fn run(model: &str, compute: Compute) -> Result<()> {
             format!("{} ({}x{})", l.name, l.in_size, l.in_size)
         });
         println!(
-            "{:<12} {:>5} {:>12} {:>20.3e}  {first}",
+            "{:<width$} {:>5} {:>12} {:>20.3e}  {first}",
             model,
             n,
             if plan.exact { "exact" } else { "approximate" },
@@ -72,9 +73,19 @@ pub fn run(model: &str, compute: Compute) -> Result<()> {
         );
     }
 
+    let verdict = |n: usize| -> Result<&'static str> {
+        Ok(if Plan::new(&models::spec(model)?, n)?.exact {
+            "exact"
+        } else {
+            "approximate"
+        })
+    };
     println!(
-        "\nTraining {model} upright on {TRAIN_IMAGES} MNIST digits at 28 (exact) and 29 (approximate), \
-         {EPOCHS} epochs each (250 Adam steps), then testing {TEST_IMAGES} digits turned by 0/90/180/270 degrees:"
+        "\nTraining {model} upright on {TRAIN_IMAGES} MNIST digits at 28 ({}) and 29 ({}), \
+         {EPOCHS} epochs each (250 Adam steps), then testing {TEST_IMAGES} digits turned by \
+         0/90/180/270 degrees:",
+        verdict(28)?,
+        verdict(29)?
     );
     let device = compute.device.clone();
     remove_stale_scratch();
@@ -121,16 +132,24 @@ pub fn run(model: &str, compute: Compute) -> Result<()> {
         "size", "plan", "0", "90", "180", "270", "spread"
     );
     for (n, curve) in &rows {
-        let exact = Plan::new(&models::spec(model)?, *n)?.exact;
-        print!("{n:>5} {:>12}", if exact { "exact" } else { "approximate" });
+        print!("{n:>5} {:>12}", verdict(*n)?);
         for a in &curve.accuracy {
             print!(" {a:>7.1}%");
         }
         println!(" {:>7.1}", curve.quarter_turn_spread().unwrap_or(f64::NAN));
     }
+    let lesson = match (verdict(28)?, verdict(29)?) {
+        ("exact", "exact") => {
+            "Exact at both sizes, the model gives the same accuracy at every \
+                               quarter turn at both."
+        }
+        _ => {
+            "The exact model gives the same accuracy at every quarter turn; the approximate one \
+              does not."
+        }
+    };
     println!(
-        "\nThe exact model gives the same accuracy at every quarter turn; the approximate one does \
-         not.\nMeasured on {}, {} threads: trained accuracies differ slightly between CPUs \
+        "\n{lesson}\nMeasured on {}, {} threads: trained accuracies differ slightly between CPUs \
          (floating-point rounding in the kernels); the exact model's equality across quarter \
          turns does not.\n\
          Next: equivar plan --model {model} --input-size 29\n      \

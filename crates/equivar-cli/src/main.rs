@@ -6,6 +6,7 @@ use std::process::ExitCode;
 mod bench;
 mod commands;
 mod demo;
+mod lie;
 mod onnx;
 
 use anyhow::{Result, bail};
@@ -114,7 +115,7 @@ enum Command {
 pub(crate) struct CheckArgs {
     /// A planar reference model (`equivar models`) or a model file (.json/.toml), or a
     /// sphere layer: disco-s2, disco-s2-iso.
-    #[arg(long, required_unless_present = "onnx", conflicts_with = "onnx")]
+    #[arg(long, required_unless_present_any = ["onnx", "run"], conflicts_with = "onnx")]
     model: Option<String>,
     /// An ONNX file written by any framework: run it on random images and their copies under
     /// --group, and report the invariance error of its output.
@@ -124,6 +125,21 @@ pub(crate) struct CheckArgs {
     /// mirrors); also c1, c2, d1, d2.
     #[arg(long)]
     group: Option<String>,
+    /// The local equivariance error (Lie derivative) under these continuous transformations,
+    /// comma-separated: rotation, translation (x and y), scale, shear, stretch (x and y),
+    /// saturation, or all; end to end and per layer.
+    #[arg(long, value_name = "TRANSFORMS")]
+    lie: Option<String>,
+    /// With --lie: a trained run directory; the model, size and weights come from it and the
+    /// images are its data set's test images.
+    #[arg(long, value_name = "DIR", requires = "lie")]
+    run: Option<PathBuf>,
+    /// With --lie: the number of images (1..=10000).
+    #[arg(long, default_value_t = 100)]
+    images: usize,
+    /// With --lie: write the per-layer bar chart as PLOT.png and PLOT.svg.
+    #[arg(long, value_name = "PLOT")]
+    plot: Option<PathBuf>,
     /// Input size in pixels of a planar model (required for it; not for the sphere layers).
     #[arg(long)]
     input_size: Option<usize>,
@@ -298,6 +314,14 @@ fn print_plan(plan: &Plan) {
         if let Some(layer) = &repairs.unrepaired {
             println!("  no window change makes `{layer}` exact at the size it sees");
         }
+        for r in &repairs.subsampling {
+            let w = r.window;
+            println!(
+                "  or: `{}` at stride 1 (k/s/p/d {}/1/{}/{}) followed by an equivariant \
+                 subsampling at stride {} (exact at every size, output {} kept)",
+                r.layer, w.kernel, w.padding, w.dilation, w.stride, r.out_size
+            );
+        }
     }
     if !plan.exact_under.is_empty() {
         println!("  exact under: {}", plan.exact_under.join(" "));
@@ -322,6 +346,15 @@ fn print_plan(plan: &Plan) {
 fn check(args: CheckArgs, given: &[String]) -> Result<()> {
     if let Some(file) = &args.onnx {
         return onnx::check(file, &args, given);
+    }
+    if let Some(transforms) = &args.lie {
+        return lie::check(transforms, &args, given);
+    }
+    if let Some(flag) = ["run", "images", "plot"]
+        .iter()
+        .find(|f| given.iter().any(|g| g == *f))
+    {
+        bail!("--{flag} applies to --lie (the local equivariance error)");
     }
     let CheckArgs {
         model,

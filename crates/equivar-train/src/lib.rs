@@ -10,6 +10,7 @@ pub mod e2_mnist_rot;
 pub mod eval;
 pub mod examples;
 pub mod images;
+pub mod lie_plot;
 pub mod plot;
 pub mod regime;
 pub mod reproduce;

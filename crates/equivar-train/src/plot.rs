@@ -1,4 +1,5 @@
-//! Accuracy-against-angle plots (PNG and SVG), one curve per model.
+//! Plots (PNG and SVG, written atomically): accuracy against angle, one curve per model; the
+//! per-layer bars of the Lie derivative are in [`crate::lie_plot`].
 
 use std::path::Path;
 use std::sync::Once;
@@ -21,12 +22,41 @@ fn register_font() {
     });
 }
 
+/// A chart that draws on any plotters backend (PNG and SVG).
+pub(crate) trait Figure {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<()>
+    where
+        DB::ErrorType: 'static;
+}
+
+struct AngleFigure<'a> {
+    curves: &'a [RotationCurve],
+    title: &'a str,
+}
+
+impl Figure for AngleFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, plotters::coord::Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(root, self.curves, self.title)
+    }
+}
+
 /// Writes `stem.png` and `stem.svg` (atomically) and returns their paths.
 pub fn accuracy_vs_angle(
     curves: &[RotationCurve],
     title: &str,
     stem: &Path,
 ) -> Result<[std::path::PathBuf; 2]> {
+    write_figure(&AngleFigure { curves, title }, stem)
+}
+
+/// Writes `figure` as `stem.png` and `stem.svg` (atomically) and returns their paths.
+pub(crate) fn write_figure(figure: &impl Figure, stem: &Path) -> Result<[std::path::PathBuf; 2]> {
     register_font();
     let png = stem.with_extension("png");
     let svg = stem.with_extension("svg");
@@ -43,7 +73,7 @@ pub fn accuracy_vs_angle(
     let tmp_png = dir.join(format!(".{stem_name}.tmp-{}.png", std::process::id()));
     {
         let root = BitMapBackend::new(&tmp_png, SIZE).into_drawing_area();
-        draw(&root, curves, title)?;
+        figure.draw(&root)?;
         root.present()
             .map_err(|e| anyhow!("cannot draw {}: {e}", png.display()))?;
     }
@@ -52,7 +82,7 @@ pub fn accuracy_vs_angle(
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
-        draw(&root, curves, title)?;
+        figure.draw(&root)?;
         root.present()
             .map_err(|e| anyhow!("cannot draw {}: {e}", svg.display()))?;
     }

@@ -11,6 +11,7 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub mod lie;
 pub mod sphere;
 
 use crate::error::Result;

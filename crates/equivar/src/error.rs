@@ -112,6 +112,13 @@ pub enum EquivarError {
     )]
     UnknownKernels(String),
 
+    #[error(
+        "unknown transformation `{0}`; use a comma-separated list of rotation, translation \
+         (= translation_x,translation_y), scale, shear, stretch (= stretch_x,stretch_y), \
+         saturation, or all"
+    )]
+    UnknownTransform(String),
+
     #[error("unknown device `{name}`: {reason}")]
     UnknownDevice { name: String, reason: String },
 

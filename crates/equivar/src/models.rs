@@ -3,6 +3,7 @@
 use crate::error::{EquivarError, Result};
 use crate::field::FieldType;
 use crate::group::{Group, PlanarGroup};
+use crate::layers::EquivariantSubsample;
 use crate::space::Window;
 use crate::spec::{NetSpec, Reduce};
 
@@ -41,6 +42,19 @@ pub const MODELS: &[ModelInfo] = &[
         summary: "the same network over D4 (rotations and mirrors), 10 regular fields",
         input_size: 28,
         build: || abusing("abusing-p4m", Group::dihedral(4), 10),
+    },
+    ModelInfo {
+        name: "abusing-p4-subsample",
+        summary: "abusing-p4 with equivariant subsampling (Xu et al. 2021) after a 2x2 \
+                  stride-1 max pool: exact under quarter turns at every input size",
+        input_size: 28,
+        build: || abusing_subsampled("abusing-p4-subsample", Group::cyclic(4), 10),
+    },
+    ModelInfo {
+        name: "abusing-p4m-subsample",
+        summary: "the same over D4: exact under quarter turns and mirrors at every size",
+        input_size: 28,
+        build: || abusing_subsampled("abusing-p4m-subsample", Group::dihedral(4), 10),
     },
     ModelInfo {
         name: "abusing-z2",
@@ -152,15 +166,36 @@ pub fn spec(name: &str) -> Result<NetSpec> {
 /// Parameters (abusing-p4): 24,810. The authors' code reports 24,990: its first layer takes
 /// 3 input channels (MNIST replicated to RGB), adding 2 * 10 * 3 * 3 = 180 weights.
 pub fn abusing(name: &str, group: Group, fields: usize) -> NetSpec {
+    abusing_with(name, group, fields, |spec| {
+        spec.max_pool(Window::new(2).stride(2))
+    })
+}
+
+/// [`abusing`] with its 2x2/2 max pool split into a 2x2 stride-1 max pool and an
+/// equivariant subsampling (Xu et al. 2021): exact under the group's quarter turns and mirrors
+/// at every input size. At 28: 28 -> 27 -> 14 -> 11; at 29: 29 -> 28 -> 14 -> 11.
+pub fn abusing_subsampled(name: &str, group: Group, fields: usize) -> NetSpec {
+    abusing_with(name, group, fields, |spec| {
+        spec.max_pool(Window::new(2))
+            .push("subsample1", EquivariantSubsample { stride: 2 })
+    })
+}
+
+fn abusing_with(
+    name: &str,
+    group: Group,
+    fields: usize,
+    pool: impl FnOnce(NetSpec) -> NetSpec,
+) -> NetSpec {
     let conv3 = Window::new(3).padding(1);
-    let mut spec = NetSpec::new(name, FieldType::trivial(group, 1))
+    let spec = NetSpec::new(name, FieldType::trivial(group, 1))
         .lifting_conv(fields, conv3)
         .batch_norm()
         .relu()
         .group_conv(fields, conv3)
         .batch_norm()
-        .relu()
-        .max_pool(Window::new(2).stride(2));
+        .relu();
+    let mut spec = pool(spec);
     for _ in 0..4 {
         spec = spec.group_conv(fields, conv3).batch_norm().relu();
     }

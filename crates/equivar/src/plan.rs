@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 mod repair;
 
-pub use repair::{Repairs, WindowRepair, apply as apply_repairs};
+pub use repair::{
+    Repairs, SubsamplingRepair, WindowRepair, apply as apply_repairs, apply_subsampling,
+};
 
 use crate::error::{EquivarError, Result};
 use crate::field::{FeatureType, element_label};

@@ -57,6 +57,7 @@ mod activation;
 mod batch_norm;
 mod blur_pool;
 mod disco_conv;
+mod equivariant_resample;
 mod field_dropout;
 mod fourier_nonlinearity;
 mod gated_nonlinearity;
@@ -77,6 +78,7 @@ pub use activation::Nonlinearity;
 pub use batch_norm::BatchNorm;
 pub use blur_pool::BlurPool;
 pub use disco_conv::DiscoConv;
+pub use equivariant_resample::{EquivariantSubsample, EquivariantUpsample};
 pub use field_dropout::FieldDropout;
 pub use fourier_nonlinearity::FourierNonlinearity;
 pub use gated_nonlinearity::GatedNonlinearity;
@@ -249,6 +251,8 @@ layer_kinds! {
     NormMaxPool(NormMaxPool) = "norm_max_pool",
     BlurPool(BlurPool) = "blur_pool",
     Upsample(Upsample) = "upsample",
+    EquivariantSubsample(EquivariantSubsample) = "equivariant_subsample",
+    EquivariantUpsample(EquivariantUpsample) = "equivariant_upsample",
 }
 
 impl LayerKind {
@@ -314,6 +318,7 @@ layer_modules! {
     NormMaxPool(nn::NormMaxPool),
     BlurPool(nn::BlurPool),
     Upsample(nn::Upsample),
+    CanonicalResample(nn::CanonicalResample),
 }
 
 impl Layer {

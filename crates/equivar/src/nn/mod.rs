@@ -1,6 +1,7 @@
 //! burn Modules built on the group, space and kernels layers. Every module works on any burn
 //! backend, with autodiff, on the feature layout documented in [`crate::field`].
 
+mod canonical;
 mod conv;
 mod disco;
 mod field_maps;
@@ -14,6 +15,7 @@ mod resample;
 mod steerable_conv;
 
 pub use crate::layers::Layer;
+pub use canonical::{CanonicalResample, Resampling};
 pub use conv::{GroupConv2d, LiftingConv2d};
 pub use disco::{DiscoConfig, DiscoConvS2, DiscoConvTransposeS2};
 pub use field_maps::{FieldLayout, GatedNonlinearity, NormFunction, NormNonlinearity, NormPool};

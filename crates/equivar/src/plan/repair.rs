@@ -3,13 +3,18 @@
 //! dilation kept) that makes it exact at the size it sees, keeping its output size where
 //! some change does, so that the layers after it see what they saw. Applied in order, the
 //! repairs give an exact plan, unless a layer has none (then the list says which).
+//!
+//! The other repair keeps every window and moves the stride: each inexact strided layer at
+//! stride 1 (exact at every size) followed by an equivariant subsampling at its stride
+//! (exact at every size; DESIGN.md 2.9). Its output size is the layer's own,
+//! `ceil((n + 2p - d(k-1)) / s)`.
 
 use serde::{Deserialize, Serialize};
 
 use super::plan_layers;
-use crate::layers::LayerKind;
+use crate::layers::{EquivariantSubsample, LayerKind};
 use crate::space::Window;
-use crate::spec::NetSpec;
+use crate::spec::{LayerSpec, NetSpec};
 
 /// One layer's new window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,10 +28,25 @@ pub struct WindowRepair {
     pub repaired_out_size: usize,
 }
 
+/// One strided layer made stride 1 and followed by an equivariant subsampling.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SubsamplingRepair {
+    pub layer: String,
+    pub in_size: usize,
+    pub window: Window,
+    /// The name of the `equivariant_subsample` layer inserted after it.
+    pub subsample: String,
+    pub out_size: usize,
+}
+
 /// The repairs of one plan, in layer order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Repairs {
     pub windows: Vec<WindowRepair>,
+    /// The alternative to `windows`: every inexact strided layer at stride 1, followed by
+    /// an equivariant subsampling (see [`apply_subsampling`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subsampling: Vec<SubsamplingRepair>,
     /// The first inexact layer that no window change makes exact (e.g. one without a window),
     /// if any: the repairs before it do not make the model exact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,6 +58,71 @@ const SEARCH: usize = 2;
 
 /// The repairs of `spec` at `input_size` (empty if it is exact or does not plan).
 pub(super) fn repairs(spec: &NetSpec, input_size: usize) -> Repairs {
+    Repairs {
+        subsampling: subsampling_repairs(spec, input_size),
+        ..window_repairs(spec, input_size)
+    }
+}
+
+fn subsampling_repairs(spec: &NetSpec, input_size: usize) -> Vec<SubsamplingRepair> {
+    let Ok(layers) = plan_layers(spec, input_size) else {
+        return Vec::new();
+    };
+    layers
+        .iter()
+        .zip(&spec.layers)
+        .filter_map(|(planned, layer)| {
+            let window = planned.window.filter(|w| w.stride > 1 && !planned.exact)?;
+            // Only layers whose description carries the window can be rewritten.
+            with_window(
+                &layer.kind,
+                Window {
+                    stride: 1,
+                    ..window
+                },
+            )?;
+            Some(SubsamplingRepair {
+                layer: planned.name.clone(),
+                in_size: planned.in_size,
+                window,
+                subsample: format!("{}_subsample", planned.name),
+                out_size: planned.out_size,
+            })
+        })
+        .collect()
+}
+
+/// `spec` with `repairs.subsampling` applied: each named layer at stride 1, followed by an
+/// `equivariant_subsample` at its old stride.
+pub fn apply_subsampling(spec: &NetSpec, repairs: &Repairs) -> NetSpec {
+    let mut spec = spec.clone();
+    for repair in &repairs.subsampling {
+        let Some(index) = spec.layers.iter().position(|l| l.name == repair.layer) else {
+            continue;
+        };
+        let stride_one = Window {
+            stride: 1,
+            ..repair.window
+        };
+        let Some(kind) = with_window(&spec.layers[index].kind, stride_one) else {
+            continue;
+        };
+        spec.layers[index].kind = kind;
+        spec.layers.insert(
+            index + 1,
+            LayerSpec {
+                name: repair.subsample.clone(),
+                kind: EquivariantSubsample {
+                    stride: repair.window.stride,
+                }
+                .into(),
+            },
+        );
+    }
+    spec
+}
+
+fn window_repairs(spec: &NetSpec, input_size: usize) -> Repairs {
     let mut spec = spec.clone();
     let mut found = Repairs::default();
     // Each round repairs the first inexact layer; a repaired layer stays exact.
