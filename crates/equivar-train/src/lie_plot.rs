@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow};
 use equivar::check::lie::LieReport;
 use plotters::prelude::*;
 
-use crate::plot::{Figure, write_figure};
+use crate::plot::{Figure, draw_legend, write_figure};
 
 struct LieFigure<'a>(&'a LieReport);
 
@@ -88,14 +88,6 @@ impl Figure for LieFigure<'_> {
                     Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }

@@ -3,29 +3,15 @@
 //! image, the per-layer attribution summing to the end-to-end value, and the layer-by-layer
 //! backward passes agreeing with the whole network's.
 
+mod common;
+
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
+use common::seeded_tensor;
 use equivar::check::lie::{LieTransform, lie_derivative, lie_report, local_equivariance_error};
 use equivar::layers::LayerKind;
 use equivar::models;
 use equivar::plan::Exactness;
-
-/// Deterministic normal-ish values (not the device's shared generator: tests run in parallel).
-fn values(len: usize, seed: u64) -> Vec<f32> {
-    (0..len)
-        .map(|k| {
-            let u = ((k as f64 + 1.0) * 12.9898 + seed as f64 * 78.233).sin() * 43758.5453;
-            let v = ((k as f64 + 1.0) * 39.3468 + seed as f64 * 11.135).sin() * 24634.6345;
-            let (u, v) = (u - u.floor(), v - v.floor());
-            ((-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-        })
-        .collect()
-}
-
-fn tensor(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
-    let len = shape.iter().product();
-    Tensor::from_data(TensorData::new(values(len, seed), shape), device)
-}
 
 fn host(t: Tensor<2>) -> Vec<f64> {
     t.into_data()
@@ -56,7 +42,7 @@ fn moments(x: Tensor<4>) -> Tensor<2> {
 #[test]
 fn rotation_invariant_functions_have_zero_lie_derivative() {
     let device = Device::flex();
-    let x = tensor([3, 2, 11, 11], 1, &device);
+    let x = seeded_tensor([3, 2, 11, 11], 1, &device);
     let l = host(lie_derivative(moments, &x, LieTransform::Rotation));
     let scale = host(moments(x.clone()))
         .iter()
@@ -145,7 +131,7 @@ fn per_layer_attribution_telescopes_to_the_end_to_end_lee() {
     device.seed(3);
     let spec = models::spec("abusing-p4").unwrap();
     let net = spec.init(29, Exactness::AllowApproximate, &device).unwrap();
-    let x = tensor([5, 1, 29, 29], 4, &device);
+    let x = seeded_tensor([5, 1, 29, 29], 4, &device);
     let transforms = [
         LieTransform::Rotation,
         LieTransform::TranslationX,
@@ -195,7 +181,7 @@ fn subsampling_adds_translation_error_to_a_model() {
         }
     }
     let n = 21;
-    let x = tensor([12, 1, n, n], 9, &device);
+    let x = seeded_tensor([12, 1, n, n], 9, &device);
     let strided = strided
         .init(n, Exactness::AllowApproximate, &device)
         .unwrap();

@@ -37,8 +37,9 @@ pub struct EquivariantUpsample {
     pub stride: usize,
 }
 
-fn plan_step(input: &PlanInput, resampling: Resampling, stride: usize) -> Result<PlanStep> {
+fn plan_step(input: &PlanInput, resampling: Resampling) -> Result<PlanStep> {
     expect_plane(input)?;
+    let stride = resampling.stride();
     if !(1..=MAX_STRIDE).contains(&stride) {
         return Err(invalid(
             input.layer,
@@ -61,10 +62,12 @@ fn build(plan: &LayerPlan, resampling: Resampling) -> Result<Layer> {
 
 impl LayerRule for EquivariantSubsample {
     fn plan(&self, input: &PlanInput) -> Result<PlanStep> {
-        let resampling = Resampling::Subsample {
-            stride: self.stride,
-        };
-        plan_step(input, resampling, self.stride)
+        plan_step(
+            input,
+            Resampling::Subsample {
+                stride: self.stride,
+            },
+        )
     }
 
     fn build(&self, plan: &LayerPlan, _device: &Device) -> Result<Layer> {
@@ -79,10 +82,12 @@ impl LayerRule for EquivariantSubsample {
 
 impl LayerRule for EquivariantUpsample {
     fn plan(&self, input: &PlanInput) -> Result<PlanStep> {
-        let resampling = Resampling::Upsample {
-            stride: self.stride,
-        };
-        plan_step(input, resampling, self.stride)
+        plan_step(
+            input,
+            Resampling::Upsample {
+                stride: self.stride,
+            },
+        )
     }
 
     fn build(&self, plan: &LayerPlan, _device: &Device) -> Result<Layer> {

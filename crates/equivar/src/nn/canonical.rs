@@ -29,6 +29,12 @@ pub enum Resampling {
 }
 
 impl Resampling {
+    pub fn stride(self) -> usize {
+        match self {
+            Resampling::Subsample { stride } | Resampling::Upsample { stride } => stride,
+        }
+    }
+
     /// Output side for an input side `n`.
     pub fn out_size(self, n: usize) -> usize {
         match self {
@@ -47,6 +53,7 @@ impl Resampling {
                 let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [m]), &device);
                 x.select(2, index.clone()).select(3, index)
             }
+            Resampling::Upsample { stride: 1 } => x,
             Resampling::Upsample { stride } => {
                 // [b, c, n, 1, n, 1] padded with zeros to [b, c, n, s, n, s].
                 let x = x.reshape([b, c, n, 1, n, 1]);

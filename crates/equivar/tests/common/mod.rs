@@ -1,6 +1,8 @@
-//! Helpers shared by the integration tests that compare two whole networks' outputs.
+//! Helpers shared by the integration tests: comparing outputs, seeded inputs.
+// Each test binary uses some of them.
+#![allow(dead_code)]
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use equivar::field::FeatureType;
 use equivar::group::O2Element;
 
@@ -42,4 +44,23 @@ pub fn act_on_channels(t: &FeatureType, g: O2Element, x: &Tensor<4>) -> Tensor<4
         }
     }
     Tensor::from_data(TensorData::new(out, [b, c, h, w]), &x.device())
+}
+
+/// Deterministic normal-ish values from `seed` (not the device's shared generator, which
+/// tests running in parallel would interleave).
+pub fn seeded_values(len: usize, seed: u64) -> Vec<f32> {
+    (0..len)
+        .map(|k| {
+            let u = ((k as f64 + 1.0) * 12.9898 + seed as f64 * 78.233).sin() * 43758.5453;
+            let v = ((k as f64 + 1.0) * 39.3468 + seed as f64 * 11.135).sin() * 24634.6345;
+            let (u, v) = (u - u.floor(), v - v.floor());
+            ((-2.0 * (1.0 - u).ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+        })
+        .collect()
+}
+
+/// A tensor of [`seeded_values`].
+pub fn seeded_tensor(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
+    let len = shape.iter().product();
+    Tensor::from_data(TensorData::new(seeded_values(len, seed), shape), device)
 }
