@@ -73,19 +73,21 @@ pub fn run(model: &str, compute: Compute) -> Result<()> {
         );
     }
 
-    let verdict = |n: usize| -> Result<&'static str> {
-        Ok(if Plan::new(&models::spec(model)?, n)?.exact {
+    // The plan's word for the two training sizes, planned once.
+    let spec = models::spec(model)?;
+    let verdict_at = |n: usize| -> Result<&'static str> {
+        Ok(if Plan::new(&spec, n)?.exact {
             "exact"
         } else {
             "approximate"
         })
     };
+    let verdicts = [verdict_at(28)?, verdict_at(29)?];
     println!(
         "\nTraining {model} upright on {TRAIN_IMAGES} MNIST digits at 28 ({}) and 29 ({}), \
          {EPOCHS} epochs each (250 Adam steps), then testing {TEST_IMAGES} digits turned by \
          0/90/180/270 degrees:",
-        verdict(28)?,
-        verdict(29)?
+        verdicts[0], verdicts[1]
     );
     let device = compute.device.clone();
     remove_stale_scratch();
@@ -131,15 +133,15 @@ pub fn run(model: &str, compute: Compute) -> Result<()> {
         "\n{:>5} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "size", "plan", "0", "90", "180", "270", "spread"
     );
-    for (n, curve) in &rows {
-        print!("{n:>5} {:>12}", verdict(*n)?);
+    for ((n, curve), verdict) in rows.iter().zip(verdicts) {
+        print!("{n:>5} {verdict:>12}");
         for a in &curve.accuracy {
             print!(" {a:>7.1}%");
         }
         println!(" {:>7.1}", curve.quarter_turn_spread().unwrap_or(f64::NAN));
     }
-    let lesson = match (verdict(28)?, verdict(29)?) {
-        ("exact", "exact") => {
+    let lesson = match verdicts {
+        ["exact", "exact"] => {
             "Exact at both sizes, the model gives the same accuracy at every \
                                quarter turn at both."
         }

@@ -341,18 +341,6 @@ fn window_audit(node: &pb::NodeProto, facts: &Facts, in_size: [usize; 2]) -> Res
         };
         remainder[a] = free % stride[a];
     }
-    let is_pool = facts.op.ends_with("Pool");
-    let problem = grid_problem(GridOf {
-        kernel,
-        stride,
-        dilation,
-        pads,
-        in_size,
-        out_size,
-        remainder,
-        is_pool,
-        ceil_mode,
-    });
     Ok(WindowAudit {
         node: facts.name.into(),
         op: facts.op.into(),
@@ -364,9 +352,10 @@ fn window_audit(node: &pb::NodeProto, facts: &Facts, in_size: [usize; 2]) -> Res
         in_size,
         out_size,
         remainder,
-        exact: problem.is_none(),
-        problem,
-    })
+        exact: true,
+        problem: None,
+    }
+    .with_verdict())
 }
 
 fn weight_input(op: &str) -> usize {
@@ -374,20 +363,18 @@ fn weight_input(op: &str) -> usize {
     if op == "QLinearConv" { 3 } else { 1 }
 }
 
-struct GridOf {
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    dilation: [usize; 2],
-    pads: [usize; 4],
-    in_size: [usize; 2],
-    out_size: [usize; 2],
-    remainder: [usize; 2],
-    is_pool: bool,
-    ceil_mode: bool,
+impl WindowAudit {
+    /// `self` with `problem` and `exact` set from its window.
+    fn with_verdict(mut self) -> Self {
+        self.problem = grid_problem(&self);
+        self.exact = self.problem.is_none();
+        self
+    }
 }
 
 /// Why the sampling grid is not symmetric about the centre, or `None` when it is.
-fn grid_problem(g: GridOf) -> Option<String> {
+fn grid_problem(g: &WindowAudit) -> Option<String> {
+    let is_pool = g.op.ends_with("Pool");
     const AXES: [&str; 2] = ["rows", "columns"];
     for (a, axis) in AXES.iter().enumerate() {
         let (before, after) = (g.pads[a], g.pads[a + 2]);
@@ -406,7 +393,7 @@ fn grid_problem(g: GridOf) -> Option<String> {
         };
         // A pool weighs its taps alike, so a mirrored set of in-image taps suffices (see
         // `Window::is_exact_pool`); a conv needs the grid itself symmetric.
-        let exact = if g.is_pool && !g.ceil_mode {
+        let exact = if is_pool && !g.ceil_mode {
             axis.is_exact_pool(g.in_size[a])
         } else {
             axis.is_exact(g.in_size[a])
@@ -432,7 +419,7 @@ fn grid_problem(g: GridOf) -> Option<String> {
             g.in_size[0], g.in_size[1], g.stride[0], g.stride[1], g.out_size[0], g.out_size[1]
         ));
     }
-    if g.is_pool && (!same(g.kernel) || !same(g.dilation)) {
+    if is_pool && (!same(g.kernel) || !same(g.dilation)) {
         return Some(format!(
             "a {}x{} pooling window: quarter turns map it to a {}x{} one",
             g.kernel[0], g.kernel[1], g.kernel[1], g.kernel[0]
@@ -480,31 +467,23 @@ fn pad_audit(
         in_size[0] + pads[0] + pads[2],
         in_size[1] + pads[1] + pads[3],
     ];
-    let problem = grid_problem(GridOf {
-        kernel: [1, 1],
-        stride: [1, 1],
-        dilation: [1, 1],
-        pads,
-        in_size,
-        out_size,
-        remainder: [0, 0],
-        is_pool: false,
-        ceil_mode: false,
-    });
-    Ok(Some(WindowAudit {
-        node: facts.name.into(),
-        op: facts.op.into(),
-        kernel: [1, 1],
-        stride: [1, 1],
-        dilation: [1, 1],
-        pads,
-        ceil_mode: false,
-        in_size,
-        out_size,
-        remainder: [0, 0],
-        exact: problem.is_none(),
-        problem,
-    }))
+    Ok(Some(
+        WindowAudit {
+            node: facts.name.into(),
+            op: facts.op.into(),
+            kernel: [1, 1],
+            stride: [1, 1],
+            dilation: [1, 1],
+            pads,
+            ceil_mode: false,
+            in_size,
+            out_size,
+            remainder: [0, 0],
+            exact: true,
+            problem: None,
+        }
+        .with_verdict(),
+    ))
 }
 
 impl fmt::Display for OnnxPlan {

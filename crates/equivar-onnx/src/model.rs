@@ -47,6 +47,8 @@ pub struct ImageInput {
 pub struct OnnxModel {
     path: PathBuf,
     proto: pb::ModelProto,
+    /// tract's model of the graph, with no input size yet.
+    parsed: InferenceModel,
     pub input: ImageInput,
 }
 
@@ -76,7 +78,25 @@ impl OnnxModel {
         check_wiring(graph).map_err(corrupt)?;
         check_operators(graph)?;
         let input = image_input(graph)?;
-        Ok(OnnxModel { path, proto, input })
+        // Shapes recorded in the file for inner values and outputs are ignored: they hold
+        // only at the size the graph was exported at.
+        let dir = path.parent().and_then(|p| p.to_str());
+        let parsed = tract_onnx::onnx()
+            .with_ignore_value_info(true)
+            .with_ignore_output_shapes(true)
+            .parse(&proto, dir)
+            .map_err(|e| corrupt(chain(&e)))?;
+        if let Some(name) = parsed.unresolved_inputs.first() {
+            return Err(corrupt(format!(
+                "the value `{name}` is read but never defined"
+            )));
+        }
+        Ok(OnnxModel {
+            path,
+            proto,
+            parsed: parsed.model,
+            input,
+        })
     }
 
     /// The file's name, for reports.
@@ -128,23 +148,10 @@ impl OnnxModel {
         }
     }
 
-    /// The graph as tract's inference model with the input fixed to `[batch, channels, n, n]`.
-    /// Shapes recorded in the file for inner values and outputs are ignored: they hold only
-    /// at the size the graph was exported at.
+    /// The graph as tract's inference model with the input fixed to `[batch, channels, n, n]`
+    /// (a copy of the one parsed once; its weights are shared).
     pub(crate) fn inference_model(&self, batch: usize, size: usize) -> Result<InferenceModel> {
-        let dir = self.path.parent().and_then(|p| p.to_str());
-        let parsed = tract_onnx::onnx()
-            .with_ignore_value_info(true)
-            .with_ignore_output_shapes(true)
-            .parse(&self.proto, dir)
-            .map_err(|e| self.shape_error(size, e))?;
-        if let Some(name) = parsed.unresolved_inputs.first() {
-            return Err(OnnxError::Corrupt {
-                path: self.path.clone(),
-                problem: format!("the value `{name}` is read but never defined"),
-            });
-        }
-        let mut model = parsed.model;
+        let mut model = self.parsed.clone();
         let fact = f32::fact([batch, self.input.channels, size, size]);
         model
             .set_input_fact(0, fact.into())

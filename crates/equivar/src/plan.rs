@@ -88,8 +88,9 @@ pub struct Plan {
     /// 15 degrees (and their mirrors), standing for all the others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approximate_under: Vec<String>,
-    /// On the plane, when the model is not exact at this size: window changes that make it
-    /// exact here, besides the nearest exact sizes (see [`Repairs`]).
+    /// On the plane, when the model is not exact at this size: window changes, or strides
+    /// moved into equivariant subsamplings, that make it exact here, besides the nearest
+    /// exact sizes (see [`Repairs`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repairs: Option<Repairs>,
     pub layers: Vec<LayerPlan>,
@@ -151,7 +152,8 @@ impl Plan {
             polar_steps,
             exact_under,
             approximate_under,
-            repairs: (spec.domain.is_plane() && !exact).then(|| repair::repairs(spec, input_size)),
+            repairs: (spec.domain.is_plane() && !exact)
+                .then(|| repair::repairs(spec, input_size, &layers)),
             layers,
         })
     }

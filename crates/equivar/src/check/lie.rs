@@ -274,11 +274,11 @@ pub fn lie_report(net: &Net, x: &Tensor<4>, transforms: &[LieTransform]) -> Resu
     let net = net.valid();
     let x = x.clone().without_autodiff();
     let [b, _, n, _] = x.dims();
-    let out_dims = net.plan.layers.last().map(|l| l.out_size);
-    if out_dims != Some(1) {
+    let out = net.plan.output_size;
+    if out != 1 {
         return Err(EquivarError::not_a_classifier(
             format!("the Lie derivative of model `{}`", net.plan.model),
-            vec![b, 0, out_dims.unwrap_or(n), out_dims.unwrap_or(n)],
+            vec![b, net.plan.output_type.channels(), out, out],
         ));
     }
     let mut sums: Vec<Accumulator> = transforms
@@ -290,10 +290,7 @@ pub fn lie_report(net: &Net, x: &Tensor<4>, transforms: &[LieTransform]) -> Resu
         let chunk = x.clone().narrow(0, start, len);
         // Inputs of every layer, then the output.
         let mut maps = vec![chunk.clone()];
-        for layer in &net.layers {
-            let next = layer.forward(maps.last().expect("non-empty").clone());
-            maps.push(next);
-        }
+        maps.extend(net.forward_layers(chunk)?);
         let gradients = class_gradients(&net, &maps);
         for (t, sum) in transforms.iter().zip(&mut sums) {
             // a[l]: [len, classes], the Lie derivative seen from layer l's input.

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::plan_layers;
+use super::{LayerPlan, plan_layers};
 use crate::layers::{EquivariantSubsample, LayerKind};
 use crate::space::Window;
 use crate::spec::{LayerSpec, NetSpec};
@@ -56,18 +56,15 @@ pub struct Repairs {
 /// How far kernels and paddings are searched from the layer's own.
 const SEARCH: usize = 2;
 
-/// The repairs of `spec` at `input_size` (empty if it is exact or does not plan).
-pub(super) fn repairs(spec: &NetSpec, input_size: usize) -> Repairs {
+/// The repairs of `spec` at `input_size`, whose plan is `layers` (empty if it is exact).
+pub(super) fn repairs(spec: &NetSpec, input_size: usize, layers: &[LayerPlan]) -> Repairs {
     Repairs {
-        subsampling: subsampling_repairs(spec, input_size),
+        subsampling: subsampling_repairs(spec, layers),
         ..window_repairs(spec, input_size)
     }
 }
 
-fn subsampling_repairs(spec: &NetSpec, input_size: usize) -> Vec<SubsamplingRepair> {
-    let Ok(layers) = plan_layers(spec, input_size) else {
-        return Vec::new();
-    };
+fn subsampling_repairs(spec: &NetSpec, layers: &[LayerPlan]) -> Vec<SubsamplingRepair> {
     layers
         .iter()
         .zip(&spec.layers)
