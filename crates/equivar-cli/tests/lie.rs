@@ -72,6 +72,19 @@ fn bad_lie_input_gives_clear_errors() {
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+    let (code, _, stderr) = equivar(&[
+        "check",
+        "--lie",
+        "rotation",
+        "--model",
+        "spherical-cnn",
+        "--input-size",
+        "64",
+        "--images",
+        "1",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("needs a model on the plane"), "{stderr}");
     let (code, _, stderr) = equivar(&["check", "--lie", "rotation", "--run", "/nonexistent/run"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -119,6 +119,12 @@ pub enum EquivarError {
     )]
     UnknownTransform(String),
 
+    #[error(
+        "{context} needs a model on the plane; `{model}` is on the sphere, whose rotations \
+         `equivar check --model {model}` measures"
+    )]
+    NotOnThePlane { context: String, model: String },
+
     #[error("unknown device `{name}`: {reason}")]
     UnknownDevice { name: String, reason: String },
 

@@ -270,6 +270,13 @@ const CHUNK: usize = 16;
 /// The LEE of `net` (a classifier, evaluated in inference mode) at `x` under each of
 /// `transforms`, with the per-layer attribution.
 pub fn lie_report(net: &Net, x: &Tensor<4>, transforms: &[LieTransform]) -> Result<LieReport> {
+    // The warps act on square pixel grids about their centre; sphere grids have none.
+    if !net.spec.domain.is_plane() {
+        return Err(EquivarError::NotOnThePlane {
+            context: "the Lie derivative".into(),
+            model: net.plan.model.clone(),
+        });
+    }
     net.check_input(x)?;
     let net = net.valid();
     let x = x.clone().without_autodiff();
