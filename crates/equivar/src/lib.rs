@@ -37,6 +37,7 @@ pub mod layers;
 pub mod memory;
 pub mod models;
 pub mod nn;
+pub mod o3;
 pub mod ops;
 pub mod plan;
 pub mod space;

@@ -10,5 +10,6 @@ mod window;
 
 pub use grid::GridAction;
 pub use rotation::{PixelAction, disc_mask};
+pub(crate) use sphere::gauss_legendre;
 pub use sphere::{SphereGrid, SphereGridKind, apply_inverse, rotation_from_quaternion};
 pub use window::Window;

@@ -221,7 +221,7 @@ fn clenshaw_curtis(nlat: usize) -> (Vec<f64>, Vec<f64>) {
 
 /// Gauss-Legendre nodes x_i (roots of P_n) by Newton's method from Tricomi's estimate, with
 /// weights 2 / ((1 - x^2) P_n'(x)^2); returned as colatitudes arccos(x), north first.
-fn gauss_legendre(n: usize) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn gauss_legendre(n: usize) -> (Vec<f64>, Vec<f64>) {
     let mut theta = Vec::with_capacity(n);
     let mut weights = Vec::with_capacity(n);
     for i in 0..n {
