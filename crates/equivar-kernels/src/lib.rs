@@ -50,6 +50,8 @@ pub mod disco;
 pub mod fft_conv;
 pub mod huge_pages;
 pub mod pool;
+pub mod spherical_harmonics;
+pub mod tensor_product;
 #[cfg(test)]
 mod test_util;
 pub mod winograd;

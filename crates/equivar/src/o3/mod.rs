@@ -6,6 +6,8 @@
 //! - [`rotation`]: rotation matrices, Y-X-Y Euler angles, quaternions, random rotations.
 //! - [`wigner`]: Wigner D matrices of rotations and of improper elements.
 //! - [`wigner_3j`]: the invariant coupling tensors.
+//! - [`tensor_product`]: Clebsch-Gordan tensor products with e3nn's instructions and
+//!   normalisation, run by the float32 kernels of `equivar-kernels`.
 //! - [`equivariance`]: measured equivariance of any function between irreps.
 //!
 //! O(3) stands beside the planar groups of [`crate::group`] rather than inside them: its
@@ -16,13 +18,16 @@ pub mod equivariance;
 pub mod harmonics;
 pub mod irreps;
 pub mod rotation;
+pub mod tensor_product;
 pub mod wigner;
 pub mod wigner_3j;
 
+pub use equivar_kernels::tensor_product::Mode;
 pub use equivariance::{EquivarianceReport, Input, assert_equivariant, equivariance_error};
 pub use harmonics::{Normalization, SphericalHarmonics};
 pub use irreps::{Irrep, Irreps, MAX_L, MulIrrep, Parity, Sorted};
 pub use rotation::Mat3;
+pub use tensor_product::{Instruction, IrrepNormalization, PathNormalization, TensorProduct};
 pub use wigner::{wigner_d, wigner_d_from_angles, wigner_d_up_to};
 pub use wigner_3j::wigner_3j;
 
@@ -42,6 +47,9 @@ pub enum O3Error {
 
     #[error("degrees {l1} x {l2} do not couple to {l3}: the product contains degrees {}..={}", l1.abs_diff(*l2), l1 + l2)]
     NoCoupling { l1: usize, l2: usize, l3: usize },
+
+    #[error("tensor product instruction {index}: {reason}")]
+    InvalidInstruction { index: usize, reason: String },
 
     #[error(
         "the function returned {len} numbers, not a multiple of the output irreps `{irreps}` (dimension {dim})"
