@@ -61,6 +61,16 @@ impl ShPlan {
     pub fn dim(&self) -> usize {
         (self.lmax + 1) * (self.lmax + 1)
     }
+
+    /// `(2m - 1)!!`, the start of the recurrence in `l` for order `m`.
+    pub fn double_factorial(&self, m: usize) -> f32 {
+        self.double_factorial[m]
+    }
+
+    /// The factor of `P_l^m C_m` (or `S_m`) in the degree-l, order-m output.
+    pub fn scale(&self, l: usize, m: usize) -> f32 {
+        self.scale[l][m]
+    }
 }
 
 const CHUNK: usize = 256;

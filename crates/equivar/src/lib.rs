@@ -27,6 +27,7 @@
 
 pub mod check;
 pub mod device;
+pub mod e3;
 pub mod error;
 pub mod export;
 pub mod field;

@@ -48,6 +48,9 @@ pub enum O3Error {
     #[error("degrees {l1} x {l2} do not couple to {l3}: the product contains degrees {}..={}", l1.abs_diff(*l2), l1 + l2)]
     NoCoupling { l1: usize, l2: usize, l3: usize },
 
+    #[error("invalid gate: {reason}")]
+    InvalidGate { reason: String },
+
     #[error("tensor product instruction {index}: {reason}")]
     InvalidInstruction { index: usize, reason: String },
 

@@ -118,7 +118,7 @@ fn max_pool_2x2(x: &FlexTensor) -> (FlexTensor, PoolShape, Vec<u8>) {
 
 /// The f32 values of a Flex tensor in row-major order: borrowed when its layout is
 /// contiguous, copied when it is strided.
-fn f32s(t: &FlexTensor) -> Cow<'_, [f32]> {
+pub(super) fn f32s(t: &FlexTensor) -> Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(values) => Cow::Borrowed(values),
         None => Cow::Owned(
@@ -130,11 +130,11 @@ fn f32s(t: &FlexTensor) -> Cow<'_, [f32]> {
     }
 }
 
-fn flex_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
+pub(super) fn flex_tensor(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-fn dims(t: &FlexTensor) -> Vec<usize> {
+pub(super) fn dims(t: &FlexTensor) -> Vec<usize> {
     t.shape().to_vec()
 }
 

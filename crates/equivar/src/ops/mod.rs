@@ -6,6 +6,8 @@
 //! [`Kernels::Burn`], burn's own ops run, on any backend.
 
 mod flex;
+mod o3;
+mod o3_flex;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,8 @@ use crate::kernels::DiscoPsi;
 use equivar_kernels::conv::ConvShape;
 pub use equivar_kernels::{HugePageAllocator, set_block_reuse, set_huge_pages, sgemm_gflops};
 pub use flex::GConvBackend;
+pub use o3::{TpWeights, spherical_harmonics, tensor_product};
+pub use o3_flex::O3Backend;
 
 /// Which implementation runs a layer's heavy ops (convolutions, training-mode batch norm, 2x2
 /// max pooling, DISCO contractions). A value a model or a layer carries (see

@@ -1,0 +1,33 @@
+//! E(3)-equivariant layers: burn modules on features laid out as O(3) irreps (e3nn's
+//! layout, see [`crate::o3`]), on any backend, with equivar's fused kernels on Flex.
+//!
+//! - [`SphericalHarmonics`]: edge vectors to their harmonics (edge attributes).
+//! - [`TensorProduct`]: Clebsch-Gordan products with internal or per-row weights.
+//! - [`Linear`]: equivariant linear maps between irreps lists (one matrix per irrep).
+//! - [`Gate`]: gated nonlinearity (scalars through an activation, higher degrees scaled by
+//!   gates).
+
+mod gate;
+mod harmonics;
+mod linear;
+mod tensor_product;
+
+pub use gate::{Activation, Gate};
+pub use harmonics::SphericalHarmonics;
+pub use linear::Linear;
+pub use tensor_product::TensorProduct;
+
+use burn::tensor::{Tensor, TensorData};
+
+use crate::o3::{Irreps, Mat3};
+
+/// Applies `D(q)` of `irreps` to every row of `x [n, irreps.dim()]` (float32): how a rotation
+/// or improper element acts on features, for equivariance checks.
+pub fn transform(x: Tensor<2>, irreps: &Irreps, q: &Mat3) -> Result<Tensor<2>, crate::o3::O3Error> {
+    let d = irreps.d_from_matrix(q)?;
+    let dim = irreps.dim();
+    // Rows times D^T: the matrix D^T row-major is D column-major.
+    let dt: Vec<f32> = d.iter().map(|&v| v as f32).collect();
+    let dt = Tensor::<2>::from_data(TensorData::new(dt, [dim, dim]), &x.device());
+    Ok(x.matmul(dt))
+}

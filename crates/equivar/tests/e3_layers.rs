@@ -1,0 +1,296 @@
+//! The E(3) layers on burn: equivariance in float32 under random rotations and parity, e3nn's
+//! gate numbers, and equivar's kernels against burn's generic path (outputs and gradients).
+
+mod common;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use common::{host, relative_error, seeded_values};
+use equivar::e3::{self, Activation, Gate, Linear, SphericalHarmonics, TensorProduct};
+use equivar::o3::{self, Irreps, Normalization, rotation};
+use equivar::ops::Kernels;
+
+fn parse(s: &str) -> Irreps {
+    s.parse().unwrap()
+}
+
+fn tensor(rows: usize, cols: usize, seed: u64, device: &Device) -> Tensor<2> {
+    Tensor::from_data(
+        TensorData::new(seeded_values(rows * cols, seed), [rows, cols]),
+        device,
+    )
+}
+
+/// max over random rotations R and their improper partners -R of
+/// |f(D_in x) - D_out f(x)| / max |f(x)|, in float32.
+fn equivariance_error(
+    inputs: &[(Irreps, Tensor<2>)],
+    out: &Irreps,
+    f: impl Fn(&[Tensor<2>]) -> Tensor<2>,
+) -> f64 {
+    let xs: Vec<Tensor<2>> = inputs.iter().map(|(_, x)| x.clone()).collect();
+    let y = f(&xs);
+    let mut worst = 0.0f64;
+    for r in rotation::random_rotations(3, 17) {
+        for q in [r, rotation::negate(&r)] {
+            let moved: Vec<Tensor<2>> = inputs
+                .iter()
+                .map(|(irreps, x)| e3::transform(x.clone(), irreps, &q).unwrap())
+                .collect();
+            let lhs = host(f(&moved));
+            let rhs = host(e3::transform(y.clone(), out, &q).unwrap());
+            worst = worst.max(relative_error(&lhs, &rhs));
+        }
+    }
+    worst
+}
+
+#[test]
+fn layers_are_equivariant_in_float32() {
+    let device = Device::flex();
+    let n = 40;
+    for kernels in [Kernels::Equivar, Kernels::Burn] {
+        let sh = SphericalHarmonics::new(3, Normalization::Component, true)
+            .unwrap()
+            .with_kernels(kernels);
+        let vectors = tensor(n, 3, 1, &device);
+        let e = equivariance_error(&[(parse("1x1o"), vectors.clone())], sh.irreps_out(), |x| {
+            sh.forward(x[0].clone())
+        });
+        assert!(e <= 1e-5, "{kernels:?} harmonics: {e:e}");
+
+        let features = parse("8x0e+4x1o+2x2e+2x1e");
+        let fc = TensorProduct::new(
+            o3::TensorProduct::fully_connected(
+                features.clone(),
+                sh.irreps_out().clone(),
+                features.clone(),
+            )
+            .unwrap(),
+            &device,
+        )
+        .with_kernels(kernels);
+        let x = tensor(n, features.dim(), 2, &device);
+        let edge = sh.forward(vectors.clone());
+        let e = equivariance_error(
+            &[
+                (features.clone(), x.clone()),
+                (sh.irreps_out().clone(), edge.clone()),
+            ],
+            fc.irreps_out(),
+            |x| fc.forward(x[0].clone(), x[1].clone()),
+        );
+        assert!(e <= 1e-5, "{kernels:?} fully connected: {e:e}");
+
+        let cw = TensorProduct::external(
+            o3::TensorProduct::channel_wise(
+                features.clone(),
+                sh.irreps_out().clone(),
+                &parse("0e+1o+2e+1e"),
+            )
+            .unwrap(),
+        )
+        .with_kernels(kernels);
+        let w = tensor(n, cw.product.weight_numel(), 3, &device);
+        let scalars = parse(&format!("{}x0e", cw.product.weight_numel()));
+        let e = equivariance_error(
+            &[
+                (features.clone(), x.clone()),
+                (sh.irreps_out().clone(), edge.clone()),
+                (scalars, w),
+            ],
+            cw.irreps_out(),
+            |x| cw.forward_with_weights(x[0].clone(), x[1].clone(), x[2].clone()),
+        );
+        assert!(e <= 1e-5, "{kernels:?} channel-wise: {e:e}");
+    }
+
+    let features = parse("8x0e+4x1o+2x2e+2x1e+3x0o");
+    let mut linear = Linear::new(
+        features.clone(),
+        parse("5x0e+3x1o+1x2e+2x0o+1x3o"),
+        true,
+        &device,
+    )
+    .unwrap();
+    let x = tensor(n, features.dim(), 4, &device);
+    // Give the biases a value: zeros would hide a bias on the wrong irreps.
+    linear.bias = linear.bias.map(|b| b.map(|t| t + 0.5));
+    let e = equivariance_error(&[(features.clone(), x.clone())], &linear.irreps_out, |x| {
+        linear.forward(x[0].clone())
+    });
+    assert!(e <= 1e-5, "linear: {e:e}");
+
+    let gate = Gate::new(
+        parse("4x0e+2x0o"),
+        Activation::Tanh,
+        parse("3x0e+2x0o"),
+        Activation::Tanh,
+        parse("2x1o+3x2e"),
+    )
+    .unwrap();
+    let x = tensor(n, gate.irreps_in().dim(), 5, &device);
+    let e = equivariance_error(&[(gate.irreps_in().clone(), x)], gate.irreps_out(), |x| {
+        gate.forward(x[0].clone())
+    });
+    assert!(e <= 1e-5, "gate: {e:e}");
+}
+
+#[test]
+fn gate_matches_e3nn() {
+    let gate = Gate::new(
+        parse("32x0e"),
+        Activation::Silu,
+        parse("32x0e"),
+        Activation::Sigmoid,
+        parse("32x1o"),
+    )
+    .unwrap();
+    assert_eq!(gate.irreps_in().to_string(), "32x0e+32x0e+32x1o");
+    assert_eq!(gate.irreps_out().to_string(), "32x0e+32x1o");
+    let device = Device::flex();
+    let x: Vec<f32> = (0..gate.irreps_in().dim())
+        .map(|i| ((i + 1) as f64).sin() as f32)
+        .collect();
+    let y = host(gate.forward(Tensor::from_data(
+        TensorData::new(x, [1, gate.irreps_in().dim()]),
+        &device,
+    )));
+    // e3nn 0.6.0 (../shared/peers/e3nn-results-2026-11-29.txt, case silu_sigmoid).
+    let head = [
+        0.987353989513,
+        1.088439820471,
+        0.12682901585,
+        -0.405820048219,
+        -0.446177093191,
+        -0.202030991522,
+        0.726546719133,
+        1.211028550352,
+    ];
+    for (a, b) in y.iter().zip(head) {
+        assert!((*a as f64 - b).abs() < 2e-6, "{a} vs {b}");
+    }
+    let sum: f64 = y.iter().map(|&v| v as f64).sum();
+    let sq: f64 = y.iter().map(|&v| (v as f64).powi(2)).sum();
+    assert!(
+        (sum - 7.906513485565298).abs() < 1e-4 && (sq - 59.27031123218592).abs() < 1e-4,
+        "{sum} {sq}"
+    );
+    // e3nn puts odd gates first: 8x0e scalars with 4x0o gates read 4x0o+8x0e+4x1o.
+    let odd = Gate::new(
+        parse("8x0e"),
+        Activation::Silu,
+        parse("4x0o"),
+        Activation::Tanh,
+        parse("4x1o"),
+    )
+    .unwrap();
+    assert_eq!(odd.irreps_in().to_string(), "4x0o+8x0e+4x1o");
+    assert_eq!(odd.irreps_out().to_string(), "8x0e+4x1e");
+    // Bad gates name the problem.
+    let e = Gate::new(
+        parse("8x0e"),
+        Activation::Silu,
+        parse("3x0e"),
+        Activation::Sigmoid,
+        parse("4x1o"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("3 gates for 4 gated"), "{e}");
+    let e = Gate::new(
+        parse("8x0o"),
+        Activation::Silu,
+        parse(""),
+        Activation::Sigmoid,
+        parse(""),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("odd scalars need an odd or even activation"),
+        "{e}"
+    );
+}
+
+/// Gradients through equivar's kernels equal burn's autodiff of the generic path.
+#[test]
+fn kernel_gradients_equal_burns_autodiff() {
+    let device = Device::flex().autodiff();
+    let n = 90;
+    let vectors = || tensor(n, 3, 7, &device).require_grad();
+    for lmax in [2, 6] {
+        let r = tensor(n, (lmax + 1) * (lmax + 1), 8, &device);
+        let mut grads = Vec::new();
+        for kernels in [Kernels::Equivar, Kernels::Burn] {
+            let sh = SphericalHarmonics::new(lmax, Normalization::Component, true)
+                .unwrap()
+                .with_kernels(kernels);
+            let v = vectors();
+            let g = (sh.forward(v.clone()) * r.clone()).sum().backward();
+            grads.push(host(v.grad(&g).unwrap()));
+        }
+        let e = relative_error(&grads[0], &grads[1]);
+        assert!(e <= 1e-5, "harmonics lmax {lmax}: {e:e}");
+    }
+
+    let features = parse("6x0e+4x1o+2x2e");
+    let sh = parse("1x0e+1x1o+1x2e");
+    for channel_wise in [false, true] {
+        let product = if channel_wise {
+            o3::TensorProduct::channel_wise(features.clone(), sh.clone(), &features).unwrap()
+        } else {
+            o3::TensorProduct::fully_connected(features.clone(), sh.clone(), features.clone())
+                .unwrap()
+        };
+        let r = tensor(n, product.irreps_out().dim(), 9, &device);
+        let mut results = Vec::new();
+        for kernels in [Kernels::Equivar, Kernels::Burn] {
+            let x1 = tensor(n, features.dim(), 10, &device).require_grad();
+            let x2 = tensor(n, sh.dim(), 11, &device).require_grad();
+            let w_rows = tensor(n, product.weight_numel(), 12, &device).require_grad();
+            let w_shared = Tensor::<1>::from_data(
+                TensorData::new(
+                    seeded_values(product.weight_numel(), 13),
+                    [product.weight_numel()],
+                ),
+                &device,
+            )
+            .require_grad();
+            let tp = TensorProduct::external(product.clone()).with_kernels(kernels);
+            let y = if channel_wise {
+                tp.forward_with_weights(x1.clone(), x2.clone(), w_rows.clone())
+            } else {
+                equivar::ops::tensor_product(
+                    x1.clone(),
+                    x2.clone(),
+                    equivar::ops::TpWeights::Shared(w_shared.clone()),
+                    tp.product.plan(),
+                    kernels,
+                )
+            };
+            let out = host(y.clone());
+            let g = (y * r.clone()).sum().backward();
+            let dw = if channel_wise {
+                host(w_rows.grad(&g).unwrap())
+            } else {
+                host(w_shared.grad(&g).unwrap())
+            };
+            results.push((
+                out,
+                host(x1.grad(&g).unwrap()),
+                host(x2.grad(&g).unwrap()),
+                dw,
+            ));
+        }
+        let (a, b) = (&results[0], &results[1]);
+        for (name, x, y) in [
+            ("output", &a.0, &b.0),
+            ("dx1", &a.1, &b.1),
+            ("dx2", &a.2, &b.2),
+            ("dw", &a.3, &b.3),
+        ] {
+            let e = relative_error(x, y);
+            assert!(e <= 1e-5, "channel_wise {channel_wise} {name}: {e:e}");
+        }
+    }
+}
