@@ -24,6 +24,10 @@ pub struct BenchArgs {
     /// Channels in and out of the DISCO benchmarks (1..=1024).
     #[arg(long, default_value_t = 16)]
     disco_channels: usize,
+    /// Benchmark the E(3) ops (spherical harmonics, tensor products, gate) with the cases
+    /// of ../shared/peers/e3nn_ops.py.
+    #[arg(long)]
+    o3: bool,
     /// Kernels: equivar (ours on the Flex CPU backend), direct (ours, im2col + GEMM for
     /// every conv), burn (burn's ops), both (equivar and burn) or all.
     #[arg(long, default_value = "both", value_parser = ["equivar", "direct", "burn", "both", "all"])]
@@ -65,8 +69,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let disco_shapes = bench_disco::parse_shapes(&args.disco, "--disco")?;
     anyhow::ensure!(
-        args.models.iter().any(|m| !m.is_empty()) || !args.no_layers || !disco_shapes.is_empty(),
-        "nothing to benchmark: --models is empty, --no-layers is set and --disco names no grid"
+        args.models.iter().any(|m| !m.is_empty())
+            || !args.no_layers
+            || !disco_shapes.is_empty()
+            || args.o3,
+        "nothing to benchmark: --models is empty, --no-layers is set, --disco names no grid and \
+         --o3 is not set"
     );
     if !disco_shapes.is_empty() {
         bench_disco::check_settings(args.disco_batch, args.disco_channels)?;
@@ -140,6 +148,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "peak MB"
         );
     }
+    if args.o3 {
+        bench_o3(&args, &kernels)?;
+    }
     for shape in disco_shapes {
         // Bigger grids get fewer repetitions: 1024x2048 takes seconds per pass.
         let repeats = if shape[0] * shape[1] >= 1 << 21 {
@@ -168,6 +179,28 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 f.fwd_bwd_ms,
                 f.peak_rss_mb
             );
+        }
+    }
+    Ok(())
+}
+
+fn bench_o3(args: &BenchArgs, kernels: &[Kernels]) -> Result<()> {
+    if !args.json {
+        println!(
+            "\n{:<13} {:<13} {:<8} {:>7} {:>10} {:>12}",
+            "E(3) op", "case", "kernels", "rows", "fwd ms", "fwd+bwd ms"
+        );
+    }
+    for &k in kernels.iter().filter(|&&k| k != Kernels::Direct) {
+        for f in equivar_train::bench_o3::bench_o3(k, args.repeats)? {
+            if args.json {
+                println!("{}", serde_json::to_string(&f)?);
+            } else {
+                println!(
+                    "{:<13} {:<13} {:<8} {:>7} {:>10.2} {:>12.2}",
+                    f.bench, f.case, f.kernels, f.rows, f.fwd_ms, f.fwd_bwd_ms
+                );
+            }
         }
     }
     Ok(())

@@ -83,6 +83,36 @@ impl SharedOut {
     }
 }
 
+/// An instruction-set build of a kernel. The public entry points use [`Isa::detect`]; tests
+/// run every build this CPU has (`*_with` functions) so no path goes untested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Plain Rust, any CPU.
+    Plain,
+    /// Built for AVX2 + FMA (x86_64 CPUs that have them).
+    Avx2Fma,
+}
+
+impl Isa {
+    /// The best build this CPU runs.
+    pub fn detect() -> Isa {
+        if has_avx2_fma() {
+            Isa::Avx2Fma
+        } else {
+            Isa::Plain
+        }
+    }
+
+    /// Every build this CPU runs, plain first.
+    pub fn available() -> Vec<Isa> {
+        let mut out = vec![Isa::Plain];
+        if has_avx2_fma() {
+            out.push(Isa::Avx2Fma);
+        }
+        out
+    }
+}
+
 /// Whether this CPU runs the AVX2 + FMA builds of our kernels (checked at run time).
 pub fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]

@@ -8,6 +8,8 @@
 
 use rayon::prelude::*;
 
+use crate::Isa;
+
 /// Precomputed factors for one `lmax` and normalisation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShPlan {
@@ -73,18 +75,32 @@ impl ShPlan {
     }
 }
 
-const CHUNK: usize = 256;
+/// Vectors per rayon task.
+const CHUNK: usize = 512;
+/// Vectors evaluated together, one per SIMD lane: the recurrences run on `[f32; LANES]`
+/// arrays, which the AVX2 build turns into two 8-wide registers per value.
+const LANES: usize = 16;
+type Lanes = [f32; LANES];
 
 /// `out[n, dim]` from `vectors[n, 3]`.
 pub fn forward(plan: &ShPlan, vectors: &[f32]) -> Vec<f32> {
+    forward_with(plan, vectors, Isa::detect())
+}
+
+/// [`forward`] with a chosen build (`isa` must be one this CPU runs).
+pub fn forward_with(plan: &ShPlan, vectors: &[f32], isa: Isa) -> Vec<f32> {
     let dim = plan.dim();
     let n = vectors.len() / 3;
     let mut out = vec![0.0f32; n * dim];
+    let avx2 = isa == Isa::Avx2Fma && crate::has_avx2_fma();
     out.par_chunks_mut(CHUNK * dim)
         .zip(vectors.par_chunks(CHUNK * 3))
         .for_each(|(out, v)| {
-            for (y, v) in out.chunks_exact_mut(dim).zip(v.chunks_exact(3)) {
-                eval(plan, [v[0], v[1], v[2]], y, None);
+            if avx2 {
+                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                unsafe { forward_chunk_avx2(plan, v, out) }
+            } else {
+                forward_chunk::<false>(plan, v, out)
             }
         });
     out
@@ -92,106 +108,214 @@ pub fn forward(plan: &ShPlan, vectors: &[f32]) -> Vec<f32> {
 
 /// `d loss / d vectors [n, 3]` from `d loss / d out [n, dim]`.
 pub fn backward(plan: &ShPlan, vectors: &[f32], grad_out: &[f32]) -> Vec<f32> {
+    backward_with(plan, vectors, grad_out, Isa::detect())
+}
+
+/// [`backward`] with a chosen build.
+pub fn backward_with(plan: &ShPlan, vectors: &[f32], grad_out: &[f32], isa: Isa) -> Vec<f32> {
     let dim = plan.dim();
     let n = vectors.len() / 3;
     let mut grad = vec![0.0f32; n * 3];
+    let avx2 = isa == Isa::Avx2Fma && crate::has_avx2_fma();
     grad.par_chunks_mut(CHUNK * 3)
         .zip(vectors.par_chunks(CHUNK * 3))
         .zip(grad_out.par_chunks(CHUNK * dim))
         .for_each(|((grad, v), gy)| {
-            let mut y = vec![0.0f32; dim];
-            let mut dy = vec![[0.0f32; 3]; dim];
-            for ((g, v), gy) in grad
-                .chunks_exact_mut(3)
-                .zip(v.chunks_exact(3))
-                .zip(gy.chunks_exact(dim))
-            {
-                eval(plan, [v[0], v[1], v[2]], &mut y, Some(&mut dy));
-                let mut acc = [0.0f32; 3];
-                for (d, &w) in dy.iter().zip(gy) {
-                    for a in 0..3 {
-                        acc[a] += w * d[a];
-                    }
-                }
-                g.copy_from_slice(&acc);
+            if avx2 {
+                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                unsafe { backward_chunk_avx2(plan, v, gy, grad) }
+            } else {
+                backward_chunk::<false>(plan, v, gy, grad)
             }
         });
     grad
 }
 
-/// One vector: values into `y`, and their gradients into `dy` when asked for.
-#[inline]
-fn eval(plan: &ShPlan, v: [f32; 3], y: &mut [f32], mut dy: Option<&mut [[f32; 3]]>) {
-    let norm = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-    let (u, r2) = if plan.normalize {
-        if norm == 0.0 {
-            y.fill(0.0);
-            y[0] = plan.scale[0][0];
-            if let Some(d) = dy {
-                d.fill([0.0; 3]);
-            }
-            return;
-        }
-        (v.map(|c| c / norm), 1.0)
-    } else {
-        (v, norm * norm)
-    };
-    let (cx, cy, cz) = (u[2], u[0], u[1]);
-    // Gradients in (x, y, z) of X = z, Y = x, Z = y and r^2.
-    const DX: [f32; 3] = [0.0, 0.0, 1.0];
-    const DY: [f32; 3] = [1.0, 0.0, 0.0];
-    const DZ: [f32; 3] = [0.0, 1.0, 0.0];
-    let dr2 = u.map(|c| 2.0 * c);
-    let want = dy.is_some();
-    let (mut c, mut s) = (1.0f32, 0.0f32);
-    let (mut dc, mut ds) = ([0.0f32; 3], [0.0f32; 3]);
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    // mul_add is one instruction only where FMA is enabled (else a libm call).
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// Loads up to LANES vectors as (X, Y, Z) = (z, x, y) lanes, normalised where the plan says
+/// so; `r2` is |v|^2 (1 on the unit sphere, 0 for a zero vector) and `inv_norm` 1/|v|.
+#[inline(always)]
+fn load(plan: &ShPlan, v: &[f32]) -> ([Lanes; 3], Lanes, Lanes) {
+    let (mut c, mut r2, mut inv_norm) = ([[0.0; LANES]; 3], [0.0; LANES], [0.0; LANES]);
+    for (lane, v) in v.chunks_exact(3).enumerate() {
+        let n2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
+        let (scale, r) = if !plan.normalize {
+            (1.0, n2)
+        } else if n2 > 0.0 {
+            (1.0 / n2.sqrt(), 1.0)
+        } else {
+            (0.0, 0.0)
+        };
+        c[0][lane] = v[2] * scale;
+        c[1][lane] = v[0] * scale;
+        c[2][lane] = v[1] * scale;
+        r2[lane] = r;
+        inv_norm[lane] = scale;
+    }
+    (c, r2, inv_norm)
+}
+
+/// The harmonics of up to LANES vectors into `blk[k][lane]`.
+#[inline(always)]
+fn eval_lanes<const FMA: bool>(plan: &ShPlan, x: &[Lanes; 3], r2: &Lanes, blk: &mut [Lanes]) {
+    let [cx, cy, cz] = x;
+    let (mut c, mut s) = ([1.0f32; LANES], [0.0f32; LANES]);
     for m in 0..=plan.lmax {
         if m > 0 {
-            let (c1, s1) = (cx * c - cy * s, cx * s + cy * c);
-            if want {
-                let dc1 = [0, 1, 2].map(|i| DX[i] * c + cx * dc[i] - DY[i] * s - cy * ds[i]);
-                let ds1 = [0, 1, 2].map(|i| DX[i] * s + cx * ds[i] + DY[i] * c + cy * dc[i]);
-                (dc, ds) = (dc1, ds1);
+            for i in 0..LANES {
+                let c1 = madd::<FMA>(cx[i], c[i], -cy[i] * s[i]);
+                s[i] = madd::<FMA>(cx[i], s[i], cy[i] * c[i]);
+                c[i] = c1;
             }
-            (c, s) = (c1, s1);
         }
-        let (mut p0, mut p1) = (0.0f32, plan.double_factorial[m]);
-        let (mut dp0, mut dp1) = ([0.0f32; 3], [0.0f32; 3]);
+        let (mut p0, mut p1) = ([0.0f32; LANES], [plan.double_factorial[m]; LANES]);
         for l in m..=plan.lmax {
             if l > m {
-                let (a, b) = ((2 * l - 1) as f32, (l + m - 1) as f32);
                 let inv = 1.0 / (l - m) as f32;
-                let p2 = (a * cz * p1 - b * r2 * p0) * inv;
-                if want {
-                    let dp2 = [0, 1, 2].map(|i| {
-                        (a * (DZ[i] * p1 + cz * dp1[i]) - b * (dr2[i] * p0 + r2 * dp0[i])) * inv
-                    });
-                    (dp0, dp1) = (dp1, dp2);
+                let (a, b) = ((2 * l - 1) as f32 * inv, (l + m - 1) as f32 * inv);
+                for i in 0..LANES {
+                    let p2 = madd::<FMA>(a * cz[i], p1[i], -b * r2[i] * p0[i]);
+                    p0[i] = p1[i];
+                    p1[i] = p2;
                 }
-                (p0, p1) = (p1, p2);
             }
             let k = plan.scale[l][m];
             let centre = l * l + l;
-            y[centre + m] = k * p1 * c;
-            if m > 0 {
-                y[centre - m] = k * p1 * s;
+            for i in 0..LANES {
+                blk[centre + m][i] = k * p1[i] * c[i];
             }
-            if let Some(d) = dy.as_deref_mut() {
-                d[centre + m] = [0, 1, 2].map(|i| k * (c * dp1[i] + p1 * dc[i]));
-                if m > 0 {
-                    d[centre - m] = [0, 1, 2].map(|i| k * (s * dp1[i] + p1 * ds[i]));
+            if m > 0 {
+                for i in 0..LANES {
+                    blk[centre - m][i] = k * p1[i] * s[i];
                 }
             }
         }
     }
-    if plan.normalize
-        && let Some(d) = dy
-    {
-        // d/dv of Y(v / |v|): the tangential part of the polynomial's gradient over |v|.
-        let inv = 1.0 / norm;
-        for g in d.iter_mut() {
-            let radial = g[0] * u[0] + g[1] * u[1] + g[2] * u[2];
-            *g = [0, 1, 2].map(|i| (g[i] - radial * u[i]) * inv);
+}
+
+#[inline(always)]
+fn forward_chunk<const FMA: bool>(plan: &ShPlan, vectors: &[f32], out: &mut [f32]) {
+    let dim = plan.dim();
+    let mut blk = vec![[0.0f32; LANES]; dim];
+    for (v, out) in vectors.chunks(3 * LANES).zip(out.chunks_mut(dim * LANES)) {
+        let (x, r2, _) = load(plan, v);
+        eval_lanes::<FMA>(plan, &x, &r2, &mut blk);
+        for (lane, row) in out.chunks_exact_mut(dim).enumerate() {
+            for (y, b) in row.iter_mut().zip(&blk) {
+                *y = b[lane];
+            }
         }
     }
+}
+
+avx2_fma_build! {
+    fn forward_chunk_avx2(plan: &ShPlan, vectors: &[f32], out: &mut [f32]) = forward_chunk::<FMA>
+}
+
+/// `sum_k g_k dY_k / dv` for up to LANES vectors: the recurrences differentiated alongside
+/// the values (gradients in (X, Y, Z); X = z, Y = x, Z = y).
+#[inline(always)]
+fn backward_chunk<const FMA: bool>(
+    plan: &ShPlan,
+    vectors: &[f32],
+    grad_out: &[f32],
+    grad: &mut [f32],
+) {
+    let dim = plan.dim();
+    let mut g = vec![[0.0f32; LANES]; dim];
+    for ((v, gy), grad) in vectors
+        .chunks(3 * LANES)
+        .zip(grad_out.chunks(dim * LANES))
+        .zip(grad.chunks_mut(3 * LANES))
+    {
+        let (x, r2, inv_norm) = load(plan, v);
+        for (lane, row) in gy.chunks_exact(dim).enumerate() {
+            for (gk, &v) in g.iter_mut().zip(row) {
+                gk[lane] = v;
+            }
+        }
+        let [cx, cy, cz] = &x;
+        // d/d(X, Y, Z) of r^2 (as a function of the point the polynomials are evaluated at).
+        let dr2 = [
+            cx.map(|v| 2.0 * v),
+            cy.map(|v| 2.0 * v),
+            cz.map(|v| 2.0 * v),
+        ];
+        let (mut c, mut s) = ([1.0f32; LANES], [0.0f32; LANES]);
+        // Gradients of C_m and S_m in (X, Y) (they do not depend on Z).
+        let (mut dc, mut ds) = ([[0.0f32; LANES]; 2], [[0.0f32; LANES]; 2]);
+        let mut acc = [[0.0f32; LANES]; 3];
+        for m in 0..=plan.lmax {
+            if m > 0 {
+                for i in 0..LANES {
+                    let c1 = cx[i] * c[i] - cy[i] * s[i];
+                    let s1 = cx[i] * s[i] + cy[i] * c[i];
+                    let dc1x = c[i] + cx[i] * dc[0][i] - cy[i] * ds[0][i];
+                    let dc1y = cx[i] * dc[1][i] - s[i] - cy[i] * ds[1][i];
+                    let ds1x = s[i] + cx[i] * ds[0][i] + cy[i] * dc[0][i];
+                    let ds1y = cx[i] * ds[1][i] + c[i] + cy[i] * dc[1][i];
+                    (c[i], s[i]) = (c1, s1);
+                    (dc[0][i], dc[1][i], ds[0][i], ds[1][i]) = (dc1x, dc1y, ds1x, ds1y);
+                }
+            }
+            // P and its gradient in (X, Y, Z).
+            let (mut p0, mut p1) = ([0.0f32; LANES], [plan.double_factorial[m]; LANES]);
+            let (mut dp0, mut dp1) = ([[0.0f32; LANES]; 3], [[0.0f32; LANES]; 3]);
+            for l in m..=plan.lmax {
+                if l > m {
+                    let inv = 1.0 / (l - m) as f32;
+                    let (a, b) = ((2 * l - 1) as f32 * inv, (l + m - 1) as f32 * inv);
+                    for i in 0..LANES {
+                        let p2 = a * cz[i] * p1[i] - b * r2[i] * p0[i];
+                        for d in 0..3 {
+                            let dz = if d == 2 { p1[i] } else { 0.0 };
+                            let dp2 = a * (dz + cz[i] * dp1[d][i])
+                                - b * (dr2[d][i] * p0[i] + r2[i] * dp0[d][i]);
+                            dp0[d][i] = dp1[d][i];
+                            dp1[d][i] = dp2;
+                        }
+                        p0[i] = p1[i];
+                        p1[i] = p2;
+                    }
+                }
+                let k = plan.scale[l][m];
+                let centre = l * l + l;
+                // d(k P C) = k (C dP + P dC); dC has no Z part.
+                for i in 0..LANES {
+                    let w = g[centre + m][i] * k;
+                    acc[0][i] = madd::<FMA>(w, c[i] * dp1[0][i] + p1[i] * dc[0][i], acc[0][i]);
+                    acc[1][i] = madd::<FMA>(w, c[i] * dp1[1][i] + p1[i] * dc[1][i], acc[1][i]);
+                    acc[2][i] = madd::<FMA>(w, c[i] * dp1[2][i], acc[2][i]);
+                }
+                if m > 0 {
+                    for i in 0..LANES {
+                        let w = g[centre - m][i] * k;
+                        acc[0][i] = madd::<FMA>(w, s[i] * dp1[0][i] + p1[i] * ds[0][i], acc[0][i]);
+                        acc[1][i] = madd::<FMA>(w, s[i] * dp1[1][i] + p1[i] * ds[1][i], acc[1][i]);
+                        acc[2][i] = madd::<FMA>(w, s[i] * dp1[2][i], acc[2][i]);
+                    }
+                }
+            }
+        }
+        for (lane, out) in grad.chunks_exact_mut(3).enumerate() {
+            // (X, Y, Z) = (z, x, y) back to (x, y, z).
+            let mut d = [acc[1][lane], acc[2][lane], acc[0][lane]];
+            if plan.normalize {
+                // Y(v / |v|): the tangential part over |v| (zero for a zero vector).
+                let u = [x[1][lane], x[2][lane], x[0][lane]];
+                let radial = d[0] * u[0] + d[1] * u[1] + d[2] * u[2];
+                d = [0, 1, 2].map(|a| (d[a] - radial * u[a]) * inv_norm[lane]);
+            }
+            out.copy_from_slice(&d);
+        }
+    }
+}
+
+avx2_fma_build! {
+    fn backward_chunk_avx2(plan: &ShPlan, vectors: &[f32], grad_out: &[f32], grad: &mut [f32]) = backward_chunk::<FMA>
 }

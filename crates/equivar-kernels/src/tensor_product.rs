@@ -13,7 +13,11 @@
 //! The reference is `equivar::o3::TensorProduct::forward_f64` (f64, one index of the
 //! definition at a time), which equivar's tests compare these kernels with.
 
+use gemm::Parallelism;
 use rayon::prelude::*;
+
+use crate::Isa;
+use crate::conv::sgemm_strided;
 
 /// One block of a feature layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,54 +146,76 @@ fn check_lengths(plan: &TpPlan, x1: &[f32], x2: &[f32], weights: &[f32], shared:
     rows
 }
 
-/// Rows per rayon task.
+/// Rows per rayon task and per batched step: the uvw paths multiply a block of rows by the
+/// path's weights as one small GEMM per output component.
 const CHUNK: usize = 64;
 
-/// Per-task scratch: input blocks transposed to `[i][u]`, the coupled tensor and output
-/// accumulators.
+/// Per-task scratch, reused across paths and chunks.
 #[derive(Default)]
 struct Scratch {
-    x1t: Vec<f32>,
-    x2t: Vec<f32>,
+    /// Input blocks as `[i][r][u]` and `[j][r][v]`.
+    x1: Vec<f32>,
+    x2: Vec<f32>,
+    /// The coupled tensor `[k][r][u][v]`, times the path coefficient.
     t: Vec<f32>,
-    acc: Vec<f32>,
+    /// Its gradient, same layout.
     dt: Vec<f32>,
-    dx1t: Vec<f32>,
-    dx2t: Vec<f32>,
+    dx1: Vec<f32>,
+    dx2: Vec<f32>,
 }
 
-/// Transposes block `b` of `row` (`[u][i]`) to `[i][u]`.
-fn transpose_block(row: &[f32], b: &Block, dst: &mut Vec<f32>) {
-    dst.clear();
-    dst.resize(b.mul * b.dim, 0.0);
-    for u in 0..b.mul {
-        for i in 0..b.dim {
-            dst[i * b.mul + u] = row[b.offset + u * b.dim + i];
+fn fill(v: &mut Vec<f32>, len: usize) {
+    v.clear();
+    v.resize(len, 0.0);
+}
+
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// Block `b` of `rows` rows (row stride `dim`) as `dst[i][r][u]`.
+#[inline(always)]
+fn gather(x: &[f32], dim: usize, rows: usize, b: &Block, dst: &mut Vec<f32>) {
+    fill(dst, b.dim * rows * b.mul);
+    for r in 0..rows {
+        let row = &x[r * dim + b.offset..][..b.mul * b.dim];
+        for u in 0..b.mul {
+            for i in 0..b.dim {
+                dst[(i * rows + r) * b.mul + u] = row[u * b.dim + i];
+            }
         }
     }
 }
 
-/// `T[k][u][v]` of one path for one row.
-fn couple(path: &Path, mul1: usize, mul2: usize, dim3: usize, s: &mut Scratch) {
-    let uv = mul1 * mul2;
-    s.t.clear();
-    s.t.resize(dim3 * uv, 0.0);
+/// `s.t[k][r][u][v] = coefficient * sum over the 3j entries of c x1[i][r][u] x2[j][r][v]`.
+#[inline(always)]
+fn couple<const FMA: bool>(
+    path: &Path,
+    (m1, m2, d3): (usize, usize, usize),
+    rows: usize,
+    s: &mut Scratch,
+) {
+    let uv = m1 * m2;
+    fill(&mut s.t, d3 * rows * uv);
     for c in &path.couplings {
-        let (x1, x2) = (
-            &s.x1t[c.i as usize * mul1..][..mul1],
-            &s.x2t[c.j as usize * mul2..][..mul2],
-        );
-        let t = &mut s.t[c.k as usize * uv..][..uv];
-        if mul2 == 1 {
-            let f = c.value * x2[0];
-            for (t, &a) in t.iter_mut().zip(x1) {
-                *t += f * a;
-            }
-        } else {
-            for (u, &a) in x1.iter().enumerate() {
-                let f = c.value * a;
-                for (t, &b) in t[u * mul2..][..mul2].iter_mut().zip(x2) {
-                    *t += f * b;
+        let value = c.value * path.coefficient;
+        let (i, j, k) = (c.i as usize, c.j as usize, c.k as usize);
+        for r in 0..rows {
+            let x1 = &s.x1[(i * rows + r) * m1..][..m1];
+            let x2 = &s.x2[(j * rows + r) * m2..][..m2];
+            let t = &mut s.t[(k * rows + r) * uv..][..uv];
+            if m2 == 1 {
+                let f = value * x2[0];
+                for (t, &a) in t.iter_mut().zip(x1) {
+                    *t = madd::<FMA>(f, a, *t);
+                }
+            } else {
+                for (u, &a) in x1.iter().enumerate() {
+                    let f = value * a;
+                    for (t, &b) in t[u * m2..][..m2].iter_mut().zip(x2) {
+                        *t = madd::<FMA>(f, b, *t);
+                    }
                 }
             }
         }
@@ -199,76 +225,128 @@ fn couple(path: &Path, mul1: usize, mul2: usize, dim3: usize, s: &mut Scratch) {
 /// `out[rows, dim_out]` from `x1[rows, dim1]`, `x2[rows, dim2]` and the weights: one vector
 /// of `weight_numel` (`shared`) or `rows` of them.
 pub fn forward(plan: &TpPlan, x1: &[f32], x2: &[f32], weights: &[f32], shared: bool) -> Vec<f32> {
+    forward_with(plan, x1, x2, weights, shared, Isa::detect())
+}
+
+/// [`forward`] with a chosen build.
+pub fn forward_with(
+    plan: &TpPlan,
+    x1: &[f32],
+    x2: &[f32],
+    weights: &[f32],
+    shared: bool,
+    isa: Isa,
+) -> Vec<f32> {
     let rows = check_lengths(plan, x1, x2, weights, shared);
     let mut out = vec![0.0f32; rows * plan.dim_out];
+    let avx2 = isa == Isa::Avx2Fma && crate::has_avx2_fma();
     out.par_chunks_mut(CHUNK * plan.dim_out)
         .enumerate()
         .for_each(|(chunk, out)| {
+            let first = chunk * CHUNK;
+            let n = out.len() / plan.dim_out;
+            let x1 = &x1[first * plan.dim1..][..n * plan.dim1];
+            let x2 = &x2[first * plan.dim2..][..n * plan.dim2];
+            let w = if shared {
+                weights
+            } else {
+                &weights[first * plan.weight_numel..][..n * plan.weight_numel]
+            };
             let mut s = Scratch::default();
-            for (r, out) in out.chunks_exact_mut(plan.dim_out).enumerate() {
-                let row = chunk * CHUNK + r;
-                let w = if shared {
-                    weights
-                } else {
-                    &weights[row * plan.weight_numel..][..plan.weight_numel]
-                };
-                forward_row(
-                    plan,
-                    &x1[row * plan.dim1..][..plan.dim1],
-                    &x2[row * plan.dim2..][..plan.dim2],
-                    w,
-                    out,
-                    &mut s,
-                );
+            if avx2 {
+                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                unsafe { forward_chunk_avx2(plan, (x1, x2, w, shared), out, &mut s) }
+            } else {
+                forward_chunk::<false>(plan, (x1, x2, w, shared), out, &mut s)
             }
         });
     out
 }
 
-fn forward_row(plan: &TpPlan, x1: &[f32], x2: &[f32], w: &[f32], out: &mut [f32], s: &mut Scratch) {
+#[inline(always)]
+fn forward_chunk<const FMA: bool>(
+    plan: &TpPlan,
+    (x1, x2, w, shared): (&[f32], &[f32], &[f32], bool),
+    out: &mut [f32],
+    s: &mut Scratch,
+) {
+    let rows = out.len() / plan.dim_out;
+    let numel = plan.weight_numel;
     for path in &plan.paths {
         let (b1, b2, bo) = (
             &plan.in1[path.in1],
             &plan.in2[path.in2],
             &plan.out[path.out],
         );
-        transpose_block(x1, b1, &mut s.x1t);
-        transpose_block(x2, b2, &mut s.x2t);
-        couple(path, b1.mul, b2.mul, bo.dim, s);
-        let uv = b1.mul * b2.mul;
-        let w = &w[path.weight_offset..];
-        match path.mode {
-            Mode::Uvw => {
+        let (m1, m2, d3) = (b1.mul, b2.mul, bo.dim);
+        let uv = m1 * m2;
+        gather(x1, plan.dim1, rows, b1, &mut s.x1);
+        gather(x2, plan.dim2, rows, b2, &mut s.x2);
+        couple::<FMA>(path, (m1, m2, d3), rows, s);
+        match (path.mode, shared) {
+            (Mode::Uvw, true) => {
+                // out[r][w, k] += sum_p T[k][r][p] W[p][w]: one GEMM per k over the rows.
                 let mo = bo.mul;
-                s.acc.clear();
-                s.acc.resize(bo.dim * mo, 0.0);
-                for k in 0..bo.dim {
-                    let acc = &mut s.acc[k * mo..][..mo];
-                    for (p, &t) in s.t[k * uv..][..uv].iter().enumerate() {
-                        for (a, &wv) in acc.iter_mut().zip(&w[p * mo..][..mo]) {
-                            *a += t * wv;
+                let wp = &w[path.weight_offset..][..uv * mo];
+                for k in 0..d3 {
+                    sgemm_strided(
+                        (rows, mo, uv),
+                        (&mut out[bo.offset + k..], plan.dim_out, d3),
+                        true,
+                        (&s.t[k * rows * uv..][..rows * uv], uv, 1),
+                        (wp, mo, 1),
+                        Parallelism::None,
+                    );
+                }
+            }
+            (Mode::Uvw, false) => {
+                let mo = bo.mul;
+                for r in 0..rows {
+                    let wp = &w[r * numel + path.weight_offset..][..uv * mo];
+                    for k in 0..d3 {
+                        let t = &s.t[(k * rows + r) * uv..][..uv];
+                        let o = &mut out[r * plan.dim_out + bo.offset..];
+                        for (p, &tv) in t.iter().enumerate() {
+                            for (wo, &wv) in wp[p * mo..][..mo].iter().enumerate() {
+                                o[wo * d3 + k] = madd::<FMA>(tv, wv, o[wo * d3 + k]);
+                            }
                         }
                     }
                 }
-                for wo in 0..mo {
-                    for k in 0..bo.dim {
-                        out[bo.offset + wo * bo.dim + k] += path.coefficient * s.acc[k * mo + wo];
-                    }
-                }
             }
-            Mode::Uvu => {
-                let m2 = b2.mul;
-                for u in 0..b1.mul {
-                    let wu = &w[u * m2..][..m2];
-                    for k in 0..bo.dim {
-                        let t = &s.t[k * uv + u * m2..][..m2];
-                        let dot: f32 = t.iter().zip(wu).map(|(a, b)| a * b).sum();
-                        out[bo.offset + u * bo.dim + k] += path.coefficient * dot;
+            (Mode::Uvu, _) => {
+                for r in 0..rows {
+                    let wr = if shared {
+                        &w[path.weight_offset..][..uv]
+                    } else {
+                        &w[r * numel + path.weight_offset..][..uv]
+                    };
+                    let o = &mut out[r * plan.dim_out + bo.offset..][..m1 * d3];
+                    for k in 0..d3 {
+                        let t = &s.t[(k * rows + r) * uv..][..uv];
+                        if m2 == 1 {
+                            for u in 0..m1 {
+                                o[u * d3 + k] = madd::<FMA>(t[u], wr[u], o[u * d3 + k]);
+                            }
+                        } else {
+                            for u in 0..m1 {
+                                let dot: f32 = t[u * m2..][..m2]
+                                    .iter()
+                                    .zip(&wr[u * m2..][..m2])
+                                    .map(|(a, b)| a * b)
+                                    .sum();
+                                o[u * d3 + k] += dot;
+                            }
+                        }
                     }
                 }
             }
         }
     }
+}
+
+avx2_fma_build! {
+    fn forward_chunk_avx2(plan: &TpPlan, inputs: (&[f32], &[f32], &[f32], bool), out: &mut [f32], s: &mut Scratch) = forward_chunk::<FMA>
 }
 
 /// Gradients of `sum(grad_out * forward(x1, x2, weights))`: `(d x1, d x2, d weights)`, the
@@ -281,160 +359,228 @@ pub fn backward(
     shared: bool,
     grad_out: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    backward_with(plan, x1, x2, weights, shared, grad_out, Isa::detect())
+}
+
+/// [`backward`] with a chosen build.
+pub fn backward_with(
+    plan: &TpPlan,
+    x1: &[f32],
+    x2: &[f32],
+    weights: &[f32],
+    shared: bool,
+    grad_out: &[f32],
+    isa: Isa,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let rows = check_lengths(plan, x1, x2, weights, shared);
     assert_eq!(
         grad_out.len(),
         rows * plan.dim_out,
         "tensor product: grad_out length"
     );
+    let numel = plan.weight_numel;
     let mut dx1 = vec![0.0f32; rows * plan.dim1];
     let mut dx2 = vec![0.0f32; rows * plan.dim2];
-    let mut dw = vec![0.0f32; weights.len()];
-    let numel = plan.weight_numel;
-    let per_row_dw: Vec<Vec<f32>> = dx1
+    let avx2 = isa == Isa::Avx2Fma && crate::has_avx2_fma();
+    // Shared weights: each task's partial sum, added up below; per-row weights: its rows.
+    let parts: Vec<Vec<f32>> = dx1
         .par_chunks_mut(CHUNK * plan.dim1)
         .zip(dx2.par_chunks_mut(CHUNK * plan.dim2))
         .enumerate()
         .map(|(chunk, (dx1, dx2))| {
-            let mut s = Scratch::default();
-            // Shared weights: this task's partial sum; per-row weights: its rows' slots.
             let first = chunk * CHUNK;
-            let count = dx1.len() / plan.dim1.max(1);
-            let mut dw_local = vec![0.0f32; if shared { numel } else { count * numel }];
-            for r in 0..count {
-                let row = first + r;
-                let w = if shared {
-                    weights
-                } else {
-                    &weights[row * numel..][..numel]
-                };
-                let dwr = if shared {
-                    &mut dw_local[..]
-                } else {
-                    &mut dw_local[r * numel..][..numel]
-                };
-                backward_row(
-                    plan,
-                    (
-                        &x1[row * plan.dim1..][..plan.dim1],
-                        &x2[row * plan.dim2..][..plan.dim2],
-                        w,
-                    ),
-                    &grad_out[row * plan.dim_out..][..plan.dim_out],
-                    (
-                        &mut dx1[r * plan.dim1..][..plan.dim1],
-                        &mut dx2[r * plan.dim2..][..plan.dim2],
-                        dwr,
-                    ),
-                    &mut s,
-                );
+            let n = dx1.len() / plan.dim1;
+            let x1 = &x1[first * plan.dim1..][..n * plan.dim1];
+            let x2 = &x2[first * plan.dim2..][..n * plan.dim2];
+            let gy = &grad_out[first * plan.dim_out..][..n * plan.dim_out];
+            let w = if shared {
+                weights
+            } else {
+                &weights[first * numel..][..n * numel]
+            };
+            let mut dw = vec![0.0f32; w.len()];
+            let mut s = Scratch::default();
+            if avx2 {
+                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
+                unsafe {
+                    backward_chunk_avx2(plan, (x1, x2, w, shared), gy, (dx1, dx2, &mut dw), &mut s)
+                }
+            } else {
+                backward_chunk::<false>(plan, (x1, x2, w, shared), gy, (dx1, dx2, &mut dw), &mut s)
             }
-            dw_local
+            dw
         })
         .collect();
-    if shared {
-        for part in per_row_dw {
+    let dw = if shared {
+        let mut dw = vec![0.0f32; numel];
+        for part in parts {
             for (a, b) in dw.iter_mut().zip(part) {
                 *a += b;
             }
         }
+        dw
     } else {
-        let mut offset = 0;
-        for part in per_row_dw {
-            dw[offset..offset + part.len()].copy_from_slice(&part);
-            offset += part.len();
-        }
-    }
+        parts.concat()
+    };
     (dx1, dx2, dw)
 }
 
-fn backward_row(
+#[inline(always)]
+fn backward_chunk<const FMA: bool>(
     plan: &TpPlan,
-    (x1, x2, w): (&[f32], &[f32], &[f32]),
+    (x1, x2, w, shared): (&[f32], &[f32], &[f32], bool),
     gy: &[f32],
     (dx1, dx2, dw): (&mut [f32], &mut [f32], &mut [f32]),
     s: &mut Scratch,
 ) {
+    let rows = gy.len() / plan.dim_out;
+    let numel = plan.weight_numel;
     for path in &plan.paths {
         let (b1, b2, bo) = (
             &plan.in1[path.in1],
             &plan.in2[path.in2],
             &plan.out[path.out],
         );
-        let (m1, m2) = (b1.mul, b2.mul);
+        let (m1, m2, d3) = (b1.mul, b2.mul, bo.dim);
         let uv = m1 * m2;
-        transpose_block(x1, b1, &mut s.x1t);
-        transpose_block(x2, b2, &mut s.x2t);
-        couple(path, m1, m2, bo.dim, s);
-        let w = &w[path.weight_offset..];
-        let dw = &mut dw[path.weight_offset..];
-        let c = path.coefficient;
-        s.dt.clear();
-        s.dt.resize(bo.dim * uv, 0.0);
-        match path.mode {
-            Mode::Uvw => {
+        gather(x1, plan.dim1, rows, b1, &mut s.x1);
+        gather(x2, plan.dim2, rows, b2, &mut s.x2);
+        // T carries the coefficient, so dW = sum T G needs no more; dT = c W G gets it below.
+        couple::<FMA>(path, (m1, m2, d3), rows, s);
+        fill(&mut s.dt, d3 * rows * uv);
+        match (path.mode, shared) {
+            (Mode::Uvw, true) => {
                 let mo = bo.mul;
-                // g[k][w] = c * grad_out[w, k]
-                s.acc.clear();
-                s.acc.resize(bo.dim * mo, 0.0);
-                for wo in 0..mo {
-                    for k in 0..bo.dim {
-                        s.acc[k * mo + wo] = c * gy[bo.offset + wo * bo.dim + k];
-                    }
+                let wp = &w[path.weight_offset..][..uv * mo];
+                let dwp = &mut dw[path.weight_offset..][..uv * mo];
+                for k in 0..d3 {
+                    let g = &gy[bo.offset + k..];
+                    // dT_k[r][p] = sum_w G_k[r][w] W[p][w]
+                    sgemm_strided(
+                        (rows, uv, mo),
+                        (&mut s.dt[k * rows * uv..][..rows * uv], uv, 1),
+                        false,
+                        (g, plan.dim_out, d3),
+                        (wp, 1, mo),
+                        Parallelism::None,
+                    );
+                    // dW[p][w] += sum_r T_k[r][p] G_k[r][w]
+                    sgemm_strided(
+                        (uv, mo, rows),
+                        (dwp, mo, 1),
+                        true,
+                        (&s.t[k * rows * uv..][..rows * uv], 1, uv),
+                        (g, plan.dim_out, d3),
+                        Parallelism::None,
+                    );
                 }
-                for k in 0..bo.dim {
-                    let g = &s.acc[k * mo..][..mo];
-                    for p in 0..uv {
-                        let wp = &w[p * mo..][..mo];
-                        s.dt[k * uv + p] = g.iter().zip(wp).map(|(a, b)| a * b).sum();
-                        let t = s.t[k * uv + p];
-                        for (d, &gv) in dw[p * mo..][..mo].iter_mut().zip(g) {
-                            *d += t * gv;
+            }
+            (Mode::Uvw, false) => {
+                let mo = bo.mul;
+                for r in 0..rows {
+                    let wp = &w[r * numel + path.weight_offset..][..uv * mo];
+                    let dwp = &mut dw[r * numel + path.weight_offset..][..uv * mo];
+                    let g = &gy[r * plan.dim_out + bo.offset..][..mo * d3];
+                    for k in 0..d3 {
+                        let t = &s.t[(k * rows + r) * uv..][..uv];
+                        let dt = &mut s.dt[(k * rows + r) * uv..][..uv];
+                        for p in 0..uv {
+                            let mut acc = 0.0;
+                            for wo in 0..mo {
+                                acc = madd::<FMA>(g[wo * d3 + k], wp[p * mo + wo], acc);
+                                dwp[p * mo + wo] =
+                                    madd::<FMA>(t[p], g[wo * d3 + k], dwp[p * mo + wo]);
+                            }
+                            dt[p] = acc;
                         }
                     }
                 }
             }
-            Mode::Uvu => {
-                for u in 0..m1 {
-                    for k in 0..bo.dim {
-                        let g = c * gy[bo.offset + u * bo.dim + k];
-                        for v in 0..m2 {
-                            let p = u * m2 + v;
-                            dw[p] += g * s.t[k * uv + p];
-                            s.dt[k * uv + p] = g * w[p];
+            (Mode::Uvu, _) => {
+                for r in 0..rows {
+                    let (wr, dwr) = if shared {
+                        (
+                            &w[path.weight_offset..][..uv],
+                            &mut dw[path.weight_offset..][..uv],
+                        )
+                    } else {
+                        (
+                            &w[r * numel + path.weight_offset..][..uv],
+                            &mut dw[r * numel + path.weight_offset..][..uv],
+                        )
+                    };
+                    let g = &gy[r * plan.dim_out + bo.offset..][..m1 * d3];
+                    for k in 0..d3 {
+                        let t = &s.t[(k * rows + r) * uv..][..uv];
+                        let dt = &mut s.dt[(k * rows + r) * uv..][..uv];
+                        for u in 0..m1 {
+                            let gv = g[u * d3 + k];
+                            for v in 0..m2 {
+                                let p = u * m2 + v;
+                                dwr[p] = madd::<FMA>(gv, t[p], dwr[p]);
+                                dt[p] = gv * wr[p];
+                            }
                         }
                     }
                 }
             }
         }
-        // dx1[u, i] += sum C x2[v, j] dT[k][u][v]; dx2[v, j] += sum C x1[u, i] dT[k][u][v].
-        s.dx1t.clear();
-        s.dx1t.resize(b1.dim * m1, 0.0);
-        s.dx2t.clear();
-        s.dx2t.resize(b2.dim * m2, 0.0);
+        // dx1[i][r][u] += c sum C x2[j][r][v] dT[k][r][u][v]; dx2[j][r][v] likewise.
+        fill(&mut s.dx1, b1.dim * rows * m1);
+        fill(&mut s.dx2, b2.dim * rows * m2);
         for cp in &path.couplings {
+            let value = cp.value * path.coefficient;
             let (i, j, k) = (cp.i as usize, cp.j as usize, cp.k as usize);
-            let dt = &s.dt[k * uv..][..uv];
-            for u in 0..m1 {
-                let a = s.x1t[i * m1 + u];
-                let mut acc1 = 0.0;
-                for v in 0..m2 {
-                    let d = dt[u * m2 + v] * cp.value;
-                    acc1 += d * s.x2t[j * m2 + v];
-                    s.dx2t[j * m2 + v] += d * a;
+            for r in 0..rows {
+                let dt = &s.dt[(k * rows + r) * uv..][..uv];
+                let a = &s.x1[(i * rows + r) * m1..][..m1];
+                let b = &s.x2[(j * rows + r) * m2..][..m2];
+                let da = &mut s.dx1[(i * rows + r) * m1..][..m1];
+                if m2 == 1 {
+                    let f = value * b[0];
+                    let mut acc = 0.0;
+                    for u in 0..m1 {
+                        da[u] = madd::<FMA>(f, dt[u], da[u]);
+                        acc = madd::<FMA>(a[u], dt[u], acc);
+                    }
+                    s.dx2[j * rows + r] += value * acc;
+                } else {
+                    let db = &mut s.dx2[(j * rows + r) * m2..][..m2];
+                    for u in 0..m1 {
+                        let d = &dt[u * m2..][..m2];
+                        let mut acc = 0.0;
+                        for v in 0..m2 {
+                            acc = madd::<FMA>(d[v], b[v], acc);
+                            db[v] = madd::<FMA>(value * a[u], d[v], db[v]);
+                        }
+                        da[u] = madd::<FMA>(value, acc, da[u]);
+                    }
                 }
-                s.dx1t[i * m1 + u] += acc1;
             }
         }
-        for u in 0..m1 {
-            for i in 0..b1.dim {
-                dx1[b1.offset + u * b1.dim + i] += s.dx1t[i * m1 + u];
+        for r in 0..rows {
+            let row = &mut dx1[r * plan.dim1 + b1.offset..][..m1 * b1.dim];
+            for u in 0..m1 {
+                for i in 0..b1.dim {
+                    row[u * b1.dim + i] += s.dx1[(i * rows + r) * m1 + u];
+                }
             }
-        }
-        for v in 0..m2 {
-            for j in 0..b2.dim {
-                dx2[b2.offset + v * b2.dim + j] += s.dx2t[j * m2 + v];
+            let row = &mut dx2[r * plan.dim2 + b2.offset..][..m2 * b2.dim];
+            for v in 0..m2 {
+                for j in 0..b2.dim {
+                    row[v * b2.dim + j] += s.dx2[(j * rows + r) * m2 + v];
+                }
             }
         }
     }
+}
+
+avx2_fma_build! {
+    fn backward_chunk_avx2(
+        plan: &TpPlan,
+        inputs: (&[f32], &[f32], &[f32], bool),
+        gy: &[f32],
+        grads: (&mut [f32], &mut [f32], &mut [f32]),
+        s: &mut Scratch,
+    ) = backward_chunk::<FMA>
 }

@@ -4,7 +4,7 @@
 use equivar::o3::{
     Input, Irreps, Mode, Normalization, SphericalHarmonics, TensorProduct, assert_equivariant,
 };
-use equivar_kernels::{spherical_harmonics as sh_kernel, tensor_product as tp_kernel};
+use equivar_kernels::{Isa, spherical_harmonics as sh_kernel, tensor_product as tp_kernel};
 
 const FEATURES: &str = "32x0e+32x1o+32x2e";
 const SH2: &str = "1x0e+1x1o+1x2e";
@@ -197,51 +197,55 @@ fn check_kernels(tp: &TensorProduct, rows: usize, shared: bool) {
     let w = numbers(if shared { numel } else { rows * numel }, 3);
     let g = numbers(rows * dout, 4);
     let expected = tp.forward_f64(&x1, &x2, &w, shared);
-    let got = tp_kernel::forward(tp.plan(), &f32s(&x1), &f32s(&x2), &f32s(&w), shared);
-    let scale = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let err = expected
-        .iter()
-        .zip(&got)
-        .fold(0.0f64, |m, (a, &b)| m.max((a - b as f64).abs()));
-    assert!(err <= 1e-5 * scale, "forward: {err:e} against {scale}");
+    for isa in Isa::available() {
+        let got =
+            tp_kernel::forward_with(tp.plan(), &f32s(&x1), &f32s(&x2), &f32s(&w), shared, isa);
+        let scale = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let err = expected
+            .iter()
+            .zip(&got)
+            .fold(0.0f64, |m, (a, &b)| m.max((a - b as f64).abs()));
+        assert!(err <= 1e-5 * scale, "forward: {err:e} against {scale}");
 
-    let (dx1, dx2, dw) = tp_kernel::backward(
-        tp.plan(),
-        &f32s(&x1),
-        &f32s(&x2),
-        &f32s(&w),
-        shared,
-        &f32s(&g),
-    );
-    let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-    for seed in 0..3 {
-        let d = numbers(x1.len(), 10 + seed);
-        let (lhs, rhs) = (
-            dot(&to64(&dx1), &d),
-            dot(&g, &tp.forward_f64(&d, &x2, &w, shared)),
+        let (dx1, dx2, dw) = tp_kernel::backward_with(
+            tp.plan(),
+            &f32s(&x1),
+            &f32s(&x2),
+            &f32s(&w),
+            shared,
+            &f32s(&g),
+            isa,
         );
-        assert!(
-            (lhs - rhs).abs() <= 1e-4 * rhs.abs().max(1.0),
-            "dx1: {lhs} vs {rhs}"
-        );
-        let d = numbers(x2.len(), 20 + seed);
-        let (lhs, rhs) = (
-            dot(&to64(&dx2), &d),
-            dot(&g, &tp.forward_f64(&x1, &d, &w, shared)),
-        );
-        assert!(
-            (lhs - rhs).abs() <= 1e-4 * rhs.abs().max(1.0),
-            "dx2: {lhs} vs {rhs}"
-        );
-        let d = numbers(w.len(), 30 + seed);
-        let (lhs, rhs) = (
-            dot(&to64(&dw), &d),
-            dot(&g, &tp.forward_f64(&x1, &x2, &d, shared)),
-        );
-        assert!(
-            (lhs - rhs).abs() <= 1e-4 * rhs.abs().max(1.0),
-            "dw: {lhs} vs {rhs}"
-        );
+        let to64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        for seed in 0..3 {
+            let d = numbers(x1.len(), 10 + seed);
+            let (lhs, rhs) = (
+                dot(&to64(&dx1), &d),
+                dot(&g, &tp.forward_f64(&d, &x2, &w, shared)),
+            );
+            assert!(
+                (lhs - rhs).abs() <= 1e-4 * rhs.abs().max(1.0),
+                "dx1: {lhs} vs {rhs}"
+            );
+            let d = numbers(x2.len(), 20 + seed);
+            let (lhs, rhs) = (
+                dot(&to64(&dx2), &d),
+                dot(&g, &tp.forward_f64(&x1, &d, &w, shared)),
+            );
+            assert!(
+                (lhs - rhs).abs() <= 1e-4 * rhs.abs().max(1.0),
+                "dx2: {lhs} vs {rhs}"
+            );
+            let d = numbers(w.len(), 30 + seed);
+            let (lhs, rhs) = (
+                dot(&to64(&dw), &d),
+                dot(&g, &tp.forward_f64(&x1, &x2, &d, shared)),
+            );
+            assert!(
+                (lhs - rhs).abs() <= 1e-4 * rhs.abs().max(1.0),
+                "dw: {lhs} vs {rhs}"
+            );
+        }
     }
 }
 
@@ -273,37 +277,39 @@ fn spherical_harmonics_kernel_equals_the_definition() {
         let plan = sh_kernel::ShPlan::new(lmax, normalize, &vec![1.0; lmax + 1]);
         let mut vectors = numbers(300 * 3, lmax as u64);
         vectors[..3].fill(0.0); // a zero vector
-        let got = sh_kernel::forward(&plan, &f32s(&vectors));
-        let g = numbers(300 * reference.dim(), 99);
-        let grad = sh_kernel::backward(&plan, &f32s(&vectors), &f32s(&g));
-        for (n, v) in vectors.chunks(3).enumerate() {
-            let (y, dy) = reference.eval_with_gradient([v[0], v[1], v[2]]);
-            let scale = y.iter().fold(1.0f64, |m, a| m.max(a.abs()));
-            for (k, &a) in y.iter().enumerate() {
-                let b = got[n * reference.dim() + k] as f64;
-                assert!(
-                    (a - b).abs() <= 2e-5 * scale,
-                    "lmax {lmax} vector {n} component {k}: {a} vs {b}"
-                );
-            }
-            let norm = if normalize {
-                (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt()
-            } else {
-                1.0
-            };
-            for axis in 0..3 {
-                let expected: f64 = (0..reference.dim())
-                    .map(|k| g[n * reference.dim() + k] * dy[k][axis])
-                    .sum();
-                let gscale = (0..reference.dim())
-                    .map(|k| (g[n * reference.dim() + k] * dy[k][axis]).abs())
-                    .sum::<f64>()
-                    .max(1.0 / norm.max(1e-3));
-                let b = grad[n * 3 + axis] as f64;
-                assert!(
-                    (expected - b).abs() <= 2e-5 * gscale,
-                    "lmax {lmax} vector {n} axis {axis}: {expected} vs {b}"
-                );
+        for isa in Isa::available() {
+            let got = sh_kernel::forward_with(&plan, &f32s(&vectors), isa);
+            let g = numbers(300 * reference.dim(), 99);
+            let grad = sh_kernel::backward_with(&plan, &f32s(&vectors), &f32s(&g), isa);
+            for (n, v) in vectors.chunks(3).enumerate() {
+                let (y, dy) = reference.eval_with_gradient([v[0], v[1], v[2]]);
+                let scale = y.iter().fold(1.0f64, |m, a| m.max(a.abs()));
+                for (k, &a) in y.iter().enumerate() {
+                    let b = got[n * reference.dim() + k] as f64;
+                    assert!(
+                        (a - b).abs() <= 2e-5 * scale,
+                        "{isa:?} lmax {lmax} vector {n} component {k}: {a} vs {b}"
+                    );
+                }
+                let norm = if normalize {
+                    (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt()
+                } else {
+                    1.0
+                };
+                for axis in 0..3 {
+                    let expected: f64 = (0..reference.dim())
+                        .map(|k| g[n * reference.dim() + k] * dy[k][axis])
+                        .sum();
+                    let gscale = (0..reference.dim())
+                        .map(|k| (g[n * reference.dim() + k] * dy[k][axis]).abs())
+                        .sum::<f64>()
+                        .max(1.0 / norm.max(1e-3));
+                    let b = grad[n * 3 + axis] as f64;
+                    assert!(
+                        (expected - b).abs() <= 2e-5 * gscale,
+                        "{isa:?} lmax {lmax} vector {n} axis {axis}: {expected} vs {b}"
+                    );
+                }
             }
         }
     }
