@@ -148,20 +148,36 @@ fn check_lengths(plan: &TpPlan, x1: &[f32], x2: &[f32], weights: &[f32], shared:
 
 /// Rows per rayon task and per batched step: the uvw paths multiply a block of rows by the
 /// path's weights as one small GEMM per output component.
-const CHUNK: usize = 64;
+const CHUNK: usize = 128;
 
 /// Per-task scratch, reused across paths and chunks.
 #[derive(Default)]
 struct Scratch {
-    /// Input blocks as `[i][r][u]` and `[j][r][v]`.
-    x1: Vec<f32>,
-    x2: Vec<f32>,
+    /// Every input block as `[i][r][u]` (input 1) and `[j][r][v]` (input 2), gathered once
+    /// per chunk and shared by the paths that read it.
+    x1: Vec<Vec<f32>>,
+    x2: Vec<Vec<f32>>,
     /// The coupled tensor `[k][r][u][v]`, times the path coefficient.
     t: Vec<f32>,
     /// Its gradient, same layout.
     dt: Vec<f32>,
-    dx1: Vec<f32>,
-    dx2: Vec<f32>,
+    /// Input gradients in the gathered layout, scattered once per chunk.
+    dx1: Vec<Vec<f32>>,
+    dx2: Vec<Vec<f32>>,
+}
+
+impl Scratch {
+    /// Gathers every block of both inputs for `rows` rows.
+    fn gather_all(&mut self, plan: &TpPlan, x1: &[f32], x2: &[f32], rows: usize) {
+        self.x1.resize_with(plan.in1.len(), Vec::new);
+        self.x2.resize_with(plan.in2.len(), Vec::new);
+        for (b, dst) in plan.in1.iter().zip(&mut self.x1) {
+            gather(x1, plan.dim1, rows, b, dst);
+        }
+        for (b, dst) in plan.in2.iter().zip(&mut self.x2) {
+            gather(x2, plan.dim2, rows, b, dst);
+        }
+    }
 }
 
 fn fill(v: &mut Vec<f32>, len: usize) {
@@ -198,12 +214,13 @@ fn couple<const FMA: bool>(
 ) {
     let uv = m1 * m2;
     fill(&mut s.t, d3 * rows * uv);
+    let (g1, g2) = (&s.x1[path.in1], &s.x2[path.in2]);
     for c in &path.couplings {
         let value = c.value * path.coefficient;
         let (i, j, k) = (c.i as usize, c.j as usize, c.k as usize);
         for r in 0..rows {
-            let x1 = &s.x1[(i * rows + r) * m1..][..m1];
-            let x2 = &s.x2[(j * rows + r) * m2..][..m2];
+            let x1 = &g1[(i * rows + r) * m1..][..m1];
+            let x2 = &g2[(j * rows + r) * m2..][..m2];
             let t = &mut s.t[(k * rows + r) * uv..][..uv];
             if m2 == 1 {
                 let f = value * x2[0];
@@ -272,6 +289,7 @@ fn forward_chunk<const FMA: bool>(
 ) {
     let rows = out.len() / plan.dim_out;
     let numel = plan.weight_numel;
+    s.gather_all(plan, x1, x2, rows);
     for path in &plan.paths {
         let (b1, b2, bo) = (
             &plan.in1[path.in1],
@@ -280,8 +298,6 @@ fn forward_chunk<const FMA: bool>(
         );
         let (m1, m2, d3) = (b1.mul, b2.mul, bo.dim);
         let uv = m1 * m2;
-        gather(x1, plan.dim1, rows, b1, &mut s.x1);
-        gather(x2, plan.dim2, rows, b2, &mut s.x2);
         couple::<FMA>(path, (m1, m2, d3), rows, s);
         match (path.mode, shared) {
             (Mode::Uvw, true) => {
@@ -435,6 +451,15 @@ fn backward_chunk<const FMA: bool>(
 ) {
     let rows = gy.len() / plan.dim_out;
     let numel = plan.weight_numel;
+    s.gather_all(plan, x1, x2, rows);
+    s.dx1.resize_with(plan.in1.len(), Vec::new);
+    s.dx2.resize_with(plan.in2.len(), Vec::new);
+    for (b, d) in plan.in1.iter().zip(&mut s.dx1) {
+        fill(d, b.dim * rows * b.mul);
+    }
+    for (b, d) in plan.in2.iter().zip(&mut s.dx2) {
+        fill(d, b.dim * rows * b.mul);
+    }
     for path in &plan.paths {
         let (b1, b2, bo) = (
             &plan.in1[path.in1],
@@ -443,8 +468,6 @@ fn backward_chunk<const FMA: bool>(
         );
         let (m1, m2, d3) = (b1.mul, b2.mul, bo.dim);
         let uv = m1 * m2;
-        gather(x1, plan.dim1, rows, b1, &mut s.x1);
-        gather(x2, plan.dim2, rows, b2, &mut s.x2);
         // T carries the coefficient, so dW = sum T G needs no more; dT = c W G gets it below.
         couple::<FMA>(path, (m1, m2, d3), rows, s);
         fill(&mut s.dt, d3 * rows * uv);
@@ -526,16 +549,16 @@ fn backward_chunk<const FMA: bool>(
             }
         }
         // dx1[i][r][u] += c sum C x2[j][r][v] dT[k][r][u][v]; dx2[j][r][v] likewise.
-        fill(&mut s.dx1, b1.dim * rows * m1);
-        fill(&mut s.dx2, b2.dim * rows * m2);
+        let (g1, g2) = (&s.x1[path.in1], &s.x2[path.in2]);
+        let (d1, d2) = (&mut s.dx1[path.in1], &mut s.dx2[path.in2]);
         for cp in &path.couplings {
             let value = cp.value * path.coefficient;
             let (i, j, k) = (cp.i as usize, cp.j as usize, cp.k as usize);
             for r in 0..rows {
                 let dt = &s.dt[(k * rows + r) * uv..][..uv];
-                let a = &s.x1[(i * rows + r) * m1..][..m1];
-                let b = &s.x2[(j * rows + r) * m2..][..m2];
-                let da = &mut s.dx1[(i * rows + r) * m1..][..m1];
+                let a = &g1[(i * rows + r) * m1..][..m1];
+                let b = &g2[(j * rows + r) * m2..][..m2];
+                let da = &mut d1[(i * rows + r) * m1..][..m1];
                 if m2 == 1 {
                     let f = value * b[0];
                     let mut acc = 0.0;
@@ -543,9 +566,9 @@ fn backward_chunk<const FMA: bool>(
                         da[u] = madd::<FMA>(f, dt[u], da[u]);
                         acc = madd::<FMA>(a[u], dt[u], acc);
                     }
-                    s.dx2[j * rows + r] += value * acc;
+                    d2[j * rows + r] += value * acc;
                 } else {
-                    let db = &mut s.dx2[(j * rows + r) * m2..][..m2];
+                    let db = &mut d2[(j * rows + r) * m2..][..m2];
                     for u in 0..m1 {
                         let d = &dt[u * m2..][..m2];
                         let mut acc = 0.0;
@@ -558,17 +581,20 @@ fn backward_chunk<const FMA: bool>(
                 }
             }
         }
+    }
+    scatter(&s.dx1, &plan.in1, plan.dim1, rows, dx1);
+    scatter(&s.dx2, &plan.in2, plan.dim2, rows, dx2);
+}
+
+/// Adds gathered-layout gradients `[i][r][u]` back into rows.
+#[inline(always)]
+fn scatter(gathered: &[Vec<f32>], blocks: &[Block], dim: usize, rows: usize, dst: &mut [f32]) {
+    for (g, b) in gathered.iter().zip(blocks) {
         for r in 0..rows {
-            let row = &mut dx1[r * plan.dim1 + b1.offset..][..m1 * b1.dim];
-            for u in 0..m1 {
-                for i in 0..b1.dim {
-                    row[u * b1.dim + i] += s.dx1[(i * rows + r) * m1 + u];
-                }
-            }
-            let row = &mut dx2[r * plan.dim2 + b2.offset..][..m2 * b2.dim];
-            for v in 0..m2 {
-                for j in 0..b2.dim {
-                    row[v * b2.dim + j] += s.dx2[(j * rows + r) * m2 + v];
+            let row = &mut dst[r * dim + b.offset..][..b.mul * b.dim];
+            for u in 0..b.mul {
+                for i in 0..b.dim {
+                    row[u * b.dim + i] += g[(i * rows + r) * b.mul + u];
                 }
             }
         }
