@@ -28,7 +28,7 @@ python3 - "$OUT" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 peer = {(r["bench"].replace("e3nn_", ""), r["case"]): r for r in rows if r["bench"].startswith("e3nn_")}
-ours = {(r["bench"].replace("equivar_", ""), r["case"]): r for r in rows if r["bench"].startswith("equivar_")}
+ours = {(r["bench"].replace("equivar_", ""), r["case"]): r for r in rows if r["bench"].startswith("equivar_") and "case" in r}
 print("\nE(3) ops, float32, 2 threads, medians (ms); ratio = e3nn time / equivar time")
 print(f"{'op':<6} {'case':<13} {'e3nn fwd':>9} {'eq fwd':>8} {'ratio':>6} {'e3nn f+b':>9} {'eq f+b':>8} {'ratio':>6}")
 for key in sorted(set(peer) & set(ours)):

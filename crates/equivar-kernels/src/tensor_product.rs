@@ -161,6 +161,8 @@ struct Scratch {
     t: Vec<f32>,
     /// Its gradient, same layout.
     dt: Vec<f32>,
+    /// Output tiles `[(r, k)][w]` of the uvw paths, or one row's gradient block `[k][u]`.
+    gt: Vec<f32>,
     /// Input gradients in the gathered layout, scattered once per chunk.
     dx1: Vec<Vec<f32>>,
     dx2: Vec<Vec<f32>>,
@@ -190,15 +192,41 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
-/// Block `b` of `rows` rows (row stride `dim`) as `dst[i][r][u]`.
+/// `y += f x` and `sum a x` in one pass; the sum runs in 8 lanes (a single chain would wait
+/// on the FMA latency at every element).
+#[inline(always)]
+fn axpy_dot<const FMA: bool>(f: f32, x: &[f32], a: &[f32], y: &mut [f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let split = x.len() / 8 * 8;
+    for ((x, a), y) in x[..split]
+        .chunks_exact(8)
+        .zip(a.chunks_exact(8))
+        .zip(y.chunks_exact_mut(8))
+    {
+        for l in 0..8 {
+            y[l] = madd::<FMA>(f, x[l], y[l]);
+            lanes[l] = madd::<FMA>(a[l], x[l], lanes[l]);
+        }
+    }
+    let mut tail = 0.0;
+    for k in split..x.len() {
+        y[k] = madd::<FMA>(f, x[k], y[k]);
+        tail = madd::<FMA>(a[k], x[k], tail);
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Block `b` of `rows` rows (row stride `dim`) as `dst[i][r][u]`: stores run along `u`,
+/// loads stride by `2l + 1` inside one row.
 #[inline(always)]
 fn gather(x: &[f32], dim: usize, rows: usize, b: &Block, dst: &mut Vec<f32>) {
     fill(dst, b.dim * rows * b.mul);
     for r in 0..rows {
         let row = &x[r * dim + b.offset..][..b.mul * b.dim];
-        for u in 0..b.mul {
-            for i in 0..b.dim {
-                dst[(i * rows + r) * b.mul + u] = row[u * b.dim + i];
+        for i in 0..b.dim {
+            let out = &mut dst[(i * rows + r) * b.mul..][..b.mul];
+            for (u, o) in out.iter_mut().enumerate() {
+                *o = row[u * b.dim + i];
             }
         }
     }
@@ -221,7 +249,7 @@ fn couple<const FMA: bool>(
         for r in 0..rows {
             let x1 = &g1[(i * rows + r) * m1..][..m1];
             let x2 = &g2[(j * rows + r) * m2..][..m2];
-            let t = &mut s.t[(k * rows + r) * uv..][..uv];
+            let t = &mut s.t[(r * d3 + k) * uv..][..uv];
             if m2 == 1 {
                 let f = value * x2[0];
                 for (t, &a) in t.iter_mut().zip(x1) {
@@ -309,7 +337,7 @@ fn forward_chunk<const FMA: bool>(
                         (rows, mo, uv),
                         (&mut out[bo.offset + k..], plan.dim_out, d3),
                         true,
-                        (&s.t[k * rows * uv..][..rows * uv], uv, 1),
+                        (&s.t[k * uv..], d3 * uv, 1),
                         (wp, mo, 1),
                         Parallelism::None,
                     );
@@ -320,7 +348,7 @@ fn forward_chunk<const FMA: bool>(
                 for r in 0..rows {
                     let wp = &w[r * numel + path.weight_offset..][..uv * mo];
                     for k in 0..d3 {
-                        let t = &s.t[(k * rows + r) * uv..][..uv];
+                        let t = &s.t[(r * d3 + k) * uv..][..uv];
                         let o = &mut out[r * plan.dim_out + bo.offset..];
                         for (p, &tv) in t.iter().enumerate() {
                             for (wo, &wv) in wp[p * mo..][..mo].iter().enumerate() {
@@ -338,21 +366,25 @@ fn forward_chunk<const FMA: bool>(
                         &w[r * numel + path.weight_offset..][..uv]
                     };
                     let o = &mut out[r * plan.dim_out + bo.offset..][..m1 * d3];
+                    // This row's [k][u] tile, written out along u then k (contiguous).
+                    let tile = &s.t[r * d3 * uv..][..d3 * uv];
+                    if m2 == 1 {
+                        for (u, o) in o.chunks_exact_mut(d3).enumerate() {
+                            for (k, o) in o.iter_mut().enumerate() {
+                                *o = madd::<FMA>(tile[k * uv + u], wr[u], *o);
+                            }
+                        }
+                        continue;
+                    }
                     for k in 0..d3 {
-                        let t = &s.t[(k * rows + r) * uv..][..uv];
-                        if m2 == 1 {
-                            for u in 0..m1 {
-                                o[u * d3 + k] = madd::<FMA>(t[u], wr[u], o[u * d3 + k]);
-                            }
-                        } else {
-                            for u in 0..m1 {
-                                let dot: f32 = t[u * m2..][..m2]
-                                    .iter()
-                                    .zip(&wr[u * m2..][..m2])
-                                    .map(|(a, b)| a * b)
-                                    .sum();
-                                o[u * d3 + k] += dot;
-                            }
+                        let t = &tile[k * uv..][..uv];
+                        for u in 0..m1 {
+                            let dot: f32 = t[u * m2..][..m2]
+                                .iter()
+                                .zip(&wr[u * m2..][..m2])
+                                .map(|(a, b)| a * b)
+                                .sum();
+                            o[u * d3 + k] += dot;
                         }
                     }
                 }
@@ -481,7 +513,7 @@ fn backward_chunk<const FMA: bool>(
                     // dT_k[r][p] = sum_w G_k[r][w] W[p][w]
                     sgemm_strided(
                         (rows, uv, mo),
-                        (&mut s.dt[k * rows * uv..][..rows * uv], uv, 1),
+                        (&mut s.dt[k * uv..], d3 * uv, 1),
                         false,
                         (g, plan.dim_out, d3),
                         (wp, 1, mo),
@@ -492,7 +524,7 @@ fn backward_chunk<const FMA: bool>(
                         (uv, mo, rows),
                         (dwp, mo, 1),
                         true,
-                        (&s.t[k * rows * uv..][..rows * uv], 1, uv),
+                        (&s.t[k * uv..], 1, d3 * uv),
                         (g, plan.dim_out, d3),
                         Parallelism::None,
                     );
@@ -505,8 +537,8 @@ fn backward_chunk<const FMA: bool>(
                     let dwp = &mut dw[r * numel + path.weight_offset..][..uv * mo];
                     let g = &gy[r * plan.dim_out + bo.offset..][..mo * d3];
                     for k in 0..d3 {
-                        let t = &s.t[(k * rows + r) * uv..][..uv];
-                        let dt = &mut s.dt[(k * rows + r) * uv..][..uv];
+                        let t = &s.t[(r * d3 + k) * uv..][..uv];
+                        let dt = &mut s.dt[(r * d3 + k) * uv..][..uv];
                         for p in 0..uv {
                             let mut acc = 0.0;
                             for wo in 0..mo {
@@ -533,9 +565,28 @@ fn backward_chunk<const FMA: bool>(
                         )
                     };
                     let g = &gy[r * plan.dim_out + bo.offset..][..m1 * d3];
+                    if m2 == 1 {
+                        // The row's gradient block as [k][u], so every loop runs along u.
+                        fill(&mut s.gt, d3 * m1);
+                        for (u, gu) in g.chunks_exact(d3).enumerate() {
+                            for (k, &v) in gu.iter().enumerate() {
+                                s.gt[k * m1 + u] = v;
+                            }
+                        }
+                        for k in 0..d3 {
+                            let gk = &s.gt[k * m1..][..m1];
+                            let t = &s.t[(r * d3 + k) * uv..][..uv];
+                            let dt = &mut s.dt[(r * d3 + k) * uv..][..uv];
+                            for u in 0..m1 {
+                                dwr[u] = madd::<FMA>(gk[u], t[u], dwr[u]);
+                                dt[u] = gk[u] * wr[u];
+                            }
+                        }
+                        continue;
+                    }
                     for k in 0..d3 {
-                        let t = &s.t[(k * rows + r) * uv..][..uv];
-                        let dt = &mut s.dt[(k * rows + r) * uv..][..uv];
+                        let t = &s.t[(r * d3 + k) * uv..][..uv];
+                        let dt = &mut s.dt[(r * d3 + k) * uv..][..uv];
                         for u in 0..m1 {
                             let gv = g[u * d3 + k];
                             for v in 0..m2 {
@@ -555,17 +606,12 @@ fn backward_chunk<const FMA: bool>(
             let value = cp.value * path.coefficient;
             let (i, j, k) = (cp.i as usize, cp.j as usize, cp.k as usize);
             for r in 0..rows {
-                let dt = &s.dt[(k * rows + r) * uv..][..uv];
+                let dt = &s.dt[(r * d3 + k) * uv..][..uv];
                 let a = &g1[(i * rows + r) * m1..][..m1];
                 let b = &g2[(j * rows + r) * m2..][..m2];
                 let da = &mut d1[(i * rows + r) * m1..][..m1];
                 if m2 == 1 {
-                    let f = value * b[0];
-                    let mut acc = 0.0;
-                    for u in 0..m1 {
-                        da[u] = madd::<FMA>(f, dt[u], da[u]);
-                        acc = madd::<FMA>(a[u], dt[u], acc);
-                    }
+                    let acc = axpy_dot::<FMA>(value * b[0], dt, a, da);
                     d2[j * rows + r] += value * acc;
                 } else {
                     let db = &mut d2[(j * rows + r) * m2..][..m2];
@@ -586,17 +632,23 @@ fn backward_chunk<const FMA: bool>(
     scatter(&s.dx2, &plan.in2, plan.dim2, rows, dx2);
 }
 
-/// Adds gathered-layout gradients `[i][r][u]` back into rows.
+/// Writes gathered-layout gradients `[i][r][u]` into rows (each element of `dst` belongs to
+/// exactly one block): transposed in an L1 buffer, then copied whole, so the large
+/// destination sees contiguous stores only.
 #[inline(always)]
 fn scatter(gathered: &[Vec<f32>], blocks: &[Block], dim: usize, rows: usize, dst: &mut [f32]) {
+    let mut buf = Vec::new();
     for (g, b) in gathered.iter().zip(blocks) {
+        buf.clear();
+        buf.resize(b.mul * b.dim, 0.0);
         for r in 0..rows {
-            let row = &mut dst[r * dim + b.offset..][..b.mul * b.dim];
-            for u in 0..b.mul {
-                for i in 0..b.dim {
-                    row[u * b.dim + i] += g[(i * rows + r) * b.mul + u];
+            for i in 0..b.dim {
+                let src = &g[(i * rows + r) * b.mul..][..b.mul];
+                for (u, &v) in src.iter().enumerate() {
+                    buf[u * b.dim + i] = v;
                 }
             }
+            dst[r * dim + b.offset..][..b.mul * b.dim].copy_from_slice(&buf);
         }
     }
 }
