@@ -203,6 +203,9 @@ fn axpy_dot<const FMA: bool>(f: f32, x: &[f32], a: &[f32], y: &mut [f32]) -> f32
         .zip(a.chunks_exact(8))
         .zip(y.chunks_exact_mut(8))
     {
+        // Fixed-size arrays: the loop below becomes two 8-wide FMAs.
+        let (x, a): (&[f32; 8], &[f32; 8]) = (x.try_into().unwrap(), a.try_into().unwrap());
+        let y: &mut [f32; 8] = y.try_into().unwrap();
         for l in 0..8 {
             y[l] = madd::<FMA>(f, x[l], y[l]);
             lanes[l] = madd::<FMA>(a[l], x[l], lanes[l]);
