@@ -48,6 +48,7 @@ pub mod batch_norm;
 pub mod conv;
 pub mod disco;
 pub mod fft_conv;
+pub mod gate;
 pub mod huge_pages;
 pub mod pool;
 pub mod spherical_harmonics;

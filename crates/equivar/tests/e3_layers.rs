@@ -120,61 +120,67 @@ fn layers_are_equivariant_in_float32() {
     });
     assert!(e <= 1e-5, "linear: {e:e}");
 
-    let gate = Gate::new(
-        parse("4x0e+2x0o"),
-        Activation::Tanh,
-        parse("3x0e+2x0o"),
-        Activation::Tanh,
-        parse("2x1o+3x2e"),
-    )
-    .unwrap();
-    let x = tensor(n, gate.irreps_in().dim(), 5, &device);
-    let e = equivariance_error(&[(gate.irreps_in().clone(), x)], gate.irreps_out(), |x| {
-        gate.forward(x[0].clone())
-    });
-    assert!(e <= 1e-5, "gate: {e:e}");
+    for kernels in [Kernels::Equivar, Kernels::Burn] {
+        let gate = Gate::new(
+            parse("4x0e+2x0o"),
+            Activation::Tanh,
+            parse("3x0e+2x0o"),
+            Activation::Tanh,
+            parse("2x1o+3x2e"),
+        )
+        .unwrap()
+        .with_kernels(kernels);
+        let x = tensor(n, gate.irreps_in().dim(), 5, &device);
+        let e = equivariance_error(&[(gate.irreps_in().clone(), x)], gate.irreps_out(), |x| {
+            gate.forward(x[0].clone())
+        });
+        assert!(e <= 1e-5, "{kernels:?} gate: {e:e}");
+    }
 }
 
 #[test]
 fn gate_matches_e3nn() {
-    let gate = Gate::new(
-        parse("32x0e"),
-        Activation::Silu,
-        parse("32x0e"),
-        Activation::Sigmoid,
-        parse("32x1o"),
-    )
-    .unwrap();
-    assert_eq!(gate.irreps_in().to_string(), "32x0e+32x0e+32x1o");
-    assert_eq!(gate.irreps_out().to_string(), "32x0e+32x1o");
-    let device = Device::flex();
-    let x: Vec<f32> = (0..gate.irreps_in().dim())
-        .map(|i| ((i + 1) as f64).sin() as f32)
-        .collect();
-    let y = host(gate.forward(Tensor::from_data(
-        TensorData::new(x, [1, gate.irreps_in().dim()]),
-        &device,
-    )));
-    // e3nn 0.6.0 (../shared/peers/e3nn-results-2026-11-29.txt, case silu_sigmoid).
-    let head = [
-        0.987353989513,
-        1.088439820471,
-        0.12682901585,
-        -0.405820048219,
-        -0.446177093191,
-        -0.202030991522,
-        0.726546719133,
-        1.211028550352,
-    ];
-    for (a, b) in y.iter().zip(head) {
-        assert!((*a as f64 - b).abs() < 2e-6, "{a} vs {b}");
+    for kernels in [Kernels::Equivar, Kernels::Burn] {
+        let gate = Gate::new(
+            parse("32x0e"),
+            Activation::Silu,
+            parse("32x0e"),
+            Activation::Sigmoid,
+            parse("32x1o"),
+        )
+        .unwrap()
+        .with_kernels(kernels);
+        assert_eq!(gate.irreps_in().to_string(), "32x0e+32x0e+32x1o");
+        assert_eq!(gate.irreps_out().to_string(), "32x0e+32x1o");
+        let device = Device::flex();
+        let x: Vec<f32> = (0..gate.irreps_in().dim())
+            .map(|i| ((i + 1) as f64).sin() as f32)
+            .collect();
+        let y = host(gate.forward(Tensor::from_data(
+            TensorData::new(x, [1, gate.irreps_in().dim()]),
+            &device,
+        )));
+        // e3nn 0.6.0 (../shared/peers/e3nn-results-2026-11-29.txt, case silu_sigmoid).
+        let head = [
+            0.987353989513,
+            1.088439820471,
+            0.12682901585,
+            -0.405820048219,
+            -0.446177093191,
+            -0.202030991522,
+            0.726546719133,
+            1.211028550352,
+        ];
+        for (a, b) in y.iter().zip(head) {
+            assert!((*a as f64 - b).abs() < 2e-6, "{kernels:?}: {a} vs {b}");
+        }
+        let sum: f64 = y.iter().map(|&v| v as f64).sum();
+        let sq: f64 = y.iter().map(|&v| (v as f64).powi(2)).sum();
+        assert!(
+            (sum - 7.906513485565298).abs() < 1e-4 && (sq - 59.27031123218592).abs() < 1e-4,
+            "{kernels:?}: {sum} {sq}"
+        );
     }
-    let sum: f64 = y.iter().map(|&v| v as f64).sum();
-    let sq: f64 = y.iter().map(|&v| (v as f64).powi(2)).sum();
-    assert!(
-        (sum - 7.906513485565298).abs() < 1e-4 && (sq - 59.27031123218592).abs() < 1e-4,
-        "{sum} {sq}"
-    );
     // e3nn puts odd gates first: 8x0e scalars with 4x0o gates read 4x0o+8x0e+4x1o.
     let odd = Gate::new(
         parse("8x0e"),
@@ -232,6 +238,51 @@ fn kernel_gradients_equal_burns_autodiff() {
         let e = relative_error(&grads[0], &grads[1]);
         assert!(e <= 1e-5, "harmonics lmax {lmax}: {e:e}");
     }
+
+    let mut grads = Vec::new();
+    for kernels in [Kernels::Equivar, Kernels::Burn] {
+        let gate = Gate::new(
+            parse("5x0e+2x0o"),
+            Activation::Tanh,
+            parse("3x0e+4x0o"),
+            Activation::Tanh,
+            parse("3x1o+2x2e+2x1e"),
+        )
+        .unwrap()
+        .with_kernels(kernels);
+        let x = tensor(n, gate.irreps_in().dim(), 14, &device).require_grad();
+        let r = tensor(n, gate.irreps_out().dim(), 15, &device);
+        let y = gate.forward(x.clone());
+        let out = host(y.clone());
+        let g = (y * r).sum().backward();
+        grads.push((out, host(x.grad(&g).unwrap())));
+    }
+    for (name, a, b) in [
+        ("gate output", &grads[0].0, &grads[1].0),
+        ("gate dx", &grads[0].1, &grads[1].1),
+    ] {
+        let e = relative_error(a, b);
+        assert!(e <= 1e-5, "{name}: {e:e}");
+    }
+    // SiLU scalars and sigmoid gates (the e3nn case): their slopes too.
+    let mut grads = Vec::new();
+    for kernels in [Kernels::Equivar, Kernels::Burn] {
+        let gate = Gate::new(
+            parse("6x0e"),
+            Activation::Silu,
+            parse("5x0e"),
+            Activation::Sigmoid,
+            parse("3x1o+2x2e"),
+        )
+        .unwrap()
+        .with_kernels(kernels);
+        let x = tensor(n, gate.irreps_in().dim(), 16, &device).require_grad();
+        let r = tensor(n, gate.irreps_out().dim(), 17, &device);
+        let g = (gate.forward(x.clone()) * r).sum().backward();
+        grads.push(host(x.grad(&g).unwrap()));
+    }
+    let e = relative_error(&grads[0], &grads[1]);
+    assert!(e <= 1e-5, "silu/sigmoid gate dx: {e:e}");
 
     let features = parse("6x0e+4x1o+2x2e");
     let sh = parse("1x0e+1x1o+1x2e");

@@ -1,9 +1,12 @@
 //! The gated nonlinearity (Weiler et al. 2018; e3nn's `nn.Gate`).
 
+use std::sync::Arc;
+
 use burn::tensor::Tensor;
-use burn::tensor::activation;
+use equivar_kernels::gate::{Act, GatePlan, Gated};
 
 use crate::o3::{Irrep, Irreps, MulIrrep, O3Error, Parity};
+use crate::ops::{self, Kernels};
 
 /// A scalar activation, rescaled (as e3nn's `normalize2mom`) so that `E[f(z)^2] = 1` for
 /// `z ~ N(0, 1)`.
@@ -70,15 +73,13 @@ impl Activation {
         }
     }
 
-    fn apply(self, x: Tensor<2>) -> Tensor<2> {
-        let c = self.normalization() as f32;
-        let y = match self {
-            Activation::Silu => activation::silu(x),
-            Activation::Sigmoid => activation::sigmoid(x),
-            Activation::Tanh => x.tanh(),
-            Activation::Abs => x.abs(),
-        };
-        y * c
+    fn kernel(self) -> Act {
+        match self {
+            Activation::Silu => Act::Silu,
+            Activation::Sigmoid => Act::Sigmoid,
+            Activation::Tanh => Act::Tanh,
+            Activation::Abs => Act::Abs,
+        }
     }
 }
 
@@ -87,15 +88,10 @@ impl Activation {
 /// `scalars + gates + gated` by irrep, as e3nn's.
 #[derive(Clone, Debug)]
 pub struct Gate {
-    scalars: Irreps,
-    gates: Irreps,
-    gated: Irreps,
-    act_scalars: Activation,
-    act_gates: Activation,
     irreps_in: Irreps,
     irreps_out: Irreps,
-    /// For each block of scalars + gates + gated (in that order): its offset in the input.
-    offsets: Vec<usize>,
+    plan: Arc<GatePlan>,
+    kernels: Kernels,
 }
 
 impl Gate {
@@ -172,17 +168,62 @@ impl Gate {
             .collect();
         let sorted = Irreps::new(all).sort();
         let sorted_offsets = sorted.irreps.offsets();
-        let offsets = sorted.p.iter().map(|&new| sorted_offsets[new]).collect();
+        // The input offset of each block of scalars + gates + gated, in that order.
+        let offsets: Vec<usize> = sorted.p.iter().map(|&new| sorted_offsets[new]).collect();
+        let (ns, ng) = (scalars.len(), gates.len());
+        let segment = |k: usize, b: &MulIrrep| (offsets[k], b.dim());
+        let mut output = scalars.dim();
+        let mut gate = 0;
+        let gated_blocks = gated
+            .blocks()
+            .iter()
+            .enumerate()
+            .map(|(k, b)| {
+                let g = Gated {
+                    input: offsets[ns + ng + k],
+                    output,
+                    mul: b.mul,
+                    dim: b.ir.dim(),
+                    gate,
+                };
+                output += b.dim();
+                gate += b.mul;
+                g
+            })
+            .collect();
+        let plan = GatePlan {
+            dim_in: sorted.irreps.dim(),
+            dim_out: scalars.dim() + gated.dim(),
+            scalars: scalars
+                .blocks()
+                .iter()
+                .enumerate()
+                .map(|(k, b)| segment(k, b))
+                .collect(),
+            gates: gates
+                .blocks()
+                .iter()
+                .enumerate()
+                .map(|(k, b)| segment(ns + k, b))
+                .collect(),
+            gated: gated_blocks,
+            act_scalars: act_scalars.kernel(),
+            act_gates: act_gates.kernel(),
+            scale_scalars: act_scalars.normalization() as f32,
+            scale_gates: act_gates.normalization() as f32,
+        };
         Ok(Gate {
-            scalars,
-            gates,
-            gated,
-            act_scalars,
-            act_gates,
             irreps_in: sorted.irreps,
             irreps_out: Irreps::new(out_blocks),
-            offsets,
+            plan: Arc::new(plan),
+            kernels: Kernels::default(),
         })
+    }
+
+    /// Which implementation runs it (equivar's fused kernel on Flex by default).
+    pub fn with_kernels(mut self, kernels: Kernels) -> Self {
+        self.kernels = kernels;
+        self
     }
 
     pub fn irreps_in(&self) -> &Irreps {
@@ -195,7 +236,7 @@ impl Gate {
 
     /// `x [n, irreps_in.dim()] -> [n, irreps_out.dim()]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let [n, dim] = x.dims();
+        let [_, dim] = x.dims();
         assert_eq!(
             dim,
             self.irreps_in.dim(),
@@ -203,40 +244,6 @@ impl Gate {
             self.irreps_in.dim(),
             self.irreps_in
         );
-        let (ns, ng) = (self.scalars.len(), self.gates.len());
-        let block = |k: usize, b: &MulIrrep| x.clone().narrow(1, self.offsets[k], b.dim());
-        let mut parts = Vec::new();
-        if self.scalars.dim() > 0 {
-            let s: Vec<Tensor<2>> = self
-                .scalars
-                .blocks()
-                .iter()
-                .enumerate()
-                .map(|(k, b)| block(k, b))
-                .collect();
-            parts.push(self.act_scalars.apply(Tensor::cat(s, 1)));
-        }
-        if self.gates.dim() > 0 {
-            let g: Vec<Tensor<2>> = self
-                .gates
-                .blocks()
-                .iter()
-                .enumerate()
-                .map(|(k, b)| block(ns + k, b))
-                .collect();
-            let gates = self.act_gates.apply(Tensor::cat(g, 1));
-            let mut copy = 0;
-            for (k, b) in self.gated.blocks().iter().enumerate() {
-                let d = b.ir.dim();
-                let y = block(ns + ng + k, b).reshape([n, b.mul, d]);
-                let g = gates.clone().narrow(1, copy, b.mul).reshape([n, b.mul, 1]);
-                parts.push((y * g).reshape([n, b.mul * d]));
-                copy += b.mul;
-            }
-        }
-        if parts.is_empty() {
-            return Tensor::zeros([n, 0], &x.device());
-        }
-        Tensor::cat(parts, 1)
+        ops::gate(x, &self.plan, self.kernels)
     }
 }

@@ -22,7 +22,7 @@ use crate::kernels::DiscoPsi;
 use equivar_kernels::conv::ConvShape;
 pub use equivar_kernels::{HugePageAllocator, set_block_reuse, set_huge_pages, sgemm_gflops};
 pub use flex::GConvBackend;
-pub use o3::{TpWeights, spherical_harmonics, tensor_product};
+pub use o3::{TpWeights, gate, spherical_harmonics, tensor_product};
 pub use o3_flex::O3Backend;
 
 /// Which implementation runs a layer's heavy ops (convolutions, training-mode batch norm, 2x2

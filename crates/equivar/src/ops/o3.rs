@@ -6,8 +6,10 @@
 use std::sync::Arc;
 
 use burn::backend::Dispatch;
+use burn::tensor::activation;
 use burn::tensor::{Tensor, TensorData};
 
+use equivar_kernels::gate::{Act, GatePlan};
 use equivar_kernels::spherical_harmonics::ShPlan;
 use equivar_kernels::tensor_product::{Mode, TpPlan};
 
@@ -208,6 +210,58 @@ fn tensor_product_generic(
         .collect();
     if parts.is_empty() {
         return Tensor::zeros([n, 0], &device);
+    }
+    Tensor::cat(parts, 1)
+}
+
+/// The gated nonlinearity `plan` describes, of `x [n, dim_in]`: `[n, dim_out]`.
+pub fn gate(x: Tensor<2>, plan: &Arc<GatePlan>, kernels: Kernels) -> Tensor<2> {
+    let [n, dim] = x.dims();
+    assert_eq!(dim, plan.dim_in, "gate: input is [n, {}]", plan.dim_in);
+    if kernels.serve(&x) && plan.dim_out > 0 {
+        return Tensor::from_dispatch(Dispatch::equivar_gate(x.into_dispatch(), plan.clone()));
+    }
+    gate_generic(x, plan, n)
+}
+
+fn act(a: Act, x: Tensor<2>) -> Tensor<2> {
+    match a {
+        Act::Silu => activation::silu(x),
+        Act::Sigmoid => activation::sigmoid(x),
+        Act::Tanh => x.tanh(),
+        Act::Abs => x.abs(),
+    }
+}
+
+/// Scalars and gates through their activations, each gated copy times its gate: burn ops.
+fn gate_generic(x: Tensor<2>, plan: &GatePlan, n: usize) -> Tensor<2> {
+    let segments = |list: &[(usize, usize)]| -> Option<Tensor<2>> {
+        let parts: Vec<Tensor<2>> = list
+            .iter()
+            .map(|&(offset, len)| x.clone().narrow(1, offset, len))
+            .collect();
+        (!parts.is_empty()).then(|| Tensor::cat(parts, 1))
+    };
+    let mut parts = Vec::new();
+    if let Some(s) = segments(&plan.scalars) {
+        parts.push(act(plan.act_scalars, s) * plan.scale_scalars);
+    }
+    if let Some(g) = segments(&plan.gates) {
+        let gates = act(plan.act_gates, g) * plan.scale_gates;
+        for b in &plan.gated {
+            let y = x
+                .clone()
+                .narrow(1, b.input, b.mul * b.dim)
+                .reshape([n, b.mul, b.dim]);
+            let g = gates
+                .clone()
+                .narrow(1, b.gate, b.mul)
+                .reshape([n, b.mul, 1]);
+            parts.push((y * g).reshape([n, b.mul * b.dim]));
+        }
+    }
+    if parts.is_empty() {
+        return Tensor::zeros([n, 0], &x.device());
     }
     Tensor::cat(parts, 1)
 }

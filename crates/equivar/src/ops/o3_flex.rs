@@ -14,6 +14,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, backend_extension};
 use burn::tensor::DType;
 
+use equivar_kernels::gate::{self, GatePlan};
 use equivar_kernels::spherical_harmonics::{self as sh, ShPlan};
 use equivar_kernels::tensor_product::{self as tp, TpPlan};
 
@@ -36,6 +37,9 @@ pub trait O3Backend: Backend {
         plan: Arc<TpPlan>,
         shared: bool,
     ) -> FloatTensor<Self>;
+
+    /// The gated nonlinearity of `x [n, dim_in]`: `[n, dim_out]`.
+    fn equivar_gate(x: FloatTensor<Self>, plan: Arc<GatePlan>) -> FloatTensor<Self>;
 }
 
 impl O3Backend for Flex {
@@ -64,6 +68,36 @@ impl O3Backend for Flex {
         let n = dims(&x1)[0];
         let y = tp::forward(&plan, &f32s(&x1), &f32s(&x2), &f32s(&weights), shared);
         flex_tensor(y, vec![n, plan.dim_out])
+    }
+
+    fn equivar_gate(x: FlexTensor, plan: Arc<GatePlan>) -> FlexTensor {
+        assert_eq!(x.dtype(), DType::F32, "equivar's gate kernel runs in f32");
+        let n = dims(&x)[0];
+        flex_tensor(gate::forward(&plan, &f32s(&x)), vec![n, plan.dim_out])
+    }
+}
+
+#[derive(Debug)]
+struct GateBackward;
+
+impl Backward<Flex, 1> for GateBackward {
+    type State = (NodeId, Arc<GatePlan>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node] = ops.parents;
+        let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
+        let (x_state, plan) = ops.state;
+        let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
+        if let Some(node) = node {
+            let shape = dims(&x);
+            let dx = gate::backward(&plan, &f32s(&x), &f32s(&dy));
+            grads.register::<Flex>(node.id, flex_tensor(dx, shape));
+        }
     }
 }
 
@@ -198,6 +232,21 @@ impl<C: CheckpointStrategy> O3Backend for Autodiff<Flex, C> {
                 plan,
                 shared,
             )),
+        }
+    }
+
+    fn equivar_gate(x: FloatTensor<Self>, plan: Arc<GatePlan>) -> FloatTensor<Self> {
+        match GateBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = prep.checkpoint(&x);
+                let y = Flex::equivar_gate(x.into_primitive(), plan.clone());
+                prep.finish((state, plan), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::equivar_gate(x.into_primitive(), plan)),
         }
     }
 }
