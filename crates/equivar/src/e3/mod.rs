@@ -6,10 +6,15 @@
 //! - [`Linear`]: equivariant linear maps between irreps lists (one matrix per irrep).
 //! - [`Gate`]: gated nonlinearity (scalars through an activation, higher degrees scaled by
 //!   gates).
+//! - [`radial`]: radial bases of edge lengths (e3nn's `soft_one_hot_linspace`, NequIP's
+//!   polynomial cutoff).
+//! - [`graph`]: radius graphs by a cell list, sums and means over edges and graphs.
 
 mod gate;
+pub mod graph;
 mod harmonics;
 mod linear;
+pub mod radial;
 mod tensor_product;
 
 pub use gate::{Activation, Gate};

@@ -48,6 +48,12 @@ pub enum O3Error {
     #[error("degrees {l1} x {l2} do not couple to {l3}: the product contains degrees {}..={}", l1.abs_diff(*l2), l1 + l2)]
     NoCoupling { l1: usize, l2: usize, l3: usize },
 
+    #[error("invalid radial basis: {reason}")]
+    InvalidRadialBasis { reason: String },
+
+    #[error("invalid graph: {reason}")]
+    InvalidGraph { reason: String },
+
     #[error("invalid gate: {reason}")]
     InvalidGate { reason: String },
 
