@@ -345,3 +345,120 @@ fn kernel_gradients_equal_burns_autodiff() {
         }
     }
 }
+
+#[test]
+fn instance_norm_is_equivariant_and_normalises_each_graph_alone() {
+    let device = Device::flex();
+    let irreps = parse("6x0e+3x1o+2x2e+2x0o");
+    let norm = equivar::e3::InstanceNorm::new(irreps.clone(), &device);
+    let n = 30;
+    let graph: Vec<usize> = (0..n).map(|i| if i < 12 { 0 } else { 1 }).collect();
+    let x = tensor(n, irreps.dim(), 21, &device) * 3.0 + 1.0;
+    let e = equivariance_error(&[(irreps.clone(), x.clone())], &irreps, |x| {
+        norm.forward(x[0].clone(), &graph, 2)
+    });
+    assert!(e <= 1e-5, "instance norm: {e:e}");
+    // Per graph: scalars have mean 0 and mean square 1; each other copy's mean square is 1.
+    let y = host(norm.forward(x.clone(), &graph, 2));
+    let dim = irreps.dim();
+    for (g, rows) in [(0, 0..12), (1, 12..30)] {
+        let count = rows.len() as f32;
+        for c in 0..6 {
+            let mean: f32 = rows.clone().map(|r| y[r * dim + c]).sum::<f32>() / count;
+            let sq: f32 = rows.clone().map(|r| y[r * dim + c].powi(2)).sum::<f32>() / count;
+            assert!(
+                mean.abs() < 1e-5 && (sq - 1.0).abs() < 1e-3,
+                "graph {g} scalar {c}: {mean} {sq}"
+            );
+        }
+        // The first 1o copy: components 6..9.
+        let sq: f32 = rows
+            .clone()
+            .map(|r| (6..9).map(|k| y[r * dim + k].powi(2)).sum::<f32>() / 3.0)
+            .sum::<f32>()
+            / count;
+        assert!((sq - 1.0).abs() < 1e-3, "graph {g} vector: {sq}");
+    }
+    // Graph 0's output does not depend on graph 1's nodes.
+    let mut other = host(x.clone());
+    for v in &mut other[12 * dim..] {
+        *v *= -7.0;
+    }
+    let y2 = host(norm.forward(
+        Tensor::from_data(TensorData::new(other, [n, dim]), &device),
+        &graph,
+        2,
+    ));
+    assert_eq!(&y[..12 * dim], &y2[..12 * dim]);
+}
+
+/// A two-layer interatomic network: equivariant under rotations, the inversion and
+/// translations of the positions.
+#[test]
+fn convolutions_are_e3_equivariant() {
+    use equivar::e3::{Convolution, graph::radius_graph};
+    let device = Device::flex();
+    let n = 24;
+    let positions: Vec<[f32; 3]> = seeded_values(n * 3, 31)
+        .chunks(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    let graph: Vec<usize> = (0..n).map(|i| i / 12).collect();
+    let edges = radius_graph(&positions, &graph, 1.8).unwrap();
+    assert!(edges.len() > 2 * n, "{} edges", edges.len());
+    let gate = Gate::new(
+        parse("8x0e"),
+        Activation::Silu,
+        parse("6x0e"),
+        Activation::Sigmoid,
+        parse("4x1o+2x2e"),
+    )
+    .unwrap();
+    let conv1 = Convolution::new(
+        parse("5x0e"),
+        gate.irreps_in().clone(),
+        2,
+        1.8,
+        8,
+        16,
+        4.0,
+        &device,
+    )
+    .unwrap();
+    let conv2 = Convolution::new(
+        gate.irreps_out().clone(),
+        parse("3x0e+2x1o+1x1e"),
+        2,
+        1.8,
+        8,
+        16,
+        4.0,
+        &device,
+    )
+    .unwrap();
+    let species = tensor(n, 5, 32, &device);
+    let net = |pos: Tensor<2>| {
+        let h = gate.forward(conv1.forward(species.clone(), pos.clone(), &edges));
+        conv2.forward(h, pos, &edges)
+    };
+    let flat: Vec<f32> = positions.iter().flatten().copied().collect();
+    let pos = Tensor::<2>::from_data(TensorData::new(flat, [n, 3]), &device);
+    let y = net(pos.clone());
+    let scale = host(y.clone()).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.1, "the network's output is {scale} at most");
+    let out = parse("3x0e+2x1o+1x1e");
+    let shift = Tensor::<2>::from_data(TensorData::new(vec![0.7f32, -1.3, 2.1], [1, 3]), &device);
+    for r in rotation::random_rotations(3, 41) {
+        for q in [r, rotation::negate(&r)] {
+            let moved = e3::transform(pos.clone(), &parse("1x1o"), &q).unwrap() + shift.clone();
+            let lhs = host(net(moved));
+            let rhs = host(e3::transform(y.clone(), &out, &q).unwrap());
+            let e = relative_error(&lhs, &rhs);
+            assert!(e <= 1e-5, "convolution network: {e:e}");
+        }
+    }
+    let e = Convolution::new(parse("5x0e"), parse("1x0e"), 2, 0.0, 8, 16, 4.0, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("r_max > 0"), "{e}");
+}

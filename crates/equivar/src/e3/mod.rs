@@ -6,20 +6,27 @@
 //! - [`Linear`]: equivariant linear maps between irreps lists (one matrix per irrep).
 //! - [`Gate`]: gated nonlinearity (scalars through an activation, higher degrees scaled by
 //!   gates).
+//! - [`Convolution`]: NequIP's interatomic convolution (radial network, channel-wise product,
+//!   sum over neighbours, linear mix).
+//! - [`InstanceNorm`]: equivariant normalisation over each graph's nodes.
 //! - [`radial`]: radial bases of edge lengths (e3nn's `soft_one_hot_linspace`, NequIP's
 //!   polynomial cutoff).
 //! - [`graph`]: radius graphs by a cell list, sums and means over edges and graphs.
 
+mod convolution;
 mod gate;
 pub mod graph;
 mod harmonics;
 mod linear;
+mod norm;
 pub mod radial;
 mod tensor_product;
 
+pub use convolution::{Convolution, RadialMlp};
 pub use gate::{Activation, Gate};
 pub use harmonics::SphericalHarmonics;
 pub use linear::Linear;
+pub use norm::InstanceNorm;
 pub use tensor_product::TensorProduct;
 
 use burn::tensor::{Tensor, TensorData};
