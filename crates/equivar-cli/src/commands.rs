@@ -19,8 +19,28 @@ use equivar_train::{Regime, TrainConfig};
 use serde_json::json;
 
 pub fn fetch(dataset: &str, data_dir: Option<&Path>, force: bool) -> Result<()> {
-    let dataset: Dataset = dataset.parse().map_err(anyhow::Error::msg)?;
     let cache = equivar_data::cache_dir(data_dir);
+    if dataset == "qm9" {
+        let (file, built) = equivar_data::qm9::fetch(&cache, force)?;
+        let data = equivar_data::qm9::load(&cache)?;
+        let split = equivar_data::qm9::standard_split(&data)?;
+        let verb = if built {
+            "fetched and converted"
+        } else {
+            "already present"
+        };
+        println!(
+            "qm9: {verb}: {} molecules, {} atoms, SHA-256 verified, in {}; standard split {} / {} / {}",
+            data.len(),
+            data.atomic_numbers.len(),
+            file.display(),
+            split.train.len(),
+            split.valid.len(),
+            split.test.len()
+        );
+        return Ok(());
+    }
+    let dataset: Dataset = dataset.parse().map_err(anyhow::Error::msg)?;
     let fetched = fetch_dataset(dataset, &cache, force)?;
     for path in &fetched.removed_debris {
         println!("removed {}, left by an interrupted fetch", path.display());

