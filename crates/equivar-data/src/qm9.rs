@@ -553,8 +553,16 @@ pub struct Qm9Split {
     pub test: Vec<usize>,
 }
 
-/// The split's gdb index lists, as shipped: `(train, valid, test)`.
-pub fn split_indices() -> Result<(Vec<u32>, Vec<u32>, Vec<u32>), Qm9Error> {
+/// The split's gdb index lists, as shipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitIndices {
+    pub train: Vec<u32>,
+    pub valid: Vec<u32>,
+    pub test: Vec<u32>,
+}
+
+/// The split as shipped (gdb indices).
+pub fn split_indices() -> Result<SplitIndices, Qm9Error> {
     let mut text = String::new();
     flate2::read::GzDecoder::new(SPLIT)
         .read_to_string(&mut text)
@@ -573,12 +581,16 @@ pub fn split_indices() -> Result<(Vec<u32>, Vec<u32>, Vec<u32>), Qm9Error> {
             })
             .collect()
     };
-    Ok((list("train")?, list("valid")?, list("test")?))
+    Ok(SplitIndices {
+        train: list("train")?,
+        valid: list("valid")?,
+        test: list("test")?,
+    })
 }
 
 /// Maps the shipped split onto `data`'s rows; every index must be present.
 pub fn standard_split(data: &Qm9) -> Result<Qm9Split, Qm9Error> {
-    let (train, valid, test) = split_indices()?;
+    let SplitIndices { train, valid, test } = split_indices()?;
     let rows = |list: Vec<u32>| -> Result<Vec<usize>, Qm9Error> {
         list.into_iter()
             .map(|i| {
@@ -611,7 +623,10 @@ dsgdb9nsd_000003.xyz,3,1,\"['O']\",\"[[1,2,3]]\",1.8511,9.46,-0.2928,0.0687,0.36
         assert_eq!(data.len(), 2);
         assert_eq!(data.index, vec![1, 3]);
         assert_eq!(data.atomic_numbers, vec![6, 1, 8]);
-        assert_eq!(data.positions[0], [0.5995394918, 0.0, 1.0]);
+        assert_eq!(
+            data.positions[0],
+            ["0.5995394918".parse::<f32>().unwrap(), 0.0, 1.0]
+        );
         assert_eq!(data.atoms(1), 2..3);
         assert_eq!(data.target(0, Target::Alpha), 13.21);
         assert_eq!(data.target(1, Target::Cv), 6.002);
@@ -654,7 +669,7 @@ dsgdb9nsd_000003.xyz,3,1,\"['O']\",\"[[1,2,3]]\",1.8511,9.46,-0.2928,0.0687,0.36
 
     #[test]
     fn the_shipped_split_is_cormorants() {
-        let (train, valid, test) = split_indices().unwrap();
+        let SplitIndices { train, valid, test } = split_indices().unwrap();
         assert_eq!(
             (train.len(), valid.len(), test.len()),
             (100_000, 17_748, 13_083)
