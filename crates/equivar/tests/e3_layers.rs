@@ -462,3 +462,56 @@ fn convolutions_are_e3_equivariant() {
         .to_string();
     assert!(e.contains("r_max > 0"), "{e}");
 }
+
+/// SEGNN's prediction is invariant under rotations, the inversion and translations of the
+/// molecules, and each molecule's prediction ignores the other molecules of the batch.
+#[test]
+fn segnn_is_e3_invariant() {
+    use equivar::e3::graph::radius_graph;
+    use equivar::e3::segnn::{GraphBatch, Segnn, SegnnConfig};
+    let device = Device::flex();
+    let n = 20;
+    let positions: Vec<[f32; 3]> = seeded_values(n * 3, 51)
+        .chunks(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    let graph: Vec<usize> = (0..n).map(|i| usize::from(i >= 9)).collect();
+    let edges = radius_graph(&positions, &graph, 2.0).unwrap();
+    let config = SegnnConfig {
+        input: parse("5x0e"),
+        hidden: parse("8x0e+4x1o+2x2e"),
+        lmax_attr: 2,
+        layers: 2,
+        outputs: 1,
+    };
+    let model = Segnn::new(&config, &device).unwrap();
+    let types: Vec<f32> = (0..n)
+        .flat_map(|i| (0..5).map(move |k| if k == i % 5 { 1.0 } else { 0.0 }))
+        .collect();
+    let features = Tensor::<2>::from_data(TensorData::new(types, [n, 5]), &device);
+    let flat: Vec<f32> = positions.iter().flatten().copied().collect();
+    let pos = Tensor::<2>::from_data(TensorData::new(flat, [n, 3]), &device);
+    let predict = |positions: Tensor<2>| {
+        host(model.forward(&GraphBatch {
+            positions,
+            features: features.clone(),
+            graph: graph.clone(),
+            graphs: 2,
+            edges: edges.clone(),
+        }))
+    };
+    let y = predict(pos.clone());
+    assert_eq!(y.len(), 2);
+    assert!(
+        y.iter().all(|v| v.is_finite()) && y.iter().any(|v| v.abs() > 1e-3),
+        "{y:?}"
+    );
+    let shift = Tensor::<2>::from_data(TensorData::new(vec![1.5f32, -0.4, 3.0], [1, 3]), &device);
+    for r in rotation::random_rotations(2, 61) {
+        for q in [r, rotation::negate(&r)] {
+            let moved = e3::transform(pos.clone(), &parse("1x1o"), &q).unwrap() + shift.clone();
+            let e = relative_error(&predict(moved), &y);
+            assert!(e <= 1e-5, "SEGNN: {e:e}");
+        }
+    }
+}

@@ -9,6 +9,7 @@
 //! - [`Convolution`]: NequIP's interatomic convolution (radial network, channel-wise product,
 //!   sum over neighbours, linear mix).
 //! - [`InstanceNorm`]: equivariant normalisation over each graph's nodes.
+//! - [`segnn`]: SEGNN (steerable E(3) graph networks) for molecules.
 //! - [`radial`]: radial bases of edge lengths (e3nn's `soft_one_hot_linspace`, NequIP's
 //!   polynomial cutoff).
 //! - [`graph`]: radius graphs by a cell list, sums and means over edges and graphs.
@@ -20,6 +21,7 @@ mod harmonics;
 mod linear;
 mod norm;
 pub mod radial;
+pub mod segnn;
 mod tensor_product;
 
 pub use convolution::{Convolution, RadialMlp};
