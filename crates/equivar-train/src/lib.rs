@@ -13,6 +13,7 @@ pub mod examples;
 pub mod images;
 pub mod lie_plot;
 pub mod plot;
+pub mod qm9;
 pub mod regime;
 pub mod reproduce;
 pub mod run_dir;
