@@ -28,6 +28,8 @@ pub struct Qm9Config {
     pub batch: usize,
     pub epochs: usize,
     pub lr: f64,
+    /// Seeds the weights' initialisation (the device's generator), so a run is repeatable.
+    pub seed: u64,
 }
 
 /// Mean and mean absolute deviation of a target over the training molecules.
@@ -148,6 +150,7 @@ pub fn train(
     }
     let norm = Standardisation::of(data, train, config.target);
     let ad = device.clone().autodiff();
+    ad.seed(config.seed);
     let mut net = model(config, &ad)?;
     let mut optim = AdamConfig::new().init();
     let mut order = train.to_vec();
