@@ -26,13 +26,7 @@ impl SphericalHarmonics {
     ) -> Result<Self, o3::O3Error> {
         // Validates lmax and gives the per-degree scale.
         o3::SphericalHarmonics::new(lmax, normalization, normalize)?;
-        let scale: Vec<f64> = (0..=lmax)
-            .map(|l| match normalization {
-                Normalization::Component => 1.0,
-                Normalization::Norm => 1.0 / ((2 * l + 1) as f64).sqrt(),
-                Normalization::Integral => 1.0 / (4.0 * std::f64::consts::PI).sqrt(),
-            })
-            .collect();
+        let scale: Vec<f64> = (0..=lmax).map(|l| normalization.factor(l)).collect();
         Ok(SphericalHarmonics {
             plan: Arc::new(ShPlan::new(lmax, normalize, &scale)),
             irreps: Irreps::spherical_harmonics(lmax),

@@ -35,7 +35,7 @@ pub enum Normalization {
 
 impl Normalization {
     /// The factor from `component` to this normalisation for degree `l`.
-    fn factor(self, l: usize) -> f64 {
+    pub(crate) fn factor(self, l: usize) -> f64 {
         match self {
             Normalization::Component => 1.0,
             Normalization::Norm => 1.0 / ((2 * l + 1) as f64).sqrt(),

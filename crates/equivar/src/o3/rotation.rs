@@ -79,27 +79,10 @@ pub fn matrix_to_angles(r: &Mat3) -> (f64, f64, f64) {
     (alpha, beta, gamma)
 }
 
-/// The rotation of a unit quaternion `(w, x, y, z)`; the quaternion is normalised first.
+/// The rotation of a unit quaternion `(w, x, y, z)`; the quaternion is normalised first
+/// (the sphere grids' [`crate::space::rotation_from_quaternion`]).
 pub fn quaternion_to_matrix(q: [f64; 4]) -> Mat3 {
-    let n = q.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let [w, x, y, z] = q.map(|v| v / n);
-    [
-        [
-            1.0 - 2.0 * (y * y + z * z),
-            2.0 * (x * y - z * w),
-            2.0 * (x * z + y * w),
-        ],
-        [
-            2.0 * (x * y + z * w),
-            1.0 - 2.0 * (x * x + z * z),
-            2.0 * (y * z - x * w),
-        ],
-        [
-            2.0 * (x * z - y * w),
-            2.0 * (y * z + x * w),
-            1.0 - 2.0 * (x * x + y * y),
-        ],
-    ]
+    crate::space::rotation_from_quaternion(q)
 }
 
 /// Uniformly distributed rotations (Haar measure), reproducible from `seed`: Shoemake's
