@@ -13,6 +13,7 @@ use equivar_train::e2_mnist_rot::{self, Profile as E2Profile};
 use equivar_train::eval::{RotationCurve, paper_angles, rotation_curve};
 use equivar_train::examples::examples;
 use equivar_train::reproduce::{self, Profile};
+use equivar_train::segnn_qm9;
 use equivar_train::spherical_mnist::{self, SphericalProfile};
 use equivar_train::trainer::{self, Compute, DataChoice, TrainOptions, TrainOutcome, load_run};
 use equivar_train::{Regime, TrainConfig};
@@ -473,8 +474,35 @@ pub fn reproduce(
         progress: true,
         compute,
     };
-    if !["using-abusing", "spherical-mnist", "e2-mnist-rot"].contains(&study) {
-        bail!("unknown study `{study}`; known: using-abusing, spherical-mnist, e2-mnist-rot");
+    if ![
+        "using-abusing",
+        "spherical-mnist",
+        "e2-mnist-rot",
+        "segnn-qm9",
+    ]
+    .contains(&study)
+    {
+        bail!(
+            "unknown study `{study}`; known: using-abusing, spherical-mnist, e2-mnist-rot, segnn-qm9"
+        );
+    }
+    if study == "segnn-qm9" {
+        let cache = equivar_data::cache_dir(data_dir.as_deref());
+        let (_, built) = equivar_data::qm9::fetch(&cache, false)?;
+        if built {
+            eprintln!("fetched QM9 into {}", cache.display());
+        }
+        let data = equivar_data::qm9::load(&cache)?;
+        let profile = if quick {
+            segnn_qm9::Profile::quick()
+        } else {
+            segnn_qm9::Profile::full()
+        };
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let results = segnn_qm9::reproduce(&profile, out, &data, &options.compute.device)?;
+        println!("\n{}", segnn_qm9::markdown(&results));
+        println!("wrote {}/results.json and results.md", out.display());
+        return Ok(());
     }
     if study == "e2-mnist-rot" {
         // Rotated MNIST is generated from MNIST (fetched first if needed).

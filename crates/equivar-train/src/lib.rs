@@ -17,6 +17,7 @@ pub mod qm9;
 pub mod regime;
 pub mod reproduce;
 pub mod run_dir;
+pub mod segnn_qm9;
 pub mod spherical_mnist;
 pub mod trainer;
 

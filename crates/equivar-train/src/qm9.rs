@@ -2,16 +2,25 @@
 //! (radius graph, one-hot atom types), targets standardised by the training set's mean and
 //! mean absolute deviation, L1 loss, Adam; MAEs reported in the papers' units.
 
+use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
+use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 use equivar::e3::graph::radius_graph;
-use equivar::e3::segnn::{GraphBatch, Segnn, SegnnConfig};
+use equivar::e3::segnn::{GraphBatch, Pooling, Segnn, SegnnConfig};
 use equivar::o3::Irreps;
 use equivar_data::qm9::{Qm9, Target};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::atomic;
+use crate::run_dir::RunDir;
 
 /// Atomic numbers in one-hot order.
 const ELEMENTS: [u8; 5] = [1, 6, 7, 8, 9];
@@ -23,6 +32,11 @@ pub struct Qm9Config {
     pub hidden: Irreps,
     pub lmax_attr: usize,
     pub layers: usize,
+    /// Instance norm after every layer (SEGNN's setting).
+    pub instance_norm: bool,
+    pub pooling: Pooling,
+    /// The edge vectors' components as plain scalars too (a non-equivariant baseline).
+    pub raw_edge_vectors: bool,
     /// Radius of the molecular graphs (SEGNN: 2 angstrom).
     pub radius: f32,
     pub batch: usize,
@@ -101,6 +115,9 @@ pub fn model(config: &Qm9Config, device: &Device) -> Result<Segnn> {
         lmax_attr: config.lmax_attr,
         layers: config.layers,
         outputs: 1,
+        instance_norm: config.instance_norm,
+        pooling: config.pooling,
+        raw_edge_vectors: config.raw_edge_vectors,
     };
     Ok(Segnn::new(&segnn, device)?)
 }
@@ -128,16 +145,54 @@ pub fn evaluate(
 }
 
 /// One epoch's figures.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
     pub epoch: usize,
+    pub lr: f64,
     pub train_loss: f64,
     pub valid_mae: f64,
     pub seconds: f64,
 }
 
-/// Trains on `train` (in the order given, shuffled per epoch by a fixed rule), reports the
-/// validation MAE after every epoch, returns the trained model and the epochs.
+/// What a run directory records of its config, to refuse resuming with other settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct RunSettings {
+    target: String,
+    hidden: String,
+    lmax_attr: usize,
+    layers: usize,
+    instance_norm: bool,
+    pooling: Pooling,
+    raw_edge_vectors: bool,
+    radius: f32,
+    batch: usize,
+    epochs: usize,
+    lr: f64,
+    seed: u64,
+    train_molecules: usize,
+    valid_molecules: usize,
+}
+
+/// The reports and settings beside a run's checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RunLog {
+    settings: RunSettings,
+    norm: (f64, f64),
+    epochs: Vec<EpochReport>,
+}
+
+impl Qm9Config {
+    /// The learning rate of `epoch` (from 0): SEGNN's MultiStepLR, the rate divided by 10 at
+    /// 80% and again at 90% of the epochs.
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        let milestones = [self.epochs * 8 / 10, self.epochs * 9 / 10];
+        let passed = milestones.iter().filter(|&&m| m > 0 && epoch >= m).count();
+        self.lr * 0.1f64.powi(passed as i32)
+    }
+}
+
+/// Trains on `train` (shuffled per epoch from `config.seed`), reports the validation MAE after
+/// every epoch, returns the trained model and the epochs.
 pub fn train(
     data: &Qm9,
     train: &[usize],
@@ -145,25 +200,102 @@ pub fn train(
     config: &Qm9Config,
     device: &Device,
 ) -> Result<(Segnn, Standardisation, Vec<EpochReport>)> {
+    train_run(data, train, valid, config, device, None, false)
+}
+
+/// [`train`] with a checkpoint in `dir` after every epoch: a run that finds a checkpoint of
+/// the same settings there continues from it (an interrupted run loses at most one epoch), and
+/// one of other settings is refused. `progress` prints a line per epoch to stderr.
+pub fn train_in(
+    dir: &Path,
+    data: &Qm9,
+    train: &[usize],
+    valid: &[usize],
+    config: &Qm9Config,
+    device: &Device,
+    progress: bool,
+) -> Result<(Segnn, Standardisation, Vec<EpochReport>)> {
+    train_run(data, train, valid, config, device, Some(dir), progress)
+}
+
+fn train_run(
+    data: &Qm9,
+    train: &[usize],
+    valid: &[usize],
+    config: &Qm9Config,
+    device: &Device,
+    dir: Option<&Path>,
+    progress: bool,
+) -> Result<(Segnn, Standardisation, Vec<EpochReport>)> {
     if train.is_empty() || config.batch == 0 || config.epochs == 0 {
         bail!("QM9 training needs molecules, a batch of at least 1 and at least one epoch");
+    }
+    if !(config.lr > 0.0 && config.lr.is_finite()) {
+        bail!(
+            "the learning rate must be a positive number, not {}",
+            config.lr
+        );
     }
     let norm = Standardisation::of(data, train, config.target);
     let ad = device.clone().autodiff();
     ad.seed(config.seed);
     let mut net = model(config, &ad)?;
-    let mut optim = AdamConfig::new().init();
-    let mut order = train.to_vec();
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let settings = RunSettings {
+        target: config.target.name().to_string(),
+        hidden: config.hidden.to_string(),
+        lmax_attr: config.lmax_attr,
+        layers: config.layers,
+        instance_norm: config.instance_norm,
+        pooling: config.pooling,
+        raw_edge_vectors: config.raw_edge_vectors,
+        radius: config.radius,
+        batch: config.batch,
+        epochs: config.epochs,
+        lr: config.lr,
+        seed: config.seed,
+        train_molecules: train.len(),
+        valid_molecules: valid.len(),
+    };
+    let run = match dir {
+        Some(dir) => Some((RunDir::new(dir), RunDir::new(dir).lock_and_clean()?.0)),
+        None => None,
+    };
     let mut reports = Vec::new();
-    for epoch in 0..config.epochs {
+    if let Some((run, _)) = &run
+        && let Some(state) = run.checkpoint()?
+    {
+        let log: RunLog = serde_json::from_str(
+            &std::fs::read_to_string(run.file(LOG))
+                .with_context(|| format!("{} has a checkpoint but no {LOG}", dir_name(run)))?,
+        )
+        .with_context(|| format!("{} in {} is not valid", LOG, dir_name(run)))?;
+        if log.settings != settings {
+            bail!(
+                "{} holds a QM9 run with other settings ({:?}); remove it or choose another \
+                 `--out`",
+                dir_name(run),
+                log.settings
+            );
+        }
+        let record = ModuleRecord::load(run.file(&state.model_file))
+            .with_context(|| format!("cannot read the checkpoint in {}", dir_name(run)))?;
+        net = net.try_load_record(record).map_err(|e| {
+            anyhow::anyhow!("the checkpoint in {} does not fit: {e}", dir_name(run))
+        })?;
+        optim = optim
+            .load(run.file(&state.optimizer_file))
+            .with_context(|| format!("cannot load the optimizer state in {}", dir_name(run)))?;
+        reports = log.epochs;
+        reports.truncate(state.epochs_done);
+    }
+    for epoch in reports.len()..config.epochs {
         let started = Instant::now();
-        // A deterministic shuffle: a stride coprime with the length.
-        let stride = (order.len() / 2 + 1..)
-            .find(|s| gcd(*s, order.len()) == 1)
-            .unwrap_or(1);
-        order = (0..order.len())
-            .map(|k| order[(k * stride + epoch) % order.len()])
-            .collect();
+        let mut order = train.to_vec();
+        order.shuffle(&mut StdRng::seed_from_u64(
+            config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ));
+        let lr = config.lr_at(epoch);
         let mut loss_sum = 0.0;
         for chunk in order.chunks(config.batch) {
             let (b, y) = batch(data, chunk, config, norm, &ad)?;
@@ -171,26 +303,53 @@ pub fn train(
             let value: f32 = loss.clone().into_scalar();
             if !value.is_finite() {
                 bail!(
-                    "the loss became {value} at epoch {}; lower the learning rate (now {})",
+                    "the loss became {value} at epoch {}; lower the learning rate (now {lr})",
                     epoch + 1,
-                    config.lr
                 );
             }
             loss_sum += value as f64 * chunk.len() as f64;
             let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(config.lr, net, grads);
+            net = optim.step(lr, net, grads);
         }
         let valid_mae = evaluate(&net.valid(), data, valid, config, norm, device)?;
-        reports.push(EpochReport {
+        let report = EpochReport {
             epoch: epoch + 1,
+            lr,
             train_loss: loss_sum / order.len() as f64,
             valid_mae,
             seconds: started.elapsed().as_secs_f64(),
-        });
+        };
+        if progress {
+            eprintln!(
+                "  epoch {:>3}/{}: loss {:.4}, valid MAE {:.4} {}, {:.0} s",
+                report.epoch,
+                config.epochs,
+                report.train_loss,
+                report.valid_mae,
+                config.target.paper_unit(),
+                report.seconds
+            );
+        }
+        reports.push(report);
+        if let Some((run, _)) = &run {
+            // The log first: a checkpoint never points past the epochs the log holds.
+            atomic::write_json(
+                &run.file(LOG),
+                &RunLog {
+                    settings: settings.clone(),
+                    norm: (norm.mean, norm.mad),
+                    epochs: reports.clone(),
+                },
+            )?;
+            let model_bytes = net.valid().into_record().into_bytes()?;
+            run.save_checkpoint("segnn", 0, epoch + 1, &model_bytes, &optim.into_bytes()?)?;
+        }
     }
     Ok((net.valid(), norm, reports))
 }
 
-fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 { a } else { gcd(b, a % b) }
+const LOG: &str = "qm9-run.json";
+
+fn dir_name(run: &RunDir) -> String {
+    run.path().display().to_string()
 }

@@ -2,8 +2,9 @@
 //! falls well below that of predicting the mean, a seeded run repeats exactly, and bad
 //! settings are refused.
 
+use equivar::e3::segnn::Pooling;
 use equivar_data::qm9::{Qm9, Target};
-use equivar_train::qm9::{Qm9Config, Standardisation, train};
+use equivar_train::qm9::{Qm9Config, Standardisation, evaluate, train, train_in};
 
 /// Molecules of 3 to 6 atoms (H, C, O) whose "alpha" is 2 per heavy atom plus 1.
 fn molecules(count: usize) -> Qm9 {
@@ -46,6 +47,9 @@ fn segnn_learns_a_per_atom_target() {
         hidden: "8x0e+4x1o".parse().unwrap(),
         lmax_attr: 1,
         layers: 2,
+        instance_norm: true,
+        pooling: Pooling::Mean,
+        raw_edge_vectors: false,
         radius: 2.0,
         batch: 16,
         epochs: 30,
@@ -80,4 +84,93 @@ fn segnn_learns_a_per_atom_target() {
             .to_string()
             .contains("batch")
     );
+}
+
+#[test]
+fn learning_rate_drops_tenfold_at_80_and_90_percent() {
+    let config = Qm9Config {
+        target: Target::Alpha,
+        hidden: "4x0e".parse().unwrap(),
+        lmax_attr: 0,
+        layers: 1,
+        instance_norm: true,
+        pooling: Pooling::Mean,
+        raw_edge_vectors: false,
+        radius: 2.0,
+        batch: 4,
+        epochs: 10,
+        lr: 1e-2,
+        seed: 0,
+    };
+    let rates: Vec<f64> = (0..10).map(|e| config.lr_at(e)).collect();
+    for (e, r) in rates.iter().enumerate() {
+        let expected = [1e-2, 1e-2, 1e-2, 1e-2, 1e-2, 1e-2, 1e-2, 1e-2, 1e-3, 1e-4][e];
+        assert!((r - expected).abs() < 1e-15, "epoch {e}: {r}");
+    }
+}
+
+#[test]
+fn a_run_directory_checkpoints_resumes_and_refuses_other_settings() {
+    let data = molecules(24);
+    let rows: Vec<usize> = (0..24).collect();
+    let config = Qm9Config {
+        target: Target::Alpha,
+        hidden: "4x0e+2x1o".parse().unwrap(),
+        lmax_attr: 1,
+        layers: 1,
+        instance_norm: true,
+        pooling: Pooling::Mean,
+        raw_edge_vectors: false,
+        radius: 2.0,
+        batch: 8,
+        epochs: 3,
+        lr: 5e-3,
+        seed: 3,
+    };
+    let device = burn::tensor::Device::flex();
+    let dir = std::env::temp_dir().join(format!("equivar-qm9-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (train_rows, valid_rows) = rows.split_at(16);
+    let (_, _, memory) = train(&data, train_rows, valid_rows, &config, &device).unwrap();
+    let (net, _, stored) =
+        train_in(&dir, &data, train_rows, valid_rows, &config, &device, false).unwrap();
+    // Equal to float64 round-off (the MAE's sum may be reduced in another order).
+    let same = |a: &[equivar_train::qm9::EpochReport], b: &[equivar_train::qm9::EpochReport]| {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                (x.train_loss - y.train_loss).abs() <= 1e-12 * x.train_loss.abs()
+                    && (x.valid_mae - y.valid_mae).abs() <= 1e-12 * x.valid_mae.abs()
+            })
+    };
+    assert!(
+        same(&memory, &stored),
+        "checkpoints change the run: {memory:?} {stored:?}"
+    );
+    assert!(dir.join("checkpoint.json").is_file());
+    // A second call finds all epochs done and returns the stored model.
+    let (again, _, resumed) =
+        train_in(&dir, &data, train_rows, valid_rows, &config, &device, false).unwrap();
+    assert!(same(&resumed, &stored), "{resumed:?} {stored:?}");
+    // Read back, not trained again: the timings are the first run's.
+    assert!(
+        resumed
+            .iter()
+            .zip(&stored)
+            .all(|(a, b)| a.seconds == b.seconds)
+    );
+    let mae = |n: &equivar::e3::segnn::Segnn| {
+        let norm = Standardisation::of(&data, train_rows, Target::Alpha);
+        evaluate(n, &data, valid_rows, &config, norm, &device).unwrap()
+    };
+    let (a, b) = (mae(&again), mae(&net));
+    assert!(
+        (a - b).abs() <= 1e-6 * b,
+        "the resumed model predicts otherwise: {a} vs {b}"
+    );
+    let other = Qm9Config { lr: 1e-3, ..config };
+    let error = train_in(&dir, &data, train_rows, valid_rows, &other, &device, false)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("other settings"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -468,7 +468,7 @@ fn convolutions_are_e3_equivariant() {
 #[test]
 fn segnn_is_e3_invariant() {
     use equivar::e3::graph::radius_graph;
-    use equivar::e3::segnn::{GraphBatch, Segnn, SegnnConfig};
+    use equivar::e3::segnn::{GraphBatch, Pooling, Segnn, SegnnConfig};
     let device = Device::flex();
     let n = 20;
     let positions: Vec<[f32; 3]> = seeded_values(n * 3, 51)
@@ -483,6 +483,9 @@ fn segnn_is_e3_invariant() {
         lmax_attr: 2,
         layers: 2,
         outputs: 1,
+        instance_norm: true,
+        pooling: Pooling::Mean,
+        raw_edge_vectors: false,
     };
     let model = Segnn::new(&config, &device).unwrap();
     let types: Vec<f32> = (0..n)
@@ -514,4 +517,53 @@ fn segnn_is_e3_invariant() {
             assert!(e <= 1e-5, "SEGNN: {e:e}");
         }
     }
+}
+
+#[test]
+fn segnn_with_raw_edge_vectors_is_translation_but_not_rotation_invariant() {
+    use equivar::e3::graph::radius_graph;
+    use equivar::e3::segnn::{GraphBatch, Pooling, Segnn, SegnnConfig};
+    let device = Device::flex();
+    device.seed(5);
+    let n = 12;
+    let positions: Vec<[f32; 3]> = seeded_values(n * 3, 71)
+        .chunks(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    let graph = vec![0usize; n];
+    let edges = radius_graph(&positions, &graph, 2.0).unwrap();
+    let config = SegnnConfig {
+        input: parse("5x0e"),
+        hidden: parse("8x0e"),
+        lmax_attr: 0,
+        layers: 2,
+        outputs: 1,
+        instance_norm: true,
+        pooling: Pooling::Sum,
+        raw_edge_vectors: true,
+    };
+    let model = Segnn::new(&config, &device).unwrap();
+    let types: Vec<f32> = (0..n)
+        .flat_map(|i| (0..5).map(move |k| if k == i % 5 { 1.0 } else { 0.0 }))
+        .collect();
+    let features = Tensor::<2>::from_data(TensorData::new(types, [n, 5]), &device);
+    let flat: Vec<f32> = positions.iter().flatten().copied().collect();
+    let pos = Tensor::<2>::from_data(TensorData::new(flat, [n, 3]), &device);
+    let predict = |positions: Tensor<2>| {
+        host(model.forward(&GraphBatch {
+            positions,
+            features: features.clone(),
+            graph: graph.clone(),
+            graphs: 1,
+            edges: edges.clone(),
+        }))
+    };
+    let y = predict(pos.clone());
+    let shift = Tensor::<2>::from_data(TensorData::new(vec![1.5f32, -0.4, 3.0], [1, 3]), &device);
+    let e = relative_error(&predict(pos.clone() + shift), &y);
+    assert!(e <= 1e-5, "translation: {e:e}");
+    let r = rotation::random_rotations(1, 3)[0];
+    let turned = e3::transform(pos, &parse("1x1o"), &r).unwrap();
+    let e = relative_error(&predict(turned), &y);
+    assert!(e > 1e-3, "a rotation should change the output, error {e:e}");
 }

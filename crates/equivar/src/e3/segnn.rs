@@ -141,7 +141,7 @@ pub struct SegnnLayer {
     pub message2: GatedProduct,
     pub update1: GatedProduct,
     pub update2: AttributeProduct,
-    pub norm: InstanceNorm,
+    pub norm: Option<InstanceNorm>,
 }
 
 /// A batch of molecular graphs, as SEGNN reads it.
@@ -166,6 +166,24 @@ pub struct SegnnConfig {
     pub layers: usize,
     /// Outputs (scalars) per graph.
     pub outputs: usize,
+    /// Instance norm after every layer (SEGNN's QM9 setting), or none.
+    pub instance_norm: bool,
+    /// How node features become one per graph.
+    pub pooling: Pooling,
+    /// Also give every message the edge vector's three components as plain scalars: this
+    /// breaks rotation equivariance on purpose, for non-equivariant baselines (translations
+    /// still leave the output unchanged).
+    pub raw_edge_vectors: bool,
+}
+
+/// Graph pooling: SEGNN's QM9 setting is the mean; the sum suits extensive targets (sizes,
+/// polarisabilities) when the layers do not see the whole molecule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    #[default]
+    Mean,
+    Sum,
 }
 
 #[derive(Module, Debug)]
@@ -178,6 +196,10 @@ pub struct Segnn {
     pub post_pool2: AttributeProduct,
     #[module(skip)]
     pub harmonics: SphericalHarmonics,
+    #[module(skip)]
+    pub pooling: Pooling,
+    #[module(skip)]
+    pub raw_edge_vectors: bool,
 }
 
 impl Segnn {
@@ -196,7 +218,13 @@ impl Segnn {
         let concat = |a: &Irreps, b: &Irreps| {
             Irreps::new(a.blocks().iter().chain(b.blocks()).copied().collect())
         };
-        let distance: Irreps = "1x0e".parse()?;
+        // The squared length, and for a non-equivariant baseline the vector's components.
+        let distance: Irreps = if config.raw_edge_vectors {
+            "4x0e"
+        } else {
+            "1x0e"
+        }
+        .parse()?;
         let mut layers = Vec::new();
         for _ in 0..config.layers {
             let message_in = concat(&concat(hidden, hidden), &distance);
@@ -215,7 +243,9 @@ impl Segnn {
                 hidden.clone(),
                 device,
             )?;
-            let norm = InstanceNorm::new(hidden.clone(), device);
+            let norm = config
+                .instance_norm
+                .then(|| InstanceNorm::new(hidden.clone(), device));
             layers.push(SegnnLayer {
                 message1,
                 message2,
@@ -257,6 +287,8 @@ impl Segnn {
             post_pool1,
             post_pool2,
             harmonics,
+            pooling: config.pooling,
+            raw_edge_vectors: config.raw_edge_vectors,
         })
     }
 
@@ -269,7 +301,10 @@ impl Segnn {
         let vectors = batch.positions.clone().select(0, source.clone())
             - batch.positions.clone().select(0, target.clone());
         let edge_attr = self.harmonics.forward(vectors.clone());
-        let distance = vectors.square().sum_dim(1);
+        let mut distance = vectors.clone().square().sum_dim(1);
+        if self.raw_edge_vectors {
+            distance = Tensor::cat(vec![distance, vectors.clone()], 1);
+        }
         let node_attr = scatter_mean(edge_attr.clone(), &batch.edges.target, n);
         // Nodes without edges still get the degree-0 attribute (1), so their products live.
         let lonely: Vec<f32> = {
@@ -305,11 +340,21 @@ impl Segnn {
                 node_attr.clone(),
             );
             let u = layer.update2.forward(u, node_attr.clone());
-            h = layer.norm.forward(h + u, &batch.graph, batch.graphs);
+            h = h + u;
+            if let Some(norm) = &layer.norm {
+                h = norm.forward(h, &batch.graph, batch.graphs);
+            }
         }
         let h = self.pre_pool1.forward(h, node_attr.clone());
         let h = self.pre_pool2.forward(h, node_attr);
-        let pooled = scatter_mean(h, &batch.graph, batch.graphs);
+        let pooled = match self.pooling {
+            Pooling::Mean => scatter_mean(h, &batch.graph, batch.graphs),
+            Pooling::Sum => {
+                let index: Vec<i64> = batch.graph.iter().map(|&g| g as i64).collect();
+                let index = Tensor::<1, Int>::from_data(TensorData::new(index, [n]), &device);
+                scatter_sum(h, index, batch.graphs)
+            }
+        };
         let ones = Tensor::<2>::ones([batch.graphs, 1], &device);
         let y = self.post_pool1.forward(pooled, ones.clone());
         self.post_pool2.forward(y, ones)
