@@ -85,6 +85,9 @@ enum Command {
     /// Throughput, latency and construction time of the reference models and single conv
     /// layers (medians), with GFLOP/s and the share of the measured fp32 GEMM peak.
     Bench(bench::BenchArgs),
+    /// Train a molecular model file (models/segnn-qm9.json, models/nequip-qm9.json, ...) on
+    /// one QM9 target and report its test MAE; checkpointed per epoch, resumed when rerun.
+    Qm9(commands::Qm9Args),
     /// Reproduce a paper's study: `using-abusing` (Edixhoven et al. 2023, MNIST),
     /// `spherical-mnist` (Cohen et al. 2018's NR/NR, NR/R, R/R with a DISCO spherical CNN) or
     /// `e2-mnist-rot` (rotated-MNIST test error of the E(2), H-Net and P4CNN models, with
@@ -501,6 +504,7 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
             commands::train(args, &given_flags(matches.subcommand_matches("train")))?
         }
         Command::Eval(args) => commands::eval(args)?,
+        Command::Qm9(args) => commands::qm9(args)?,
         Command::Reproduce {
             study,
             quick,

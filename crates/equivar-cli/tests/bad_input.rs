@@ -650,3 +650,78 @@ fn devices_and_kernels_are_checked_by_name() {
         assert!(error <= 1e-5, "{kernels}: relative error {error}");
     }
 }
+
+#[test]
+fn molecular_models_and_batches_are_checked_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let out = out.to_str().unwrap();
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models");
+    let model = format!("{models}/segnn-qm9-quick.json");
+    assert_refused(
+        &["qm9", "--model", &model, "--target", "beta", "--out", out],
+        &["unknown QM9 target `beta`", "alpha", "gap"],
+    );
+    let missing = dir.path().join("none.json");
+    assert_refused(
+        &[
+            "qm9",
+            "--model",
+            missing.to_str().unwrap(),
+            "--target",
+            "alpha",
+            "--out",
+            out,
+        ],
+        &["cannot read the model file", "none.json"],
+    );
+    // A planar model file is not a molecular one.
+    let planar = format!("{models}/hnet.json");
+    assert_refused(
+        &["qm9", "--model", &planar, "--target", "alpha", "--out", out],
+        &["not a molecular model", "\"kind\""],
+    );
+    assert_refused(
+        &[
+            "qm9", "--model", &model, "--target", "alpha", "--out", out, "--epochs", "0",
+        ],
+        &["--epochs"],
+    );
+    let batch = dir.path().join("batch.json");
+    std::fs::write(
+        &batch,
+        r#"{"molecules": [{"z": [6, 1], "pos": [[0, 0, 0]], "alpha": 1}]}"#,
+    )
+    .unwrap();
+    assert_refused(
+        &[
+            "bench",
+            "--models",
+            "",
+            "--no-layers",
+            "--segnn-step",
+            batch.to_str().unwrap(),
+        ],
+        &["2 atomic numbers and 1 positions"],
+    );
+    std::fs::write(
+        &batch,
+        r#"{"molecules": [{"z": [17], "pos": [[0, 0, 0]], "alpha": 1}]}"#,
+    )
+    .unwrap();
+    assert_refused(
+        &[
+            "bench",
+            "--models",
+            "",
+            "--no-layers",
+            "--segnn-step",
+            batch.to_str().unwrap(),
+        ],
+        &["atomic number 17"],
+    );
+    assert!(
+        !Path::new(out).exists(),
+        "nothing is written for refused input"
+    );
+}

@@ -11,7 +11,8 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::ModuleRecord;
 use burn::tensor::{Device, Tensor, TensorData};
 use equivar::e3::graph::radius_graph;
-use equivar::e3::segnn::{GraphBatch, Pooling, Segnn, SegnnConfig};
+use equivar::e3::molecule::{MoleculeModel, MoleculeModelConfig};
+use equivar::e3::segnn::GraphBatch;
 use equivar::o3::Irreps;
 use equivar_data::qm9::{Qm9, Target};
 use rand::SeedableRng;
@@ -29,14 +30,8 @@ const ELEMENTS: [u8; 5] = [1, 6, 7, 8, 9];
 #[derive(Clone, Debug)]
 pub struct Qm9Config {
     pub target: Target,
-    pub hidden: Irreps,
-    pub lmax_attr: usize,
-    pub layers: usize,
-    /// Instance norm after every layer (SEGNN's setting).
-    pub instance_norm: bool,
-    pub pooling: Pooling,
-    /// The edge vectors' components as plain scalars too (a non-equivariant baseline).
-    pub raw_edge_vectors: bool,
+    /// The network (`5x0e` input: one-hot H C N O F; one output).
+    pub model: MoleculeModelConfig,
     /// Radius of the molecular graphs (SEGNN: 2 angstrom).
     pub radius: f32,
     pub batch: usize,
@@ -107,24 +102,23 @@ pub fn batch(
     ))
 }
 
-/// The model a config describes.
-pub fn model(config: &Qm9Config, device: &Device) -> Result<Segnn> {
-    let segnn = SegnnConfig {
-        input: "5x0e".parse()?,
-        hidden: config.hidden.clone(),
-        lmax_attr: config.lmax_attr,
-        layers: config.layers,
-        outputs: 1,
-        instance_norm: config.instance_norm,
-        pooling: config.pooling,
-        raw_edge_vectors: config.raw_edge_vectors,
-    };
-    Ok(Segnn::new(&segnn, device)?)
+/// The model a config describes, checked against QM9's input and output.
+pub fn model(config: &Qm9Config, device: &Device) -> Result<MoleculeModel> {
+    let input: Irreps = "5x0e".parse()?;
+    if config.model.input() != &input || config.model.outputs() != 1 {
+        bail!(
+            "a QM9 model takes {input} (one-hot H C N O F) and gives 1 output; this one takes {} \
+             and gives {}: set \"input\": \"5x0e\" and \"outputs\": 1",
+            config.model.input(),
+            config.model.outputs()
+        );
+    }
+    Ok(config.model.init(device)?)
 }
 
 /// Mean absolute error over `rows`, in the paper's unit.
 pub fn evaluate(
-    net: &Segnn,
+    net: &MoleculeModel,
     data: &Qm9,
     rows: &[usize],
     config: &Qm9Config,
@@ -158,12 +152,7 @@ pub struct EpochReport {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct RunSettings {
     target: String,
-    hidden: String,
-    lmax_attr: usize,
-    layers: usize,
-    instance_norm: bool,
-    pooling: Pooling,
-    raw_edge_vectors: bool,
+    model: MoleculeModelConfig,
     radius: f32,
     batch: usize,
     epochs: usize,
@@ -199,7 +188,7 @@ pub fn train(
     valid: &[usize],
     config: &Qm9Config,
     device: &Device,
-) -> Result<(Segnn, Standardisation, Vec<EpochReport>)> {
+) -> Result<(MoleculeModel, Standardisation, Vec<EpochReport>)> {
     train_run(data, train, valid, config, device, None, false)
 }
 
@@ -214,7 +203,7 @@ pub fn train_in(
     config: &Qm9Config,
     device: &Device,
     progress: bool,
-) -> Result<(Segnn, Standardisation, Vec<EpochReport>)> {
+) -> Result<(MoleculeModel, Standardisation, Vec<EpochReport>)> {
     train_run(data, train, valid, config, device, Some(dir), progress)
 }
 
@@ -226,7 +215,7 @@ fn train_run(
     device: &Device,
     dir: Option<&Path>,
     progress: bool,
-) -> Result<(Segnn, Standardisation, Vec<EpochReport>)> {
+) -> Result<(MoleculeModel, Standardisation, Vec<EpochReport>)> {
     if train.is_empty() || config.batch == 0 || config.epochs == 0 {
         bail!("QM9 training needs molecules, a batch of at least 1 and at least one epoch");
     }
@@ -243,12 +232,7 @@ fn train_run(
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let settings = RunSettings {
         target: config.target.name().to_string(),
-        hidden: config.hidden.to_string(),
-        lmax_attr: config.lmax_attr,
-        layers: config.layers,
-        instance_norm: config.instance_norm,
-        pooling: config.pooling,
-        raw_edge_vectors: config.raw_edge_vectors,
+        model: config.model.clone(),
         radius: config.radius,
         batch: config.batch,
         epochs: config.epochs,
@@ -342,13 +326,26 @@ fn train_run(
                 },
             )?;
             let model_bytes = net.valid().into_record().into_bytes()?;
-            run.save_checkpoint("segnn", 0, epoch + 1, &model_bytes, &optim.into_bytes()?)?;
+            run.save_checkpoint(
+                kind(&config.model),
+                0,
+                epoch + 1,
+                &model_bytes,
+                &optim.into_bytes()?,
+            )?;
         }
     }
     Ok((net.valid(), norm, reports))
 }
 
 const LOG: &str = "qm9-run.json";
+
+fn kind(model: &MoleculeModelConfig) -> &'static str {
+    match model {
+        MoleculeModelConfig::Segnn(_) => "segnn",
+        MoleculeModelConfig::Nequip(_) => "nequip",
+    }
+}
 
 fn dir_name(run: &RunDir) -> String {
     run.path().display().to_string()

@@ -15,7 +15,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use equivar::e3::segnn::{Pooling, Segnn};
+use equivar::e3::molecule::{MoleculeModel, MoleculeModelConfig};
+use equivar::e3::segnn::{Pooling, SegnnConfig};
 use equivar::o3::{Irreps, rotation};
 use equivar_data::qm9::{self, Qm9, Target};
 use serde::{Deserialize, Serialize};
@@ -43,14 +44,11 @@ pub fn published(target: Target) -> (f64, bool) {
     }
 }
 
-/// A model of the study: its name, hidden irreps and degree of the edge attributes.
+/// A model of the study: its name and network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
     pub name: String,
-    pub hidden: String,
-    pub lmax_attr: usize,
-    /// Edge vectors as plain scalars (the non-equivariant baseline).
-    pub raw_edge_vectors: bool,
+    pub model: MoleculeModelConfig,
 }
 
 /// How much to train and test.
@@ -59,9 +57,6 @@ pub struct Profile {
     pub name: String,
     pub targets: Vec<String>,
     pub models: Vec<ModelSpec>,
-    pub layers: usize,
-    pub instance_norm: bool,
-    pub pooling: Pooling,
     /// Train on the first K molecules of the standard training split (a random subset: the
     /// split is a permutation). None: all 100,000.
     pub train_molecules: Option<usize>,
@@ -78,22 +73,24 @@ pub struct Profile {
 /// `scalars` channels of `0e` only and no harmonics: `invariant` (messages see atom types and
 /// squared distances) and `non-equivariant` (they also see the edge vectors' components as
 /// plain numbers, so the network must learn rotations from the data).
-fn models(hidden: &str, lmax_attr: usize, scalars: usize) -> Vec<ModelSpec> {
-    let baseline = |name: &str, raw_edge_vectors| ModelSpec {
+fn models(hidden: &str, lmax_attr: usize, scalars: usize, layers: usize) -> Vec<ModelSpec> {
+    let segnn = |name: &str, hidden: String, lmax_attr, raw_edge_vectors| ModelSpec {
         name: name.into(),
-        hidden: format!("{scalars}x0e"),
-        lmax_attr: 0,
-        raw_edge_vectors,
+        model: MoleculeModelConfig::Segnn(SegnnConfig {
+            input: "5x0e".parse().expect("a fixed irreps string"),
+            hidden: hidden.parse().expect("the profiles' irreps strings parse"),
+            lmax_attr,
+            layers,
+            outputs: 1,
+            instance_norm: true,
+            pooling: Pooling::Mean,
+            raw_edge_vectors,
+        }),
     };
     vec![
-        ModelSpec {
-            name: "segnn".into(),
-            hidden: hidden.into(),
-            lmax_attr,
-            raw_edge_vectors: false,
-        },
-        baseline("invariant", false),
-        baseline("non-equivariant", true),
+        segnn("segnn", hidden.into(), lmax_attr, false),
+        segnn("invariant", format!("{scalars}x0e"), 0, false),
+        segnn("non-equivariant", format!("{scalars}x0e"), 0, true),
     ]
 }
 
@@ -108,10 +105,7 @@ impl Profile {
         Profile {
             name: "full".into(),
             targets: Target::ALL.iter().map(|t| t.name().to_string()).collect(),
-            models: models("64x0e+32x1o+16x2e", 3, 160),
-            layers: 7,
-            instance_norm: true,
-            pooling: Pooling::Mean,
+            models: models("64x0e+32x1o+16x2e", 3, 160, 7),
             train_molecules: None,
             valid_molecules: None,
             epochs: 100,
@@ -131,10 +125,7 @@ impl Profile {
         Profile {
             name: "quick".into(),
             targets: vec!["alpha".into(), "gap".into()],
-            models: models("24x0e+8x1o", 1, 34),
-            layers: 4,
-            instance_norm: true,
-            pooling: Pooling::Mean,
+            models: models("24x0e+8x1o", 1, 34, 4),
             train_molecules: Some(20_000),
             valid_molecules: Some(1_000),
             epochs: 30,
@@ -145,24 +136,16 @@ impl Profile {
         }
     }
 
-    fn config(&self, model: &ModelSpec, target: Target) -> Result<Qm9Config> {
-        Ok(Qm9Config {
+    fn config(&self, model: &ModelSpec, target: Target) -> Qm9Config {
+        Qm9Config {
             target,
-            hidden: model
-                .hidden
-                .parse::<Irreps>()
-                .with_context(|| format!("model `{}`'s hidden irreps", model.name))?,
-            lmax_attr: model.lmax_attr,
-            layers: self.layers,
-            instance_norm: self.instance_norm,
-            pooling: self.pooling,
-            raw_edge_vectors: model.raw_edge_vectors,
+            model: model.model.clone(),
             radius: self.radius,
             batch: self.batch,
             epochs: self.epochs,
             lr: self.lr,
             seed: self.seed,
-        })
+        }
     }
 }
 
@@ -225,7 +208,7 @@ pub fn reproduce(profile: &Profile, out: &Path, data: &Qm9, device: &Device) -> 
     };
     for &target in &targets {
         for model in &profile.models {
-            let config = profile.config(model, target)?;
+            let config = profile.config(model, target);
             let dir = out
                 .join("runs")
                 .join(format!("{}-{}", model.name, target.name()));
@@ -236,7 +219,7 @@ pub fn reproduce(profile: &Profile, out: &Path, data: &Qm9, device: &Device) -> 
                 train.len(),
                 profile.epochs
             );
-            let result = run_one(
+            let result = train_and_test(
                 &model.name,
                 &config,
                 &dir,
@@ -257,8 +240,10 @@ pub fn reproduce(profile: &Profile, out: &Path, data: &Qm9, device: &Device) -> 
     Ok(results)
 }
 
+/// Trains `config` in `dir` (resuming a checkpoint there), tests it on `test` and measures its
+/// invariance; a finished run's `result.json` is read back instead.
 #[allow(clippy::too_many_arguments)]
-fn run_one(
+pub fn train_and_test(
     name: &str,
     config: &Qm9Config,
     dir: &Path,
@@ -300,7 +285,7 @@ fn run_one(
 /// Rotates (half of them improperly) and translates the first test molecules, keeping their
 /// graphs, and compares the predictions.
 fn invariance(
-    net: &Segnn,
+    net: &MoleculeModel,
     data: &Qm9,
     test: &[usize],
     config: &Qm9Config,
@@ -350,24 +335,20 @@ pub fn markdown(results: &Results) -> String {
     let _ = writeln!(
         s,
         "# SEGNN on QM9 ({} profile)\n\n{} training molecules of the standard split, {} epochs, \
-         {} layers, batch {}, Adam {} (divided by 10 at 80% and 90% of the epochs); test MAE on \
-         the split's test molecules, in the papers' units.\n",
+         batch {}, Adam {} (divided by 10 at 80% and 90% of the epochs); test MAE on the \
+         split's test molecules, in the papers' units.\n",
         p.name,
         p.train_molecules
             .map_or("All 100,000".to_string(), |k| format!("The first {k}")),
         p.epochs,
-        p.layers,
         p.batch,
         p.lr
     );
     let _ = writeln!(
         s,
-        "| target | unit | model | hidden | lmax attr | params | test MAE | SEGNN paper | invariance error | s / epoch |"
+        "| target | unit | model | network | params | test MAE | SEGNN paper | invariance error | s / epoch |"
     );
-    let _ = writeln!(
-        s,
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-    );
+    let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for r in &results.runs {
         let spec = p.models.iter().find(|m| m.name == r.model);
         let paper = r
@@ -378,12 +359,11 @@ pub fn markdown(results: &Results) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {:.4} | {} | {:.1e} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {:.4} | {} | {:.1e} | {:.0} |",
             r.target,
             r.unit,
             r.model,
-            spec.map_or("", |m| m.hidden.as_str()),
-            spec.map_or(0, |m| m.lmax_attr),
+            spec.map_or(String::new(), |m| m.model.describe()),
             r.params,
             r.test_mae,
             paper,
@@ -407,10 +387,11 @@ pub fn validate(profile: &Profile) -> Result<()> {
     for t in &profile.targets {
         t.parse::<Target>().map_err(anyhow::Error::msg)?;
     }
+    let device = Device::flex();
     for m in &profile.models {
-        m.hidden
-            .parse::<Irreps>()
-            .with_context(|| format!("model `{}`'s hidden irreps", m.name))?;
+        m.model
+            .init(&device)
+            .with_context(|| format!("model `{}`", m.name))?;
     }
     if profile.models.is_empty() || profile.targets.is_empty() {
         bail!("a profile needs at least one model and one target");

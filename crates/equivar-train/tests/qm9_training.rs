@@ -2,7 +2,8 @@
 //! falls well below that of predicting the mean, a seeded run repeats exactly, and bad
 //! settings are refused.
 
-use equivar::e3::segnn::Pooling;
+use equivar::e3::molecule::MoleculeModelConfig;
+use equivar::e3::segnn::{Pooling, SegnnConfig};
 use equivar_data::qm9::{Qm9, Target};
 use equivar_train::qm9::{Qm9Config, Standardisation, evaluate, train, train_in};
 
@@ -38,18 +39,26 @@ fn molecules(count: usize) -> Qm9 {
     data
 }
 
+fn segnn(hidden: &str, lmax_attr: usize, layers: usize) -> MoleculeModelConfig {
+    MoleculeModelConfig::Segnn(SegnnConfig {
+        input: "5x0e".parse().unwrap(),
+        hidden: hidden.parse().unwrap(),
+        lmax_attr,
+        layers,
+        outputs: 1,
+        instance_norm: true,
+        pooling: Pooling::Mean,
+        raw_edge_vectors: false,
+    })
+}
+
 #[test]
 fn segnn_learns_a_per_atom_target() {
     let data = molecules(64);
     let rows: Vec<usize> = (0..64).collect();
     let config = Qm9Config {
         target: Target::Alpha,
-        hidden: "8x0e+4x1o".parse().unwrap(),
-        lmax_attr: 1,
-        layers: 2,
-        instance_norm: true,
-        pooling: Pooling::Mean,
-        raw_edge_vectors: false,
+        model: segnn("8x0e+4x1o", 1, 2),
         radius: 2.0,
         batch: 16,
         epochs: 30,
@@ -90,12 +99,7 @@ fn segnn_learns_a_per_atom_target() {
 fn learning_rate_drops_tenfold_at_80_and_90_percent() {
     let config = Qm9Config {
         target: Target::Alpha,
-        hidden: "4x0e".parse().unwrap(),
-        lmax_attr: 0,
-        layers: 1,
-        instance_norm: true,
-        pooling: Pooling::Mean,
-        raw_edge_vectors: false,
+        model: segnn("4x0e", 0, 1),
         radius: 2.0,
         batch: 4,
         epochs: 10,
@@ -115,12 +119,7 @@ fn a_run_directory_checkpoints_resumes_and_refuses_other_settings() {
     let rows: Vec<usize> = (0..24).collect();
     let config = Qm9Config {
         target: Target::Alpha,
-        hidden: "4x0e+2x1o".parse().unwrap(),
-        lmax_attr: 1,
-        layers: 1,
-        instance_norm: true,
-        pooling: Pooling::Mean,
-        raw_edge_vectors: false,
+        model: segnn("4x0e+2x1o", 1, 1),
         radius: 2.0,
         batch: 8,
         epochs: 3,
@@ -158,7 +157,7 @@ fn a_run_directory_checkpoints_resumes_and_refuses_other_settings() {
             .zip(&stored)
             .all(|(a, b)| a.seconds == b.seconds)
     );
-    let mae = |n: &equivar::e3::segnn::Segnn| {
+    let mae = |n: &equivar::e3::molecule::MoleculeModel| {
         let norm = Standardisation::of(&data, train_rows, Target::Alpha);
         evaluate(n, &data, valid_rows, &config, norm, &device).unwrap()
     };

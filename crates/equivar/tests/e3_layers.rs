@@ -567,3 +567,109 @@ fn segnn_with_raw_edge_vectors_is_translation_but_not_rotation_invariant() {
     let e = relative_error(&predict(turned), &y);
     assert!(e > 1e-3, "a rotation should change the output, error {e:e}");
 }
+
+#[test]
+fn nequip_is_e3_invariant_and_sums_atomic_contributions() {
+    use equivar::e3::graph::radius_graph;
+    use equivar::e3::nequip::{Nequip, NequipConfig};
+    use equivar::e3::segnn::GraphBatch;
+    let device = Device::flex();
+    device.seed(9);
+    let n = 16;
+    let positions: Vec<[f32; 3]> = seeded_values(n * 3, 81)
+        .chunks(3)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
+    let graph: Vec<usize> = (0..n).map(|i| usize::from(i >= 7)).collect();
+    let edges = radius_graph(&positions, &graph, 1.8).unwrap();
+    let config = NequipConfig {
+        input: parse("5x0e"),
+        hidden: parse("8x0e+4x1o+2x1e+2x2e"),
+        lmax: 2,
+        r_max: 1.8,
+        basis: 6,
+        radial_hidden: 8,
+        layers: 2,
+        neighbours: 3.0,
+        outputs: 2,
+    };
+    let model = Nequip::new(&config, &device).unwrap();
+    let types: Vec<f32> = (0..n)
+        .flat_map(|i| (0..5).map(move |k| if k == (i * 3) % 5 { 1.0 } else { 0.0 }))
+        .collect();
+    let features = Tensor::<2>::from_data(TensorData::new(types, [n, 5]), &device);
+    let flat: Vec<f32> = positions.iter().flatten().copied().collect();
+    let pos = Tensor::<2>::from_data(TensorData::new(flat, [n, 3]), &device);
+    let batch = |positions: Tensor<2>, graph: Vec<usize>, graphs| GraphBatch {
+        positions,
+        features: features.clone(),
+        graph,
+        graphs,
+        edges: edges.clone(),
+    };
+    let y = host(model.forward(&batch(pos.clone(), graph.clone(), 2)));
+    assert_eq!(y.len(), 4);
+    assert!(y.iter().any(|v| v.abs() > 1e-3), "{y:?}");
+    // Sum pooling: the two molecules as one graph give the sum of their outputs.
+    let joined = host(model.forward(&batch(pos.clone(), vec![0; n], 1)));
+    for k in 0..2 {
+        let sum = y[k] + y[2 + k];
+        assert!(
+            (joined[k] - sum).abs() <= 1e-5 * sum.abs().max(1.0),
+            "{joined:?} vs {y:?}"
+        );
+    }
+    let shift = Tensor::<2>::from_data(TensorData::new(vec![-0.3f32, 2.2, 0.9], [1, 3]), &device);
+    for r in rotation::random_rotations(2, 91) {
+        for q in [r, rotation::negate(&r)] {
+            let moved = e3::transform(pos.clone(), &parse("1x1o"), &q).unwrap() + shift.clone();
+            let e = relative_error(&host(model.forward(&batch(moved, graph.clone(), 2))), &y);
+            assert!(e <= 1e-5, "NequIP: {e:e}");
+        }
+    }
+    let bad = NequipConfig {
+        hidden: parse("4x1o"),
+        ..config
+    };
+    assert!(Nequip::new(&bad, &device).is_err());
+}
+
+#[test]
+fn model_files_build_molecular_models_and_bad_files_are_refused() {
+    use equivar::e3::molecule::{ModelFileError, MoleculeModelConfig};
+    let device = Device::flex();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    for name in ["segnn-qm9.json", "segnn-qm9-quick.json", "nequip-qm9.json"] {
+        let config = MoleculeModelConfig::from_file(&dir.join(name)).unwrap();
+        assert_eq!(config.input(), &parse("5x0e"), "{name}");
+        assert_eq!(config.outputs(), 1);
+        config.init(&device).unwrap();
+        let text = serde_json::to_string(&config).unwrap();
+        assert_eq!(
+            serde_json::from_str::<MoleculeModelConfig>(&text).unwrap(),
+            config
+        );
+    }
+    let tmp = std::env::temp_dir().join(format!("equivar-model-{}.json", std::process::id()));
+    for (text, needle) in [
+        (r#"{"kind": "schnet"}"#, "schnet"),
+        (
+            r#"{"kind": "segnn", "input": "5x0e", "hidden": "8x0e", "lmax_attr": 1, "layers": 1, "outputs": 1, "width": 3}"#,
+            "width",
+        ),
+        (
+            r#"{"kind": "segnn", "input": "5x0e", "hidden": "8x9q", "lmax_attr": 1, "layers": 1, "outputs": 1}"#,
+            "8x9q",
+        ),
+    ] {
+        std::fs::write(&tmp, text).unwrap();
+        let error = MoleculeModelConfig::from_file(&tmp).unwrap_err();
+        assert!(matches!(error, ModelFileError::Invalid { .. }), "{error}");
+        assert!(error.to_string().contains(needle), "{error}");
+    }
+    std::fs::remove_file(&tmp).unwrap();
+    assert!(matches!(
+        MoleculeModelConfig::from_file(&dir.join("no-such-model.json")),
+        Err(ModelFileError::Read { .. })
+    ));
+}

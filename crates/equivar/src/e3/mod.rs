@@ -9,7 +9,8 @@
 //! - [`Convolution`]: NequIP's interatomic convolution (radial network, channel-wise product,
 //!   sum over neighbours, linear mix).
 //! - [`InstanceNorm`]: equivariant normalisation over each graph's nodes.
-//! - [`segnn`]: SEGNN (steerable E(3) graph networks) for molecules.
+//! - [`segnn`]: SEGNN (steerable E(3) graph networks) for molecules; [`nequip`]: a small
+//!   NequIP-style network; [`molecule`]: either, as a model file describes it.
 //! - [`radial`]: radial bases of edge lengths (e3nn's `soft_one_hot_linspace`, NequIP's
 //!   polynomial cutoff).
 //! - [`graph`]: radius graphs by a cell list, sums and means over edges and graphs.
@@ -19,6 +20,8 @@ mod gate;
 pub mod graph;
 mod harmonics;
 mod linear;
+pub mod molecule;
+pub mod nequip;
 mod norm;
 pub mod radial;
 pub mod segnn;

@@ -157,8 +157,9 @@ pub struct GraphBatch {
     pub edges: Edges,
 }
 
-/// SEGNN's sizes.
-#[derive(Clone, Debug)]
+/// SEGNN's sizes (a model file's fields; the last three may be left out).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SegnnConfig {
     pub input: Irreps,
     pub hidden: Irreps,
@@ -166,14 +167,21 @@ pub struct SegnnConfig {
     pub layers: usize,
     /// Outputs (scalars) per graph.
     pub outputs: usize,
-    /// Instance norm after every layer (SEGNN's QM9 setting), or none.
+    /// Instance norm after every layer (SEGNN's QM9 setting; the default), or none.
+    #[serde(default = "yes")]
     pub instance_norm: bool,
-    /// How node features become one per graph.
+    /// How node features become one per graph (default: the mean).
+    #[serde(default)]
     pub pooling: Pooling,
     /// Also give every message the edge vector's three components as plain scalars: this
     /// breaks rotation equivariance on purpose, for non-equivariant baselines (translations
     /// still leave the output unchanged).
+    #[serde(default)]
     pub raw_edge_vectors: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Graph pooling: SEGNN's QM9 setting is the mean; the sum suits extensive targets (sizes,
