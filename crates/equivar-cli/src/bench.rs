@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// of ../shared/peers/e3nn_ops.py.
     #[arg(long)]
     o3: bool,
+    /// Time a SEGNN training step (forward, L1 loss, backward, Adam) on the QM9 batch in FILE
+    /// (bench/qm9-batch-32.json), the case bench/segnn_step.py times with e3nn.
+    #[arg(long, value_name = "FILE")]
+    segnn_step: Option<std::path::PathBuf>,
     /// Kernels: equivar (ours on the Flex CPU backend), direct (ours, im2col + GEMM for
     /// every conv), burn (burn's ops), both (equivar and burn) or all.
     #[arg(long, default_value = "both", value_parser = ["equivar", "direct", "burn", "both", "all"])]
@@ -72,10 +76,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
         args.models.iter().any(|m| !m.is_empty())
             || !args.no_layers
             || !disco_shapes.is_empty()
-            || args.o3,
-        "nothing to benchmark: --models is empty, --no-layers is set, --disco names no grid and \
-         --o3 is not set"
+            || args.o3
+            || args.segnn_step.is_some(),
+        "nothing to benchmark: --models is empty, --no-layers is set, --disco names no grid, \
+         --o3 is not set and --segnn-step names no batch"
     );
+    let segnn_batch = match &args.segnn_step {
+        Some(path) => Some(equivar_train::bench_segnn::read_batch(path)?),
+        None => None,
+    };
     if !disco_shapes.is_empty() {
         bench_disco::check_settings(args.disco_batch, args.disco_channels)?;
     }
@@ -150,6 +159,31 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if args.o3 {
         bench_o3(&args, &kernels)?;
+    }
+    if let Some(molecules) = &segnn_batch {
+        if !args.json {
+            println!(
+                "\n{:<10} {:<18} {:>6} {:>9} {:>6} {:>6} {:>8} {:>8}",
+                "SEGNN", "hidden", "lmax", "molecules", "atoms", "edges", "params", "step ms"
+            );
+        }
+        for f in equivar_train::bench_segnn::segnn_step(molecules, args.repeats)? {
+            if args.json {
+                println!("{}", serde_json::to_string(&f)?);
+            } else {
+                println!(
+                    "{:<10} {:<18} {:>6} {:>9} {:>6} {:>6} {:>8} {:>8.1}",
+                    f.case,
+                    f.hidden,
+                    f.lmax_attr,
+                    f.molecules,
+                    f.atoms,
+                    f.edges,
+                    f.params,
+                    f.step_ms
+                );
+            }
+        }
     }
     for shape in disco_shapes {
         // Bigger grids get fewer repetitions: 1024x2048 takes seconds per pass.

@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod bench;
 pub mod bench_disco;
 pub mod bench_o3;
+pub mod bench_segnn;
 pub mod config;
 pub mod data_parallel;
 pub mod e2_mnist_rot;
