@@ -99,8 +99,8 @@ impl Profile {
     /// l = 2, harmonics up to l = 3 on the edges, batch 128, Adam 5e-4 divided by 10 at 80%
     /// and 90%), every target, 100 epochs instead of the paper's 1000. The paper's hidden
     /// irreps are "weightbalanced" 128 channels; equivar splits them as 64x0e+32x1o+16x2e.
-    /// Not run on the 2-core machine: at about 4 ms per molecule per epoch it would take a
-    /// week per target there.
+    /// Not run on the 2-core machine: a training step takes about 10 ms per molecule there
+    /// (`equivar bench --segnn-step`), 28 hours per target.
     pub fn full() -> Self {
         Profile {
             name: "full".into(),
