@@ -3,6 +3,7 @@
 
 mod common;
 
+use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use common::{host, relative_error, seeded_values};
 use equivar::e3::{self, Activation, Gate, Linear, SphericalHarmonics, TensorProduct};
@@ -672,4 +673,130 @@ fn model_files_build_molecular_models_and_bad_files_are_refused() {
         MoleculeModelConfig::from_file(&dir.join("no-such-model.json")),
         Err(ModelFileError::Read { .. })
     ));
+}
+
+#[test]
+fn batch_norm_normalises_the_batch_keeps_running_statistics_and_is_equivariant() {
+    use equivar::e3::BatchNorm;
+    let irreps = parse("3x0e+2x1o+1x2e+2x0e");
+    let n = 40;
+    let ad = Device::flex().autodiff();
+    let norm = BatchNorm::new(irreps.clone(), &ad);
+    // Offsets and scales per column so the statistics are far from 0 and 1.
+    let raw = host(tensor(n, irreps.dim(), 7, &Device::flex()));
+    let shifted: Vec<f32> = raw
+        .iter()
+        .enumerate()
+        .map(|(i, v)| 3.0 * v + if i % irreps.dim() < 3 { 2.0 } else { 0.0 })
+        .collect();
+    let x = Tensor::<2>::from_data(TensorData::new(shifted.clone(), [n, irreps.dim()]), &ad);
+    let y = host(norm.forward(x.clone()));
+    // Training: every 0e column has mean 0, every copy a mean square of 1 over the batch.
+    let dim = irreps.dim();
+    let column_mean = |c: usize| (0..n).map(|r| y[r * dim + c]).sum::<f32>() / n as f32;
+    for c in 0..3 {
+        assert!(
+            column_mean(c).abs() < 1e-5,
+            "0e column {c}: mean {}",
+            column_mean(c)
+        );
+    }
+    let copy_mean_square = |start: usize, d: usize| {
+        (0..n)
+            .map(|r| {
+                (start..start + d)
+                    .map(|c| y[r * dim + c].powi(2))
+                    .sum::<f32>()
+                    / d as f32
+            })
+            .sum::<f32>()
+            / n as f32
+    };
+    for (start, d) in [(0, 1), (3, 3), (6, 3), (9, 5), (14, 1)] {
+        let ms = copy_mean_square(start, d);
+        assert!((ms - 1.0).abs() < 1e-3, "copy at {start}: mean square {ms}");
+    }
+    // The running mean moved a tenth of the way to the batch mean of the first 0e column.
+    let batch_mean = (0..n).map(|r| shifted[r * dim]).sum::<f32>() / n as f32;
+    let running = host(norm.running_mean.value_sync().reshape([1, 5]));
+    assert!(
+        (running[0] - 0.1 * batch_mean).abs() < 1e-5,
+        "{running:?} vs {batch_mean}"
+    );
+    // Evaluation uses the running statistics: (x - mean) / sqrt(var + eps) for a 0e column.
+    let eval = norm.valid();
+    let plain = Tensor::<2>::from_data(TensorData::new(shifted.clone(), [n, dim]), &Device::flex());
+    let z = host(eval.forward(plain.clone()));
+    let var = host(eval.running_var.value().reshape([1, irreps.num_irreps()]));
+    let expected = (shifted[0] - running[0]) / (var[0] + 1e-5).sqrt();
+    assert!(
+        (z[0] - expected).abs() < 1e-5 * expected.abs().max(1.0),
+        "{} vs {expected}",
+        z[0]
+    );
+    // Both modes commute with rotations and the inversion (statistics are invariant).
+    for r in rotation::random_rotations(2, 5) {
+        for q in [r, rotation::negate(&r)] {
+            let turned = e3::transform(plain.clone(), &irreps, &q).unwrap();
+            let lhs = host(eval.forward(turned.clone()));
+            let rhs = host(e3::transform(eval.forward(plain.clone()), &irreps, &q).unwrap());
+            assert!(relative_error(&lhs, &rhs) <= 1e-5, "evaluation mode");
+            let train = BatchNorm::new(irreps.clone(), &ad);
+            let lhs = host(train.forward(turned.clone()));
+            let rhs = host(e3::transform(train.forward(plain.clone()), &irreps, &q).unwrap());
+            // (`plain` is on the plain device: evaluation mode there; on the autodiff one:)
+            let lhs_ad = host(train.forward(Tensor::from_data(
+                TensorData::new(host(turned), [n, dim]),
+                &ad,
+            )));
+            let rhs_ad = host(
+                e3::transform(
+                    train.forward(Tensor::from_data(
+                        TensorData::new(shifted.clone(), [n, dim]),
+                        &ad,
+                    )),
+                    &irreps,
+                    &q,
+                )
+                .unwrap(),
+            );
+            assert!(relative_error(&lhs, &rhs) <= 1e-5);
+            assert!(relative_error(&lhs_ad, &rhs_ad) <= 1e-5, "training mode");
+        }
+    }
+}
+
+#[test]
+fn layer_norm_normalises_each_node_alone_and_is_equivariant() {
+    use equivar::e3::LayerNorm;
+    let device = Device::flex();
+    let irreps = parse("4x0e+3x1o+2x2e");
+    let dim = irreps.dim();
+    let n = 6;
+    let norm = LayerNorm::new(irreps.clone(), &device);
+    let x = tensor(n, dim, 17, &device) * 5.0 + 1.0;
+    let y = host(norm.forward(x.clone()));
+    for r in 0..n {
+        let row = &y[r * dim..(r + 1) * dim];
+        let mean: f32 = row[..4].iter().sum::<f32>() / 4.0;
+        assert!(mean.abs() < 1e-5, "node {r}: 0e mean {mean}");
+        let ms = |a: usize, b: usize| row[a..b].iter().map(|v| v * v).sum::<f32>() / (b - a) as f32;
+        for (a, b) in [(0, 4), (4, 13), (13, 23)] {
+            assert!(
+                (ms(a, b) - 1.0).abs() < 1e-3,
+                "node {r}, block {a}..{b}: {}",
+                ms(a, b)
+            );
+        }
+    }
+    // A node's output does not depend on the other nodes.
+    let first = host(norm.forward(x.clone().narrow(0, 0, 1)));
+    assert!(relative_error(&first, &y[..dim]) <= 1e-6);
+    for r in rotation::random_rotations(2, 8) {
+        for q in [r, rotation::negate(&r)] {
+            let lhs = host(norm.forward(e3::transform(x.clone(), &irreps, &q).unwrap()));
+            let rhs = host(e3::transform(norm.forward(x.clone()), &irreps, &q).unwrap());
+            assert!(relative_error(&lhs, &rhs) <= 1e-5);
+        }
+    }
 }

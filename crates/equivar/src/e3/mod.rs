@@ -31,7 +31,7 @@ pub use convolution::{Convolution, RadialMlp};
 pub use gate::{Activation, Gate};
 pub use harmonics::SphericalHarmonics;
 pub use linear::Linear;
-pub use norm::InstanceNorm;
+pub use norm::{BatchNorm, InstanceNorm, LayerNorm};
 pub use tensor_product::TensorProduct;
 
 use burn::tensor::{Tensor, TensorData};

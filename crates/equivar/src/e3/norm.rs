@@ -2,7 +2,7 @@
 //! `BatchNorm(instance=True)`, SEGNN's normalisation): statistics per graph, so a molecule's
 //! features do not depend on the batch it came with.
 
-use burn::module::{Module, Param};
+use burn::module::{Module, Param, RunningState};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::graph::scatter_mean;
@@ -83,6 +83,213 @@ impl InstanceNorm {
         }
         if parts.is_empty() {
             return Tensor::zeros([n, 0], &device);
+        }
+        Tensor::cat(parts, 1)
+    }
+}
+
+/// Per-block fields of `x [n, irreps.dim()]`: `(field [n, mul, d], is 0e, mul)` in order.
+fn fields(x: &Tensor<2>, irreps: &Irreps) -> Vec<(Tensor<3>, bool, usize)> {
+    let [n, _] = x.dims();
+    irreps
+        .blocks()
+        .iter()
+        .zip(irreps.offsets())
+        .map(|(block, offset)| {
+            let (mul, d) = (block.mul, block.ir.dim());
+            (
+                x.clone().narrow(1, offset, mul * d).reshape([n, mul, d]),
+                block.ir == Irrep::harmonic(0),
+                mul,
+            )
+        })
+        .collect()
+}
+
+fn count_scalars(irreps: &Irreps) -> usize {
+    irreps
+        .blocks()
+        .iter()
+        .filter(|b| b.ir == Irrep::harmonic(0))
+        .map(|b| b.mul)
+        .sum()
+}
+
+/// Equivariant batch normalisation (e3nn's `BatchNorm`, 'component' normalisation): statistics
+/// over all nodes of the batch while training (on an autodiff device), kept as running
+/// averages (`momentum`) and used in evaluation. `0e` copies lose their mean; every copy is
+/// divided by the root of its mean square (over components and nodes); a weight per copy, a
+/// bias per `0e` copy.
+#[derive(Module, Debug)]
+pub struct BatchNorm {
+    pub weight: Param<Tensor<1>>,
+    pub bias: Option<Param<Tensor<1>>>,
+    /// Per `0e` copy.
+    pub running_mean: RunningState<Tensor<1>>,
+    /// Per copy of every block: the mean square.
+    pub running_var: RunningState<Tensor<1>>,
+    #[module(skip)]
+    pub irreps: Irreps,
+    #[module(skip)]
+    pub momentum: f64,
+    #[module(skip)]
+    pub epsilon: f64,
+}
+
+impl BatchNorm {
+    pub fn new(irreps: Irreps, device: &Device) -> Self {
+        let scalars = count_scalars(&irreps);
+        BatchNorm {
+            weight: Param::from_tensor(Tensor::ones([irreps.num_irreps()], device)),
+            bias: (scalars > 0).then(|| Param::from_tensor(Tensor::zeros([scalars], device))),
+            running_mean: RunningState::new(Tensor::zeros([scalars], device)),
+            running_var: RunningState::new(Tensor::ones([irreps.num_irreps()], device)),
+            irreps,
+            momentum: 0.1,
+            epsilon: 1e-5,
+        }
+    }
+
+    /// `x [n, dim]` (nodes of any number of graphs).
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let [n, dim] = x.dims();
+        assert_eq!(
+            dim,
+            self.irreps.dim(),
+            "BatchNorm: input is [n, {}] ({})",
+            self.irreps.dim(),
+            self.irreps
+        );
+        let device = x.device();
+        let training = device.is_autodiff();
+        let weight = self.weight.val();
+        let (running_mean, running_var) = if training {
+            (
+                self.running_mean.value_sync(),
+                self.running_var.value_sync(),
+            )
+        } else {
+            (self.running_mean.value(), self.running_var.value())
+        };
+        let (mut new_means, mut new_vars) = (Vec::new(), Vec::new());
+        let (mut copy, mut scalar) = (0, 0);
+        let mut parts = Vec::new();
+        for (mut field, is_scalar, mul) in fields(&x, &self.irreps) {
+            let d = field.dims()[2];
+            if is_scalar {
+                let mean = if training {
+                    let mean = field.clone().mean_dim(0).reshape([mul]);
+                    new_means.push(mean.clone().detach());
+                    mean
+                } else {
+                    running_mean
+                        .clone()
+                        .narrow(0, scalar, mul)
+                        .to_device(&device)
+                };
+                field = field - mean.reshape([1, mul, 1]);
+            }
+            let var = if training {
+                let var = field
+                    .clone()
+                    .square()
+                    .mean_dim(2)
+                    .mean_dim(0)
+                    .reshape([mul]);
+                new_vars.push(var.clone().detach());
+                var
+            } else {
+                running_var.clone().narrow(0, copy, mul).to_device(&device)
+            };
+            let scale =
+                (var + self.epsilon as f32).sqrt().recip() * weight.clone().narrow(0, copy, mul);
+            let mut y = field * scale.reshape([1, mul, 1]);
+            if is_scalar {
+                if let Some(bias) = &self.bias {
+                    y = y + bias.val().narrow(0, scalar, mul).reshape([1, mul, 1]);
+                }
+                scalar += mul;
+            }
+            copy += mul;
+            parts.push(y.reshape([n, mul * d]));
+        }
+        if training {
+            let m = self.momentum as f32;
+            if !new_means.is_empty() {
+                let mean = Tensor::cat(new_means, 0);
+                self.running_mean
+                    .update((running_mean.to_device(&device) * (1.0 - m) + mean * m).detach());
+            }
+            if !new_vars.is_empty() {
+                let var = Tensor::cat(new_vars, 0);
+                self.running_var
+                    .update((running_var.to_device(&device) * (1.0 - m) + var * m).detach());
+            }
+        }
+        if parts.is_empty() {
+            return Tensor::zeros([n, 0], &device);
+        }
+        Tensor::cat(parts, 1)
+    }
+}
+
+/// Equivariant layer normalisation over each node's channels (as Equiformer's): per block,
+/// `0e` copies lose their mean over the block's copies; every copy is divided by the root of
+/// the block's mean square (over copies and components); a weight per copy, a bias per `0e`
+/// copy. No statistics cross nodes, so a node's output does not depend on its batch.
+#[derive(Module, Debug)]
+pub struct LayerNorm {
+    pub weight: Param<Tensor<1>>,
+    pub bias: Option<Param<Tensor<1>>>,
+    #[module(skip)]
+    pub irreps: Irreps,
+    #[module(skip)]
+    pub epsilon: f64,
+}
+
+impl LayerNorm {
+    pub fn new(irreps: Irreps, device: &Device) -> Self {
+        let scalars = count_scalars(&irreps);
+        LayerNorm {
+            weight: Param::from_tensor(Tensor::ones([irreps.num_irreps()], device)),
+            bias: (scalars > 0).then(|| Param::from_tensor(Tensor::zeros([scalars], device))),
+            irreps,
+            epsilon: 1e-5,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let [n, dim] = x.dims();
+        assert_eq!(
+            dim,
+            self.irreps.dim(),
+            "LayerNorm: input is [n, {}] ({})",
+            self.irreps.dim(),
+            self.irreps
+        );
+        let weight = self.weight.val();
+        let (mut copy, mut scalar) = (0, 0);
+        let mut parts = Vec::new();
+        for (mut field, is_scalar, mul) in fields(&x, &self.irreps) {
+            let d = field.dims()[2];
+            if is_scalar {
+                field = field.clone() - field.mean_dim(1);
+            }
+            let var = field.clone().square().mean_dim(2).mean_dim(1); // [n, 1, 1]
+            let mut y = field
+                * (var + self.epsilon as f32).sqrt().recip()
+                * weight.clone().narrow(0, copy, mul).reshape([1, mul, 1]);
+            if is_scalar {
+                if let Some(bias) = &self.bias {
+                    y = y + bias.val().narrow(0, scalar, mul).reshape([1, mul, 1]);
+                }
+                scalar += mul;
+            }
+            copy += mul;
+            parts.push(y.reshape([n, mul * d]));
+        }
+        if parts.is_empty() {
+            return Tensor::zeros([n, 0], &x.device());
         }
         Tensor::cat(parts, 1)
     }
