@@ -23,7 +23,7 @@ from e3nn.nn import Gate
 torch.set_num_threads(2)
 torch.manual_seed(0)
 
-CASES = [("quick_l1", "24x0e+8x1o", 1, 4), ("paper_l2", "64x0e+32x1o+16x2e", 3, 7)]
+CASES = [("quick_l1", "24x0e+8x1o", 1, 4), ("paper_l2", "36x0e+36x1o+36x2e", 3, 7)]
 ELEMENTS = [1, 6, 7, 8, 9]
 
 

@@ -45,10 +45,10 @@ pub struct SegnnStepFigures {
 }
 
 /// The timed networks: the quick profile's and SEGNN's QM9 shape (7 layers, harmonics up to
-/// l = 3, 64x0e+32x1o+16x2e standing for the paper's 128 weight-balanced channels).
+/// l = 3, the paper's 128 weight-balanced channels: 36x0e+36x1o+36x2e).
 pub const CASES: [(&str, &str, usize, usize); 2] = [
     ("quick_l1", "24x0e+8x1o", 1, 4),
-    ("paper_l2", "64x0e+32x1o+16x2e", 3, 7),
+    ("paper_l2", "36x0e+36x1o+36x2e", 3, 7),
 ];
 
 /// Atomic numbers in one-hot order (as the QM9 training).

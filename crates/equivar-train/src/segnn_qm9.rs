@@ -17,7 +17,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use equivar::e3::molecule::{MoleculeModel, MoleculeModelConfig};
 use equivar::e3::segnn::{Pooling, SegnnConfig};
-use equivar::o3::{Irreps, rotation};
+use equivar::o3::{Irreps, rotation, weight_balanced_irreps};
 use equivar_data::qm9::{self, Qm9, Target};
 use serde::{Deserialize, Serialize};
 
@@ -95,17 +95,24 @@ fn models(hidden: &str, lmax_attr: usize, scalars: usize, layers: usize) -> Vec<
 }
 
 impl Profile {
-    /// SEGNN's architecture on all of QM9 (E3-FACTS.md: 7 layers, hidden 128 channels up to
-    /// l = 2, harmonics up to l = 3 on the edges, batch 128, Adam 5e-4 divided by 10 at 80%
-    /// and 90%), every target, 100 epochs instead of the paper's 1000. The paper's hidden
-    /// irreps are "weightbalanced" 128 channels; equivar splits them as 64x0e+32x1o+16x2e.
-    /// Not run on the 2-core machine: a training step takes about 10 ms per molecule there
-    /// (`equivar bench --segnn-step`), 28 hours per target.
+    /// SEGNN's architecture on all of QM9 (E3-FACTS.md: 7 layers, hidden irreps
+    /// "weightbalanced" against 128 scalar channels up to l = 2, i.e. `36x0e+36x1o+36x2e`,
+    /// harmonics up to l = 3 on the edges, batch 128, Adam 5e-4 divided by 10 at 80% and 90%),
+    /// every target, 100 epochs instead of the paper's 1000; baselines with 128 scalar
+    /// channels. Not run on the 2-core machine: a training step takes about 18 ms per molecule
+    /// there (`equivar bench --segnn-step`), about 50 hours per target.
     pub fn full() -> Self {
         Profile {
             name: "full".into(),
             targets: Target::ALL.iter().map(|t| t.name().to_string()).collect(),
-            models: models("64x0e+32x1o+16x2e", 3, 160, 7),
+            models: models(
+                &weight_balanced_irreps(128, &Irreps::spherical_harmonics(3), 2)
+                    .expect("128 scalars and degree-3 attributes balance")
+                    .to_string(),
+                3,
+                128,
+                7,
+            ),
             train_molecules: None,
             valid_molecules: None,
             epochs: 100,

@@ -314,3 +314,25 @@ fn spherical_harmonics_kernel_equals_the_definition() {
         }
     }
 }
+
+/// SEGNN's weight-balanced irreps, against the same search run with e3nn 0.6.0's
+/// FullyConnectedTensorProduct weight counts (peers venv).
+#[test]
+fn weight_balanced_irreps_match_segnns_rule() {
+    use equivar::o3::{Irreps, weight_balanced_irreps};
+    for (scalars, attr_lmax, lmax, expected) in [
+        (128, 3, 2, "36x0e+36x1o+36x2e"),
+        (64, 2, 1, "29x0e+29x1o"),
+        (32, 1, 2, "13x0e+13x1o+13x2e"),
+        (100, 3, 3, "21x0e+21x1o+21x2e+21x3o"),
+    ] {
+        let got =
+            weight_balanced_irreps(scalars, &Irreps::spherical_harmonics(attr_lmax), lmax).unwrap();
+        assert_eq!(
+            got.to_string(),
+            expected,
+            "{scalars} scalars, attributes up to {attr_lmax}"
+        );
+    }
+    assert!(weight_balanced_irreps(0, &Irreps::spherical_harmonics(1), 1).is_err());
+}

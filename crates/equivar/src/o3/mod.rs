@@ -27,7 +27,9 @@ pub use equivariance::{EquivarianceReport, Input, assert_equivariant, equivarian
 pub use harmonics::{Normalization, SphericalHarmonics};
 pub use irreps::{Irrep, Irreps, MAX_L, MulIrrep, Parity, Sorted};
 pub use rotation::Mat3;
-pub use tensor_product::{Instruction, IrrepNormalization, PathNormalization, TensorProduct};
+pub use tensor_product::{
+    Instruction, IrrepNormalization, PathNormalization, TensorProduct, weight_balanced_irreps,
+};
 pub use wigner::{wigner_d, wigner_d_from_angles, wigner_d_up_to};
 pub use wigner_3j::wigner_3j;
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use equivar_kernels::tensor_product::{Block, Coupling, Mode, Path, TpPlan};
 
-use super::{Irreps, O3Error, wigner_3j};
+use super::{Irrep, Irreps, MulIrrep, O3Error, wigner_3j};
 
 /// The output scale per path by degree (e3nn's `irrep_normalization`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -353,4 +353,48 @@ impl TensorProduct {
         }
         out
     }
+}
+
+/// SEGNN's "weight-balanced" hidden irreps: `n` copies of every harmonic degree up to `lmax`
+/// (`nx0e+nx1o+nx2e+...`), with the smallest `n` whose fully connected product with
+/// `attributes` (back to the same irreps) has at least as many weights as a plain linear
+/// layer of `scalars` channels (`scalars^2`). SEGNN's QM9 model: 128 scalars, attributes up
+/// to l = 3, lmax 2 -> `36x0e+36x1o+36x2e` (13 paths of 36^2 weights >= 128^2).
+pub fn weight_balanced_irreps(
+    scalars: usize,
+    attributes: &Irreps,
+    lmax: usize,
+) -> Result<Irreps, O3Error> {
+    if scalars == 0 || attributes.is_empty() {
+        return Err(O3Error::InvalidInstruction {
+            index: 0,
+            reason: "weight-balanced irreps need a positive number of scalars and attributes"
+                .into(),
+        });
+    }
+    let target = scalars * scalars;
+    let copies = |n: usize| {
+        Irreps::new(
+            (0..=lmax)
+                .map(|l| MulIrrep {
+                    mul: n,
+                    ir: Irrep::harmonic(l),
+                })
+                .collect(),
+        )
+    };
+    // One copy of each degree gives `paths` weights; n copies give paths * n^2.
+    let paths =
+        TensorProduct::fully_connected(copies(1), attributes.clone(), copies(1))?.weight_numel();
+    if paths == 0 {
+        return Err(O3Error::InvalidInstruction {
+            index: 0,
+            reason: format!("no product of degrees up to {lmax} with {attributes} has weights"),
+        });
+    }
+    let mut n = 1;
+    while paths * n * n < target {
+        n += 1;
+    }
+    Ok(copies(n))
 }
