@@ -800,3 +800,37 @@ fn layer_norm_normalises_each_node_alone_and_is_equivariant() {
         }
     }
 }
+
+#[test]
+fn norm_activation_scales_each_copy_by_its_norm_and_is_equivariant() {
+    use equivar::e3::NormActivation;
+    let device = Device::flex();
+    let irreps = parse("2x0e+1x0o+2x1o+1x2e");
+    let dim = irreps.dim();
+    let layer = NormActivation::new(irreps.clone(), Activation::Silu, true, false, &device);
+    // A 1o copy (3, 4, 0) has norm 5: it becomes (3, 4, 0) silu(5) / 5; a zero copy stays 0.
+    let mut row = vec![0.0f32; dim];
+    row[0] = -2.0;
+    row[3..6].copy_from_slice(&[3.0, 4.0, 0.0]);
+    let y = host(layer.forward(Tensor::from_data(TensorData::new(row, [1, dim]), &device)));
+    let silu = |z: f32| z / (1.0 + (-z).exp());
+    assert!((y[0] - (-2.0 * silu(2.0) / 2.0)).abs() < 1e-6, "{}", y[0]);
+    assert!(
+        (y[3] - 3.0 * silu(5.0) / 5.0).abs() < 1e-6 && (y[4] - 4.0 * silu(5.0) / 5.0).abs() < 1e-6
+    );
+    assert!(y[6..9].iter().all(|v| *v == 0.0) && y.iter().all(|v| v.is_finite()));
+    let x = tensor(8, dim, 23, &device);
+    for (normalize, bias) in [(true, false), (false, true)] {
+        let layer = NormActivation::new(irreps.clone(), Activation::Tanh, normalize, bias, &device);
+        for r in rotation::random_rotations(2, 13) {
+            for q in [r, rotation::negate(&r)] {
+                let lhs = host(layer.forward(e3::transform(x.clone(), &irreps, &q).unwrap()));
+                let rhs = host(e3::transform(layer.forward(x.clone()), &irreps, &q).unwrap());
+                assert!(
+                    relative_error(&lhs, &rhs) <= 1e-5,
+                    "normalize {normalize}, bias {bias}"
+                );
+            }
+        }
+    }
+}

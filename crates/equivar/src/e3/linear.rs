@@ -53,12 +53,7 @@ impl Linear {
             Distribution::Normal(0.0, 1.0),
             device,
         ));
-        let scalars: usize = irreps_out
-            .blocks()
-            .iter()
-            .filter(|b| b.ir == crate::o3::Irrep::harmonic(0))
-            .map(|b| b.mul)
-            .sum();
+        let scalars = irreps_out.count(crate::o3::Irrep::harmonic(0));
         let bias = (bias && scalars > 0)
             .then(|| Param::from_tensor(Tensor::<1>::zeros([scalars], device)));
         Ok(Linear {

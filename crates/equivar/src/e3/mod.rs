@@ -5,10 +5,11 @@
 //! - [`TensorProduct`]: Clebsch-Gordan products with internal or per-row weights.
 //! - [`Linear`]: equivariant linear maps between irreps lists (one matrix per irrep).
 //! - [`Gate`]: gated nonlinearity (scalars through an activation, higher degrees scaled by
-//!   gates).
+//!   gates); [`NormActivation`]: every copy scaled by an activation of its norm.
 //! - [`Convolution`]: NequIP's interatomic convolution (radial network, channel-wise product,
 //!   sum over neighbours, linear mix).
-//! - [`InstanceNorm`]: equivariant normalisation over each graph's nodes.
+//! - [`InstanceNorm`], [`BatchNorm`], [`LayerNorm`]: equivariant normalisations over each
+//!   graph's nodes, the batch's nodes (running statistics) and each node's channels.
 //! - [`segnn`]: SEGNN (steerable E(3) graph networks) for molecules; [`nequip`]: a small
 //!   NequIP-style network; [`molecule`]: either, as a model file describes it.
 //! - [`radial`]: radial bases of edge lengths (e3nn's `soft_one_hot_linspace`, NequIP's
@@ -23,6 +24,7 @@ mod linear;
 pub mod molecule;
 pub mod nequip;
 mod norm;
+mod norm_activation;
 pub mod radial;
 pub mod segnn;
 mod tensor_product;
@@ -32,6 +34,7 @@ pub use gate::{Activation, Gate};
 pub use harmonics::SphericalHarmonics;
 pub use linear::Linear;
 pub use norm::{BatchNorm, InstanceNorm, LayerNorm};
+pub use norm_activation::NormActivation;
 pub use tensor_product::TensorProduct;
 
 use burn::tensor::{Tensor, TensorData};

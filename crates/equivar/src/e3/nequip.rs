@@ -50,19 +50,10 @@ pub struct Nequip {
     pub head2: Linear,
 }
 
-fn scalars_of(irreps: &Irreps) -> usize {
-    irreps
-        .blocks()
-        .iter()
-        .filter(|b| b.ir == Irrep::harmonic(0))
-        .map(|b| b.mul)
-        .sum()
-}
-
 impl Nequip {
     pub fn new(config: &NequipConfig, device: &Device) -> Result<Self, O3Error> {
         let invalid = |reason: String| O3Error::InvalidInstruction { index: 0, reason };
-        let width = scalars_of(&config.hidden);
+        let width = config.hidden.count(Irrep::harmonic(0));
         if width == 0 || config.layers == 0 || config.outputs == 0 {
             return Err(invalid(format!(
                 "NequIP needs 0e channels in its hidden irreps ({}), a layer and an output",

@@ -28,12 +28,7 @@ pub struct InstanceNorm {
 
 impl InstanceNorm {
     pub fn new(irreps: Irreps, device: &Device) -> Self {
-        let scalars: usize = irreps
-            .blocks()
-            .iter()
-            .filter(|b| b.ir == Irrep::harmonic(0))
-            .map(|b| b.mul)
-            .sum();
+        let scalars = irreps.count(Irrep::harmonic(0));
         InstanceNorm {
             weight: Param::from_tensor(Tensor::ones([irreps.num_irreps()], device)),
             bias: (scalars > 0).then(|| Param::from_tensor(Tensor::zeros([scalars], device))),
@@ -59,32 +54,72 @@ impl InstanceNorm {
         // The graph's statistic at every node.
         let per_node =
             |values: Tensor<2>| scatter_mean(values, graph, graphs).select(0, index.clone());
-        let weight = self.weight.val();
-        let (mut copy, mut scalar) = (0, 0);
-        let mut parts = Vec::new();
-        for (block, offset) in self.irreps.blocks().iter().zip(self.irreps.offsets()) {
-            let (mul, d) = (block.mul, block.ir.dim());
-            let mut field = x.clone().narrow(1, offset, mul * d).reshape([n, mul, d]);
-            let is_scalar = block.ir == Irrep::harmonic(0);
+        let mut affine = Affine::new(&self.weight, &self.bias);
+        for (mut field, is_scalar, mul) in fields(&x, &self.irreps) {
             if is_scalar {
                 let flat = field.clone().reshape([n, mul]);
                 field = (flat.clone() - per_node(flat)).reshape([n, mul, 1]);
             }
             let norm = per_node(field.clone().square().mean_dim(2).reshape([n, mul]));
-            let scale = (norm + self.epsilon as f32).sqrt().recip()
-                * weight.clone().narrow(0, copy, mul).reshape([1, mul]);
-            let mut y = field * scale.reshape([n, mul, 1]);
-            if is_scalar && let Some(bias) = &self.bias {
-                y = y + bias.val().narrow(0, scalar, mul).reshape([1, mul, 1]);
-                scalar += mul;
+            let inv_rms = (norm + self.epsilon as f32)
+                .sqrt()
+                .recip()
+                .reshape([n, mul, 1]);
+            affine.push(field, inv_rms, is_scalar);
+        }
+        affine.finish(n, &device)
+    }
+}
+
+/// A normalisation's last step, shared by all three: each block's normalised field times its
+/// copies' weights, plus the biases of `0e` copies, walking the copies in order.
+struct Affine {
+    weight: Tensor<1>,
+    bias: Option<Tensor<1>>,
+    /// The next copy (of any irrep) and the next `0e` copy.
+    copy: usize,
+    scalar: usize,
+    parts: Vec<Tensor<2>>,
+}
+
+impl Affine {
+    fn new(weight: &Param<Tensor<1>>, bias: &Option<Param<Tensor<1>>>) -> Self {
+        Affine {
+            weight: weight.val(),
+            bias: bias.as_ref().map(|b| b.val()),
+            copy: 0,
+            scalar: 0,
+            parts: Vec::new(),
+        }
+    }
+
+    /// `field [n, mul, d]` (centred if `0e`) times `inv_rms` (broadcast to it).
+    fn push(&mut self, field: Tensor<3>, inv_rms: Tensor<3>, is_scalar: bool) {
+        let [n, mul, d] = field.dims();
+        let weight = self
+            .weight
+            .clone()
+            .narrow(0, self.copy, mul)
+            .reshape([1, mul, 1]);
+        let mut y = field * inv_rms * weight;
+        if is_scalar {
+            if let Some(bias) = &self.bias {
+                y = y + bias
+                    .clone()
+                    .narrow(0, self.scalar, mul)
+                    .reshape([1, mul, 1]);
             }
-            copy += mul;
-            parts.push(y.reshape([n, mul * d]));
+            self.scalar += mul;
         }
-        if parts.is_empty() {
-            return Tensor::zeros([n, 0], &device);
+        self.copy += mul;
+        self.parts.push(y.reshape([n, mul * d]));
+    }
+
+    fn finish(self, n: usize, device: &Device) -> Tensor<2> {
+        if self.parts.is_empty() {
+            return Tensor::zeros([n, 0], device);
         }
-        Tensor::cat(parts, 1)
+        Tensor::cat(self.parts, 1)
     }
 }
 
@@ -104,15 +139,6 @@ fn fields(x: &Tensor<2>, irreps: &Irreps) -> Vec<(Tensor<3>, bool, usize)> {
             )
         })
         .collect()
-}
-
-fn count_scalars(irreps: &Irreps) -> usize {
-    irreps
-        .blocks()
-        .iter()
-        .filter(|b| b.ir == Irrep::harmonic(0))
-        .map(|b| b.mul)
-        .sum()
 }
 
 /// Equivariant batch normalisation (e3nn's `BatchNorm`, 'component' normalisation): statistics
@@ -138,7 +164,7 @@ pub struct BatchNorm {
 
 impl BatchNorm {
     pub fn new(irreps: Irreps, device: &Device) -> Self {
-        let scalars = count_scalars(&irreps);
+        let scalars = irreps.count(Irrep::harmonic(0));
         BatchNorm {
             weight: Param::from_tensor(Tensor::ones([irreps.num_irreps()], device)),
             bias: (scalars > 0).then(|| Param::from_tensor(Tensor::zeros([scalars], device))),
@@ -162,7 +188,6 @@ impl BatchNorm {
         );
         let device = x.device();
         let training = device.is_autodiff();
-        let weight = self.weight.val();
         let (running_mean, running_var) = if training {
             (
                 self.running_mean.value_sync(),
@@ -172,10 +197,9 @@ impl BatchNorm {
             (self.running_mean.value(), self.running_var.value())
         };
         let (mut new_means, mut new_vars) = (Vec::new(), Vec::new());
-        let (mut copy, mut scalar) = (0, 0);
-        let mut parts = Vec::new();
+        let mut affine = Affine::new(&self.weight, &self.bias);
         for (mut field, is_scalar, mul) in fields(&x, &self.irreps) {
-            let d = field.dims()[2];
+            let (copy, scalar) = (affine.copy, affine.scalar);
             if is_scalar {
                 let mean = if training {
                     let mean = field.clone().mean_dim(0).reshape([mul]);
@@ -201,17 +225,11 @@ impl BatchNorm {
             } else {
                 running_var.clone().narrow(0, copy, mul).to_device(&device)
             };
-            let scale =
-                (var + self.epsilon as f32).sqrt().recip() * weight.clone().narrow(0, copy, mul);
-            let mut y = field * scale.reshape([1, mul, 1]);
-            if is_scalar {
-                if let Some(bias) = &self.bias {
-                    y = y + bias.val().narrow(0, scalar, mul).reshape([1, mul, 1]);
-                }
-                scalar += mul;
-            }
-            copy += mul;
-            parts.push(y.reshape([n, mul * d]));
+            let inv_rms = (var + self.epsilon as f32)
+                .sqrt()
+                .recip()
+                .reshape([1, mul, 1]);
+            affine.push(field, inv_rms, is_scalar);
         }
         if training {
             let m = self.momentum as f32;
@@ -226,10 +244,7 @@ impl BatchNorm {
                     .update((running_var.to_device(&device) * (1.0 - m) + var * m).detach());
             }
         }
-        if parts.is_empty() {
-            return Tensor::zeros([n, 0], &device);
-        }
-        Tensor::cat(parts, 1)
+        affine.finish(n, &device)
     }
 }
 
@@ -249,7 +264,7 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     pub fn new(irreps: Irreps, device: &Device) -> Self {
-        let scalars = count_scalars(&irreps);
+        let scalars = irreps.count(Irrep::harmonic(0));
         LayerNorm {
             weight: Param::from_tensor(Tensor::ones([irreps.num_irreps()], device)),
             bias: (scalars > 0).then(|| Param::from_tensor(Tensor::zeros([scalars], device))),
@@ -267,30 +282,15 @@ impl LayerNorm {
             self.irreps.dim(),
             self.irreps
         );
-        let weight = self.weight.val();
-        let (mut copy, mut scalar) = (0, 0);
-        let mut parts = Vec::new();
-        for (mut field, is_scalar, mul) in fields(&x, &self.irreps) {
-            let d = field.dims()[2];
+        let mut affine = Affine::new(&self.weight, &self.bias);
+        for (mut field, is_scalar, _) in fields(&x, &self.irreps) {
             if is_scalar {
                 field = field.clone() - field.mean_dim(1);
             }
-            let var = field.clone().square().mean_dim(2).mean_dim(1); // [n, 1, 1]
-            let mut y = field
-                * (var + self.epsilon as f32).sqrt().recip()
-                * weight.clone().narrow(0, copy, mul).reshape([1, mul, 1]);
-            if is_scalar {
-                if let Some(bias) = &self.bias {
-                    y = y + bias.val().narrow(0, scalar, mul).reshape([1, mul, 1]);
-                }
-                scalar += mul;
-            }
-            copy += mul;
-            parts.push(y.reshape([n, mul * d]));
+            // The block's mean square over copies and components: [n, 1, 1].
+            let var = field.clone().square().mean_dim(2).mean_dim(1);
+            affine.push(field, (var + self.epsilon as f32).sqrt().recip(), is_scalar);
         }
-        if parts.is_empty() {
-            return Tensor::zeros([n, 0], &x.device());
-        }
-        Tensor::cat(parts, 1)
+        affine.finish(n, &x.device())
     }
 }

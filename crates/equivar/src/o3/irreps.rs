@@ -190,6 +190,11 @@ impl Irreps {
         self.0.iter().map(|b| b.mul).sum()
     }
 
+    /// Copies of `ir` over all blocks (e.g. the `0e` scalars that may carry biases).
+    pub fn count(&self, ir: Irrep) -> usize {
+        self.0.iter().filter(|b| b.ir == ir).map(|b| b.mul).sum()
+    }
+
     /// The highest degree, or `None` for an empty list.
     pub fn lmax(&self) -> Option<usize> {
         self.0.iter().map(|b| b.ir.l).max()
