@@ -227,8 +227,14 @@ fn train_run(
     }
     let norm = Standardisation::of(data, train, config.target);
     let ad = device.clone().autodiff();
-    ad.seed(config.seed);
-    let mut net = model(config, &ad)?;
+    let mut net = {
+        // burn's generator is one per device in a process: seeding and drawing the initial
+        // weights under one lock keeps a seeded run repeatable while other runs (parallel
+        // tests, say) initialise at the same time.
+        let _guard = INITIALISATION.lock().unwrap_or_else(|e| e.into_inner());
+        ad.seed(config.seed);
+        model(config, &ad)?
+    };
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let settings = RunSettings {
         target: config.target.name().to_string(),
@@ -339,6 +345,8 @@ fn train_run(
 }
 
 const LOG: &str = "qm9-run.json";
+
+static INITIALISATION: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn kind(model: &MoleculeModelConfig) -> &'static str {
     match model {

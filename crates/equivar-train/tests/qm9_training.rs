@@ -63,8 +63,8 @@ fn segnn_learns_a_per_atom_target() {
         batch: 16,
         epochs: 30,
         lr: 5e-3,
-        // Seeded: the run is repeatable (seeds 0-5 all end below 0.3 train loss and 0.7
-        // validation MAE here; seed 0: 0.08 and 0.21).
+        // Seeded: the run is repeatable (seeds 0-5 all end below 0.33 train loss and 0.73
+        // validation MAE here, against a MAD of 1.33; seed 0: 0.13 and 0.25).
         seed: 0,
     };
     let device = burn::tensor::Device::flex();
