@@ -589,8 +589,12 @@ pub fn qm9(args: Qm9Args) -> Result<()> {
     let target: Target = args.target.parse().map_err(anyhow::Error::msg)?;
     let model = MoleculeModelConfig::from_file(&args.model)?;
     anyhow::ensure!(
-        args.epochs > 0 && args.batch > 0,
-        "--epochs and --batch must be at least 1"
+        args.epochs > 0 && args.batch > 0 && args.valid_molecules > 0,
+        "--epochs, --batch and --valid-molecules must be at least 1"
+    );
+    anyhow::ensure!(
+        args.train_molecules != Some(0),
+        "--train-molecules must be at least 1"
     );
     anyhow::ensure!(
         args.radius.is_finite() && args.radius > 0.0,
@@ -603,8 +607,7 @@ pub fn qm9(args: Qm9Args) -> Result<()> {
     let split = equivar_data::qm9::standard_split(&data)?;
     let take = |rows: &[usize], n: usize| rows[..n.min(rows.len())].to_vec();
     let train = take(&split.train, args.train_molecules.unwrap_or(usize::MAX));
-    anyhow::ensure!(!train.is_empty(), "--train-molecules must be at least 1");
-    let valid = take(&split.valid, args.valid_molecules.max(1));
+    let valid = take(&split.valid, args.valid_molecules);
     let config = equivar_train::qm9::Qm9Config {
         target,
         model,

@@ -687,6 +687,14 @@ fn molecular_models_and_batches_are_checked_before_any_work() {
         ],
         &["--epochs"],
     );
+    for flag in ["--valid-molecules", "--train-molecules"] {
+        assert_refused(
+            &[
+                "qm9", "--model", &model, "--target", "alpha", "--out", out, flag, "0",
+            ],
+            &[flag, "at least 1"],
+        );
+    }
     let batch = dir.path().join("batch.json");
     std::fs::write(
         &batch,
