@@ -96,11 +96,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&machine)?);
     } else {
-        println!(
-            "machine: {}, {} threads, fp32 sgemm 2048^3 {:.1} GFLOP/s (the peak the shares refer \
-             to)\n",
-            machine.cpu, machine.threads, machine.sgemm_2048_gflops
-        );
+        print_machine(&machine);
         println!(
             "{:<12} {:<8} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>11} {:>10}",
             "model",
@@ -279,4 +275,32 @@ fn bench_layers(
         }
     }
     Ok(())
+}
+
+/// The machine block that heads the tables: CPU, the kernels' build, the measured FMA peaks
+/// (the shares' denominator) and sgemm's rate beside them.
+fn print_machine(machine: &bench::Machine) {
+    println!("machine: {}, {} threads", machine.cpu, machine.threads);
+    println!(
+        "kernels: {} build (this CPU runs: {}; EQUIVAR_ISA=plain|avx2|avx512 narrows it)",
+        machine.kernels_isa,
+        machine.isas.join(", ")
+    );
+    for isa in &machine.isas {
+        let peaks: Vec<String> = (machine.fma_peaks.iter())
+            .filter(|(name, _, _)| name == isa)
+            .map(|(_, threads, gflops)| format!("{gflops:.1} GFLOP/s on {threads}"))
+            .collect();
+        if !peaks.is_empty() {
+            println!("fp32 FMA peak, {isa}: {} thread(s)", peaks.join(", "));
+        }
+    }
+    println!(
+        "shares below: of {:.1} GFLOP/s (the widest build's peak at {} threads); sgemm 2048^3 \
+         runs at {:.1} GFLOP/s ({:.0}% of it)\n",
+        machine.peak_gflops,
+        machine.threads,
+        machine.sgemm_2048_gflops,
+        100.0 * machine.sgemm_2048_gflops / machine.peak_gflops
+    );
 }

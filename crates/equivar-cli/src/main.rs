@@ -436,6 +436,13 @@ fn check(args: CheckArgs, given: &[String]) -> Result<()> {
 }
 
 fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
+    // A mistyped or unsupported EQUIVAR_ISA is refused here rather than ignored by the kernels.
+    equivar::ops::Isa::from_env().map_err(|message| {
+        anyhow::anyhow!(
+            "{message}; unset {} to use the widest build",
+            equivar::ops::ISA_VARIABLE
+        )
+    })?;
     match cli.command {
         Command::Models { json: Some(name) } => {
             let spec = models::spec(&name)?;

@@ -25,7 +25,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::conv::sgemm;
-use crate::{SharedOut, has_avx2_fma, par_ranges};
+use crate::{Isa, SharedOut, par_ranges};
 
 mod psi;
 
@@ -175,12 +175,7 @@ pub fn gather_into(psi: &SparsePsi, x: &[f32], y: &mut [f32]) {
         .for_each(|(y, x)| {
             DOUBLED.with_borrow_mut(|doubled| {
                 double_rows(x, psi.columns.nlon, psi.stride, doubled);
-                if has_avx2_fma() {
-                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                    unsafe { gather_plane_avx2(psi, doubled, y) }
-                } else {
-                    gather_plane::<false>(psi, doubled, y)
-                }
+                gather_plane_built(Isa::detect(), psi, doubled, y)
             })
         });
 }
@@ -202,8 +197,8 @@ fn gather_plane<const FMA: bool>(psi: &SparsePsi, doubled: &[f32], y: &mut [f32]
     }
 }
 
-avx2_fma_build! {
-    fn gather_plane_avx2(psi: &SparsePsi, doubled: &[f32], y: &mut [f32]) = gather_plane::<FMA>
+isa_builds! {
+    fn gather_plane_built(psi: &SparsePsi, doubled: &[f32], y: &mut [f32]) = gather_plane::<FMA>
 }
 
 /// The adjoint of [`gather`]: `y [planes, K, nlat_out, nlon_out]` to `x [planes, nlat_in,
@@ -234,12 +229,7 @@ pub fn scatter_into(psi: &SparsePsi, y: &[f32], x: &mut [f32]) {
         .for_each(|(x, y)| {
             DOUBLED.with_borrow_mut(|doubled| {
                 double_rows(y, psi.rows.nlon, 1, doubled);
-                if has_avx2_fma() {
-                    // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                    unsafe { scatter_plane_avx2(psi, doubled, x) }
-                } else {
-                    scatter_plane::<false>(psi, doubled, x)
-                }
+                scatter_plane_built(Isa::detect(), psi, doubled, x)
             })
         });
 }
@@ -277,8 +267,8 @@ fn scatter_plane<const FMA: bool>(psi: &SparsePsi, doubled: &[f32], x: &mut [f32
     }
 }
 
-avx2_fma_build! {
-    fn scatter_plane_avx2(psi: &SparsePsi, doubled: &[f32], x: &mut [f32]) = scatter_plane::<FMA>
+isa_builds! {
+    fn scatter_plane_built(psi: &SparsePsi, doubled: &[f32], x: &mut [f32]) = scatter_plane::<FMA>
 }
 
 /// Pixels per block of [`mix_rows`]: two AVX2 registers.
@@ -573,7 +563,7 @@ pub fn conv_forward(psi: &SparsePsi, s: DiscoShape, x: &[f32], weight: &[f32]) -
     assert_eq!(x.len(), s.batch * s.c_in * cols, "x is [B, in, nlat, nlon]");
     assert_eq!(weight.len(), s.c_out * s.c_in * k, "weight is [out, in, K]");
     let rings = InputRings::new(psi);
-    let fma = has_avx2_fma();
+    let isa = Isa::detect();
     let mut out = zeroed(s.batch * s.c_out * rows);
     for b in 0..s.batch {
         let x_b = &x[b * s.c_in * cols..][..s.c_in * cols];
@@ -581,7 +571,7 @@ pub fn conv_forward(psi: &SparsePsi, s: DiscoShape, x: &[f32], weight: &[f32]) -
         par_ranges(psi.rows.nlat, rings.chunk).for_each(|chunk| {
             // SAFETY: this task writes only its chunk's rings of every output channel.
             let dst = unsafe { out_b.slice() };
-            forward_rings(psi, &rings, s, x_b, weight, chunk, dst, fma);
+            forward_rings(psi, &rings, s, x_b, weight, chunk, dst, isa);
         });
     }
     out
@@ -597,7 +587,7 @@ fn forward_rings(
     weight: &[f32],
     chunk: std::ops::Range<usize>,
     dst: &mut [f32],
-    fma: bool,
+    isa: Isa,
 ) {
     let (n_out, ck) = (psi.rows.nlon, s.c_in * psi.kernel_size());
     let mut window = DoubledRings::new(psi, rings, s.c_in);
@@ -611,12 +601,7 @@ fn forward_rings(
             continue;
         };
         window.hold(psi, x_b, read);
-        if fma {
-            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-            unsafe { forward_ring_avx2(psi, &window, s, weight, t, &mut ring, dst) }
-        } else {
-            forward_ring::<false>(psi, &window, s, weight, t, &mut ring, dst)
-        }
+        forward_ring_built(isa, psi, &window, s, weight, t, &mut ring, dst);
     }
 }
 
@@ -660,8 +645,8 @@ fn forward_ring<const FMA: bool>(
     );
 }
 
-avx2_fma_build! {
-    fn forward_ring_avx2(
+isa_builds! {
+    fn forward_ring_built(
         psi: &SparsePsi,
         window: &DoubledRings,
         s: DiscoShape,
@@ -695,7 +680,7 @@ pub fn conv_backward(
         .collect();
     let window = RingWindow::new(psi, s.c_in);
     let rings = InputRings::new(psi);
-    let fma = has_avx2_fma();
+    let isa = Isa::detect();
     for b in 0..s.batch {
         let dout_b = &dout[b * s.c_out * rows..][..s.c_out * rows];
         if let Some(dw) = dw.as_mut() {
@@ -703,7 +688,7 @@ pub fn conv_backward(
             let partial = par_ranges(psi.rows.nlat, rings.chunk)
                 .map(|chunk| {
                     let mut acc = vec![0.0f32; s.c_out * ck];
-                    weight_grad_rings(psi, &rings, s, x_b, dout_b, chunk, &mut acc, fma);
+                    weight_grad_rings(psi, &rings, s, x_b, dout_b, chunk, &mut acc, isa);
                     acc
                 })
                 .reduce(
@@ -771,18 +756,13 @@ fn input_grad_image(
     dout_b: &[f32],
     dx_b: &mut [f32],
 ) {
-    let fma = has_avx2_fma();
+    let isa = Isa::detect();
     let nlat_c = psi.columns.nlat;
     let dx_out = SharedOut::new(dx_b);
     par_ranges(nlat_c, window.chunk).for_each(|rings| {
         // SAFETY: this task writes only the input rings of its chunk, in every channel.
         let dx_b = unsafe { dx_out.slice() };
-        if fma {
-            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-            unsafe { input_grad_rings_avx2(psi, s, w_t, window, dout_b, rings, dx_b) }
-        } else {
-            input_grad_rings::<false>(psi, s, w_t, window, dout_b, rings, dx_b)
-        }
+        input_grad_rings_built(isa, psi, s, w_t, window, dout_b, rings, dx_b)
     });
 }
 
@@ -865,8 +845,8 @@ fn input_grad_rings<const FMA: bool>(
     }
 }
 
-avx2_fma_build! {
-    fn input_grad_rings_avx2(
+isa_builds! {
+    fn input_grad_rings_built(
         psi: &SparsePsi,
         s: DiscoShape,
         w_t: &[f32],
@@ -888,7 +868,7 @@ fn weight_grad_rings(
     dout_b: &[f32],
     chunk: std::ops::Range<usize>,
     acc: &mut [f32],
-    fma: bool,
+    isa: Isa,
 ) {
     let mut window = DoubledRings::new(psi, rings, s.c_in);
     let mut ring = RingScratch::new(s.c_in * psi.kernel_size() * psi.rows.nlon);
@@ -898,12 +878,7 @@ fn weight_grad_rings(
         };
         window.hold(psi, x_b, read);
         let dout_t = &dout_b[t * psi.rows.nlon..];
-        if fma {
-            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-            unsafe { weight_grad_ring_avx2(psi, &window, s, dout_t, t, &mut ring, acc) }
-        } else {
-            weight_grad_ring::<false>(psi, &window, s, dout_t, t, &mut ring, acc)
-        }
+        weight_grad_ring_built(isa, psi, &window, s, dout_t, t, &mut ring, acc);
     }
 }
 
@@ -922,17 +897,26 @@ fn weight_grad_ring<const FMA: bool>(
     let (y, rows) = (&ring.y, psi.rows.points());
     if FMA {
         // A call of its own: inlined into this larger function, LLVM left it scalar.
-        // SAFETY: FMA builds run only where the CPU has AVX2 and FMA.
-        unsafe { accumulate_outer_avx2(acc, s.c_out, ck, dout_t, y, rows, n_out, n_out) }
+        accumulate_outer_built(
+            Isa::detect(),
+            acc,
+            s.c_out,
+            ck,
+            dout_t,
+            y,
+            rows,
+            n_out,
+            n_out,
+        )
     } else {
         accumulate_outer::<false>(acc, s.c_out, ck, dout_t, y, rows, n_out, n_out)
     }
 }
 
-avx2_fma_build! {
+isa_builds! {
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
-    fn accumulate_outer_avx2(
+    fn accumulate_outer_built(
         dw: &mut [f32],
         m: usize,
         j: usize,
@@ -944,8 +928,8 @@ avx2_fma_build! {
     ) = accumulate_outer::<FMA>
 }
 
-avx2_fma_build! {
-    fn weight_grad_ring_avx2(
+isa_builds! {
+    fn weight_grad_ring_built(
         psi: &SparsePsi,
         window: &DoubledRings,
         s: DiscoShape,

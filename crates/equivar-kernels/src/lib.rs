@@ -10,36 +10,40 @@
 //! the tests only). Instruction sets are chosen at run time: AVX2 + FMA builds where the CPU
 //! has them, plain code everywhere else, both tested on machines that run the AVX2 path.
 
-/// Defines `unsafe fn $name(args)` running `$f` built for AVX2 + FMA on x86_64 (callers check
-/// [`has_avx2_fma`] first), and a plain build elsewhere: `= f::<FMA>` for kernels generic over
-/// whether FMA is available, `= f` for code that only needs the wider registers.
-macro_rules! avx2_fma_build {
+/// Defines `fn $name(isa: Isa, args)`, which runs the kernel `$f::<FMA>` (generic over
+/// whether fused multiply-adds are available) in the build `isa` asks for: compiled for
+/// AVX-512 (F + VL: the compiler may use 16-lane registers, and 8-lane code gets 32 of
+/// them) where `isa` and the CPU allow it, else for AVX2 + FMA, else plain (`FMA = false`).
+/// The attributes go on the builds (e.g. `#[inline(never)]`).
+macro_rules! isa_builds {
     ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) = $f:ident::<FMA>) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        $(#[$attr])*
-        unsafe fn $name($($arg: $ty),*) {
-            $f::<true>($($arg),*)
-        }
+        #[allow(clippy::too_many_arguments)]
+        fn $name(isa: $crate::Isa, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                $(#[$attr])*
+                unsafe fn avx512($($arg: $ty),*) {
+                    $f::<true>($($arg),*)
+                }
 
-        #[cfg(not(target_arch = "x86_64"))]
-        $(#[$attr])*
-        unsafe fn $name($($arg: $ty),*) {
+                #[target_feature(enable = "avx2,fma")]
+                $(#[$attr])*
+                unsafe fn avx2($($arg: $ty),*) {
+                    $f::<true>($($arg),*)
+                }
+
+                if isa.uses_avx512() {
+                    // SAFETY: the CPU has AVX-512F, VL, AVX2 and FMA (Isa::uses_avx512).
+                    return unsafe { avx512($($arg),*) };
+                }
+                if isa.uses_avx2() {
+                    // SAFETY: the CPU has AVX2 and FMA (Isa::uses_avx2).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            let _ = isa;
             $f::<false>($($arg),*)
-        }
-    };
-    ($(#[$attr:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) = $f:ident) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2,fma")]
-        $(#[$attr])*
-        unsafe fn $name($($arg: $ty),*) {
-            $f($($arg),*)
-        }
-
-        #[cfg(not(target_arch = "x86_64"))]
-        $(#[$attr])*
-        unsafe fn $name($($arg: $ty),*) {
-            $f($($arg),*)
         }
     };
 }
@@ -50,6 +54,7 @@ pub mod disco;
 pub mod fft_conv;
 pub mod gate;
 pub mod huge_pages;
+pub mod peak;
 pub mod pool;
 pub mod spherical_harmonics;
 pub mod tensor_product;
@@ -84,33 +89,124 @@ impl SharedOut {
     }
 }
 
-/// An instruction-set build of a kernel. The public entry points use [`Isa::detect`]; tests
-/// run every build this CPU has (`*_with` functions) so no path goes untested.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// An instruction-set build of a kernel, ordered from the plainest to the widest. The public
+/// entry points use [`Isa::detect`]: the widest build this CPU runs, or a narrower one named by
+/// the `EQUIVAR_ISA` environment variable (`plain`, `avx2`, `avx512`), so every path can be
+/// forced and tested on one machine. Tests also run every build this CPU has directly
+/// (`*_with` functions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
     /// Plain Rust, any CPU.
     Plain,
     /// Built for AVX2 + FMA (x86_64 CPUs that have them).
     Avx2Fma,
+    /// Built for AVX-512F (with AVX-512VL for 8-lane code; x86_64 CPUs that have them).
+    Avx512,
 }
 
+/// The environment variable that narrows [`Isa::detect`].
+pub const ISA_VARIABLE: &str = "EQUIVAR_ISA";
+
 impl Isa {
-    /// The best build this CPU runs.
-    pub fn detect() -> Isa {
-        if has_avx2_fma() {
-            Isa::Avx2Fma
-        } else {
-            Isa::Plain
+    /// Every build, plainest first.
+    pub const ALL: [Isa; 3] = [Isa::Plain, Isa::Avx2Fma, Isa::Avx512];
+
+    /// The name `EQUIVAR_ISA` and the benchmarks use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Plain => "plain",
+            Isa::Avx2Fma => "avx2",
+            Isa::Avx512 => "avx512",
         }
     }
 
-    /// Every build this CPU runs, plain first.
-    pub fn available() -> Vec<Isa> {
-        let mut out = vec![Isa::Plain];
-        if has_avx2_fma() {
-            out.push(Isa::Avx2Fma);
+    /// Whether this CPU runs this build (checked at run time).
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Plain => true,
+            Isa::Avx2Fma => has_avx2_fma(),
+            Isa::Avx512 => has_avx512(),
         }
-        out
+    }
+
+    /// The widest build this CPU runs, whatever `EQUIVAR_ISA` says.
+    pub fn widest() -> Isa {
+        *Isa::ALL
+            .iter()
+            .rev()
+            .find(|isa| isa.is_supported())
+            .unwrap_or(&Isa::Plain)
+    }
+
+    /// The build the kernels run: [`Isa::widest`], narrowed by `EQUIVAR_ISA` when it is set
+    /// (read once per process). A value that is not a build name, or names a build this CPU
+    /// lacks, is reported once on stderr and ignored; [`Isa::from_env`] turns it into an
+    /// error for programs that want to refuse it.
+    pub fn detect() -> Isa {
+        static CHOSEN: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| match Isa::from_env() {
+            Ok(Some(isa)) => isa,
+            Ok(None) => Isa::widest(),
+            Err(message) => {
+                eprintln!("warning: {message}; using {}", Isa::widest().name());
+                Isa::widest()
+            }
+        })
+    }
+
+    /// The build `EQUIVAR_ISA` asks for (None when unset or empty), or why it cannot be run.
+    pub fn from_env() -> Result<Option<Isa>, String> {
+        match std::env::var(ISA_VARIABLE) {
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(format!("{ISA_VARIABLE} is not valid Unicode"))
+            }
+            Ok(value) if value.trim().is_empty() => Ok(None),
+            Ok(value) => {
+                let isa = Isa::parse(value.trim())
+                    .map_err(|message| format!("{ISA_VARIABLE}={value}: {message}"))?;
+                if isa.is_supported() {
+                    Ok(Some(isa))
+                } else {
+                    Err(format!(
+                        "{ISA_VARIABLE}={value}: this CPU does not run the {} build (it runs {})",
+                        isa.name(),
+                        Isa::available()
+                            .iter()
+                            .map(|isa| isa.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                }
+            }
+        }
+    }
+
+    /// A build by name: `plain`, `avx2` or `avx512`.
+    pub fn parse(name: &str) -> Result<Isa, String> {
+        Isa::ALL
+            .into_iter()
+            .find(|isa| isa.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| format!("`{name}` is not an instruction set; use plain, avx2 or avx512"))
+    }
+
+    /// Every build this CPU runs, plainest first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL
+            .into_iter()
+            .filter(|isa| isa.is_supported())
+            .collect()
+    }
+
+    /// Whether kernels should run their AVX2 + FMA (8-lane) code: the chosen build is AVX2
+    /// or wider. Wider builds reuse the 8-lane code where they have no code of their own.
+    pub fn uses_avx2(self) -> bool {
+        self >= Isa::Avx2Fma && has_avx2_fma()
+    }
+
+    /// Whether kernels should run their AVX-512 code.
+    pub fn uses_avx512(self) -> bool {
+        self >= Isa::Avx512 && has_avx512()
     }
 }
 
@@ -119,6 +215,21 @@ pub fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU runs the AVX-512 builds: AVX-512F and VL (8-lane code in the 32
+/// registers), on top of AVX2 + FMA.
+pub fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2_fma()
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512vl")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -185,7 +296,25 @@ pub(crate) fn par_ranges(
 
 #[cfg(test)]
 mod tests {
-    use super::{sum_of, sum_of_pairs};
+    use super::{Isa, sum_of, sum_of_pairs};
+
+    /// Build names round-trip, a bad name is refused with the choices, and the builds this
+    /// CPU runs are ordered with the widest last (the one `detect` picks when unforced).
+    #[test]
+    fn builds_parse_by_name_and_the_widest_is_last() {
+        for isa in Isa::ALL {
+            assert_eq!(Isa::parse(isa.name()), Ok(isa));
+            assert_eq!(Isa::parse(&isa.name().to_uppercase()), Ok(isa));
+        }
+        let message = Isa::parse("avx9").unwrap_err();
+        assert!(message.contains("avx9") && message.contains("plain, avx2 or avx512"));
+        let available = Isa::available();
+        assert_eq!(available[0], Isa::Plain);
+        assert!(available.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(Isa::widest(), *available.last().unwrap());
+        assert!(Isa::detect().is_supported());
+        assert!(!Isa::Plain.uses_avx2() && !Isa::Avx2Fma.uses_avx512());
+    }
 
     /// The partial sums against f64 sums, for lengths around the partial-sum count.
     #[test]

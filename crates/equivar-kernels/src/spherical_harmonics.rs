@@ -92,17 +92,9 @@ pub fn forward_with(plan: &ShPlan, vectors: &[f32], isa: Isa) -> Vec<f32> {
     let dim = plan.dim();
     let n = vectors.len() / 3;
     let mut out = vec![0.0f32; n * dim];
-    let avx2 = isa == Isa::Avx2Fma && crate::has_avx2_fma();
     out.par_chunks_mut(CHUNK * dim)
         .zip(vectors.par_chunks(CHUNK * 3))
-        .for_each(|(out, v)| {
-            if avx2 {
-                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                unsafe { forward_chunk_avx2(plan, v, out) }
-            } else {
-                forward_chunk::<false>(plan, v, out)
-            }
-        });
+        .for_each(|(out, v)| forward_chunk_built(isa, plan, v, out));
     out
 }
 
@@ -116,18 +108,10 @@ pub fn backward_with(plan: &ShPlan, vectors: &[f32], grad_out: &[f32], isa: Isa)
     let dim = plan.dim();
     let n = vectors.len() / 3;
     let mut grad = vec![0.0f32; n * 3];
-    let avx2 = isa == Isa::Avx2Fma && crate::has_avx2_fma();
     grad.par_chunks_mut(CHUNK * 3)
         .zip(vectors.par_chunks(CHUNK * 3))
         .zip(grad_out.par_chunks(CHUNK * dim))
-        .for_each(|((grad, v), gy)| {
-            if avx2 {
-                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                unsafe { backward_chunk_avx2(plan, v, gy, grad) }
-            } else {
-                backward_chunk::<false>(plan, v, gy, grad)
-            }
-        });
+        .for_each(|((grad, v), gy)| backward_chunk_built(isa, plan, v, gy, grad));
     grad
 }
 
@@ -213,8 +197,8 @@ fn forward_chunk<const FMA: bool>(plan: &ShPlan, vectors: &[f32], out: &mut [f32
     }
 }
 
-avx2_fma_build! {
-    fn forward_chunk_avx2(plan: &ShPlan, vectors: &[f32], out: &mut [f32]) = forward_chunk::<FMA>
+isa_builds! {
+    fn forward_chunk_built(plan: &ShPlan, vectors: &[f32], out: &mut [f32]) = forward_chunk::<FMA>
 }
 
 /// `sum_k g_k dY_k / dv` for up to LANES vectors: the recurrences differentiated alongside
@@ -316,6 +300,6 @@ fn backward_chunk<const FMA: bool>(
     }
 }
 
-avx2_fma_build! {
-    fn backward_chunk_avx2(plan: &ShPlan, vectors: &[f32], grad_out: &[f32], grad: &mut [f32]) = backward_chunk::<FMA>
+isa_builds! {
+    fn backward_chunk_built(plan: &ShPlan, vectors: &[f32], grad_out: &[f32], grad: &mut [f32]) = backward_chunk::<FMA>
 }

@@ -287,7 +287,6 @@ pub fn forward_with(
 ) -> Vec<f32> {
     let rows = check_lengths(plan, x1, x2, weights, shared);
     let mut out = vec![0.0f32; rows * plan.dim_out];
-    let avx2 = isa == Isa::Avx2Fma && crate::has_avx2_fma();
     out.par_chunks_mut(CHUNK * plan.dim_out)
         .enumerate()
         .for_each(|(chunk, out)| {
@@ -301,12 +300,7 @@ pub fn forward_with(
                 &weights[first * plan.weight_numel..][..n * plan.weight_numel]
             };
             let mut s = Scratch::default();
-            if avx2 {
-                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                unsafe { forward_chunk_avx2(plan, (x1, x2, w, shared), out, &mut s) }
-            } else {
-                forward_chunk::<false>(plan, (x1, x2, w, shared), out, &mut s)
-            }
+            forward_chunk_built(isa, plan, (x1, x2, w, shared), out, &mut s)
         });
     out
 }
@@ -396,8 +390,8 @@ fn forward_chunk<const FMA: bool>(
     }
 }
 
-avx2_fma_build! {
-    fn forward_chunk_avx2(plan: &TpPlan, inputs: (&[f32], &[f32], &[f32], bool), out: &mut [f32], s: &mut Scratch) = forward_chunk::<FMA>
+isa_builds! {
+    fn forward_chunk_built(plan: &TpPlan, inputs: (&[f32], &[f32], &[f32], bool), out: &mut [f32], s: &mut Scratch) = forward_chunk::<FMA>
 }
 
 /// Gradients of `sum(grad_out * forward(x1, x2, weights))`: `(d x1, d x2, d weights)`, the
@@ -432,7 +426,6 @@ pub fn backward_with(
     let numel = plan.weight_numel;
     let mut dx1 = vec![0.0f32; rows * plan.dim1];
     let mut dx2 = vec![0.0f32; rows * plan.dim2];
-    let avx2 = isa == Isa::Avx2Fma && crate::has_avx2_fma();
     // Shared weights: each task's partial sum, added up below; per-row weights: its rows.
     let parts: Vec<Vec<f32>> = dx1
         .par_chunks_mut(CHUNK * plan.dim1)
@@ -451,14 +444,14 @@ pub fn backward_with(
             };
             let mut dw = vec![0.0f32; w.len()];
             let mut s = Scratch::default();
-            if avx2 {
-                // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-                unsafe {
-                    backward_chunk_avx2(plan, (x1, x2, w, shared), gy, (dx1, dx2, &mut dw), &mut s)
-                }
-            } else {
-                backward_chunk::<false>(plan, (x1, x2, w, shared), gy, (dx1, dx2, &mut dw), &mut s)
-            }
+            backward_chunk_built(
+                isa,
+                plan,
+                (x1, x2, w, shared),
+                gy,
+                (dx1, dx2, &mut dw),
+                &mut s,
+            );
             dw
         })
         .collect();
@@ -656,8 +649,8 @@ fn scatter(gathered: &[Vec<f32>], blocks: &[Block], dim: usize, rows: usize, dst
     }
 }
 
-avx2_fma_build! {
-    fn backward_chunk_avx2(
+isa_builds! {
+    fn backward_chunk_built(
         plan: &TpPlan,
         inputs: (&[f32], &[f32], &[f32], bool),
         gy: &[f32],

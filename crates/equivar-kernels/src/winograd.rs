@@ -27,10 +27,12 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use crate::conv::{ConvShape, sgemm};
-use crate::{SharedOut, has_avx2_fma, par_ranges};
+use crate::{Isa, SharedOut, par_ranges};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// Tiles per task: the chunk's transformed input and products (16 x channels x tiles each)
 /// stay within the L2 cache for tens of channels.
@@ -588,8 +590,9 @@ type Transform = unsafe fn(&ConvShape, &[f32], &TileGrid, Range<usize>, &mut [f3
 /// The output transform, which also adds the bias: `(shape, M, bias, tiles, rows, out)`.
 type OutputTransform = unsafe fn(&ConvShape, &[f32], &[f32], &TileGrid, Range<usize>, &mut [f32]);
 
-/// The stages of a Winograd pass on this CPU, chosen in one place: the AVX2 builds of
-/// [`avx2`] where the CPU has AVX2 and FMA, else the plain versions (their reference).
+/// The stages of a Winograd pass on this CPU, chosen in one place by [`Isa::detect`]: the
+/// AVX-512 products of [`avx512`] with the AVX2 transforms, the AVX2 builds of [`avx2`], or
+/// the plain versions (their reference).
 struct Stages {
     transform_input: Transform,
     transform_output: OutputTransform,
@@ -617,9 +620,24 @@ impl Stages {
             multiply: avx2::multiply,
             multiply_transposed: avx2::multiply_transposed,
         };
+        // The AVX-512 products with the 8-lane transforms (a few adds per value moved).
         #[cfg(target_arch = "x86_64")]
-        if has_avx2_fma() {
-            return &AVX2;
+        static AVX512: Stages = Stages {
+            transform_input: avx2::transform_input,
+            transform_output: avx2::transform_output,
+            transform_output_grad: avx2::transform_output_grad,
+            multiply: avx512::multiply,
+            multiply_transposed: avx512::multiply_transposed,
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            let isa = Isa::detect();
+            if isa.uses_avx512() {
+                return &AVX512;
+            }
+            if isa.uses_avx2() {
+                return &AVX2;
+            }
         }
         &PLAIN
     }

@@ -1,6 +1,6 @@
 //! `equivar bench`: the figures the peer scripts print (training and inference throughput,
 //! batch-1 latency, construction time) for the reference models, and single lifting and
-//! group conv layers, with GFLOP/s and their share of the machine's measured fp32 GEMM rate.
+//! group conv layers, with GFLOP/s and their share of the machine's measured fp32 FMA peak.
 //!
 //! Every figure is a median over repeated runs after warm-up. Conv work is counted by
 //! [`equivar::ops::conv_flops`] around one forward pass; a training step counts it three
@@ -17,7 +17,7 @@ use equivar::field::FieldType;
 use equivar::group::Group;
 use equivar::models;
 use equivar::nn::{GroupConv2d, LiftingConv2d};
-use equivar::ops::{self, Kernels};
+use equivar::ops::{self, Isa, Kernels};
 use equivar::plan::Exactness;
 use equivar::space::Window;
 use serde::Serialize;
@@ -40,13 +40,24 @@ impl Default for BenchOptions {
     }
 }
 
-/// The measured fp32 GEMM rate the shares refer to.
+/// The machine: its CPU, the kernels' instruction set, and the measured fp32 rates the
+/// shares refer to.
 #[derive(Clone, Debug, Serialize)]
 pub struct Machine {
     pub bench: &'static str,
     /// The CPU model and its widest vector extension, e.g. "AMD EPYC 7B13 (AVX2)".
     pub cpu: String,
     pub threads: usize,
+    /// The build equivar's kernels run (`EQUIVAR_ISA` may narrow it) and every build this
+    /// CPU runs.
+    pub kernels_isa: &'static str,
+    pub isas: Vec<&'static str>,
+    /// The fp32 FMA peak by instruction set and thread count (1 up to `threads`), measured
+    /// with register-only FMA chains: `[isa, threads, GFLOP/s]`.
+    pub fma_peaks: Vec<(&'static str, usize, f64)>,
+    /// The peak the shares refer to: the widest build's at `threads` threads.
+    pub peak_gflops: f64,
+    /// The `gemm` crate's sgemm at 2048^3, for reference (the shares' old denominator).
     pub sgemm_2048_gflops: f64,
 }
 
@@ -96,25 +107,50 @@ pub struct LayerFigures {
 }
 
 pub fn machine() -> Machine {
+    let threads = rayon::current_num_threads();
+    let mut fma_peaks = Vec::new();
+    for isa in Isa::available() {
+        for t in 1..=threads {
+            if let Some(gflops) = ops::fma_peak_gflops(isa, t) {
+                fma_peaks.push((isa.name(), t, gflops));
+            }
+        }
+    }
+    let sgemm_2048_gflops = ops::sgemm_gflops(2048);
+    // The widest build's peak at the bench's thread count; sgemm's rate without an FMA build.
+    let peak_gflops = fma_peaks
+        .iter()
+        .rev()
+        .find(|(_, t, _)| *t == threads)
+        .map_or(sgemm_2048_gflops, |&(_, _, gflops)| gflops);
     Machine {
         bench: "equivar_machine",
         cpu: cpu_description(),
-        threads: rayon_threads(),
-        sgemm_2048_gflops: ops::sgemm_gflops(2048),
+        threads,
+        kernels_isa: Isa::detect().name(),
+        isas: Isa::available().into_iter().map(Isa::name).collect(),
+        fma_peaks,
+        peak_gflops,
+        sgemm_2048_gflops,
     }
 }
 
-/// The CPU model (Linux's `/proc/cpuinfo`; "unknown CPU" elsewhere) and the widest vector
-/// extension it has, which decides the kernels' rounding and speed.
+/// The CPU model (Linux's `/proc/cpuinfo`; "unknown CPU" elsewhere), with its family and
+/// model numbers where the name alone is vague ("AMD EPYC" in a virtual machine), and the
+/// widest vector extension it has, which decides the kernels' rounding and speed.
 pub fn cpu_description() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("model name"))?;
-            Some(line.split_once(':')?.1.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string());
-    format!("{model} ({})", vector_extension())
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| Some(l.split_once(':')?.1.trim().to_string()))
+    };
+    let model = field("model name").unwrap_or_else(|| "unknown CPU".to_string());
+    let numbers = match (field("cpu family"), field("model")) {
+        (Some(family), Some(number)) => format!(", family {family} model {number}"),
+        _ => String::new(),
+    };
+    format!("{model} ({}{numbers})", vector_extension())
 }
 
 fn vector_extension() -> &'static str {
@@ -132,10 +168,6 @@ fn vector_extension() -> &'static str {
     {
         std::env::consts::ARCH
     }
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Median seconds of `repeats` runs of `f`, after `warmup` untimed ones.
@@ -268,8 +300,8 @@ pub fn bench_model(
         conv_mflop_per_image: conv_flop_per_image / 1e6,
         train_gflops,
         infer_gflops,
-        train_peak_share: train_gflops / machine.sgemm_2048_gflops,
-        infer_peak_share: infer_gflops / machine.sgemm_2048_gflops,
+        train_peak_share: train_gflops / machine.peak_gflops,
+        infer_peak_share: infer_gflops / machine.peak_gflops,
     })
 }
 
@@ -365,7 +397,7 @@ pub fn bench_layer(
         backward_ms: backward_s * 1e3,
         forward_gflops,
         backward_gflops,
-        forward_peak_share: forward_gflops / machine.sgemm_2048_gflops,
-        backward_peak_share: backward_gflops / machine.sgemm_2048_gflops,
+        forward_peak_share: forward_gflops / machine.peak_gflops,
+        backward_peak_share: backward_gflops / machine.peak_gflops,
     })
 }

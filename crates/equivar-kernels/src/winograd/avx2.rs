@@ -477,7 +477,7 @@ mod tests {
     /// remainder block and tile counts that end in one or two registers.
     #[test]
     fn multiply_matches_the_plain_product() {
-        if !super::super::has_avx2_fma() {
+        if !crate::has_avx2_fma() {
             return;
         }
         for (c_out, c_in, tiles) in [
@@ -514,7 +514,7 @@ mod tests {
     /// tile counts with and without a masked last register.
     #[test]
     fn multiply_transposed_matches_the_plain_product() {
-        if !super::super::has_avx2_fma() {
+        if !crate::has_avx2_fma() {
             return;
         }
         for (c_out, c_in, tiles) in [(40, 40, 126), (7, 5, 8), (4, 8, 17), (1, 1, 3), (2, 3, 0)] {
@@ -546,7 +546,7 @@ mod tests {
     /// The intrinsics against the plain transforms, on grids with partial blocks and tiles.
     #[test]
     fn intrinsics_match_the_plain_transforms() {
-        if !super::super::has_avx2_fma() {
+        if !crate::has_avx2_fma() {
             return;
         }
         for (batch, channels, size, padding) in [

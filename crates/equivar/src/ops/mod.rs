@@ -20,7 +20,10 @@ use burn::tensor::{DType, Device, IndexingUpdateOp, Int, Tensor, TensorData};
 use crate::kernels::DiscoPsi;
 
 use equivar_kernels::conv::ConvShape;
-pub use equivar_kernels::{HugePageAllocator, set_block_reuse, set_huge_pages, sgemm_gflops};
+pub use equivar_kernels::peak::fma_peak_gflops;
+pub use equivar_kernels::{
+    HugePageAllocator, ISA_VARIABLE, Isa, set_block_reuse, set_huge_pages, sgemm_gflops,
+};
 pub use flex::GConvBackend;
 pub use o3::{TpWeights, gate, spherical_harmonics, tensor_product};
 pub use o3_flex::O3Backend;
