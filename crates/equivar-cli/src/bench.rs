@@ -36,6 +36,12 @@ pub struct BenchArgs {
     /// every conv), burn (burn's ops), both (equivar and burn) or all.
     #[arg(long, default_value = "both", value_parser = ["equivar", "direct", "burn", "both", "all"])]
     kernels: String,
+    /// Device of the model, layer and DISCO figures: cpu (the default), or a GPU backend this
+    /// build has (cuda[:N], wgpu[:N], vulkan[:N]), where burn's ops run whatever --kernels
+    /// says. The frozen-model figures are the CPU's on every device; --o3 and --segnn-step
+    /// run on the CPU only.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Timed repetitions per figure, medians reported (1..=1000).
     #[arg(long, default_value_t = 10)]
     repeats: usize,
@@ -72,6 +78,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         equivar::models::spec(model)?;
     }
     let disco_shapes = bench_disco::parse_shapes(&args.disco, "--disco")?;
+    let device = equivar::device::parse_device(&args.device)?;
+    anyhow::ensure!(
+        equivar::ops::is_flex(&device) || (!args.o3 && args.segnn_step.is_none()),
+        "--o3 and --segnn-step measure equivar's CPU kernels: drop them with --device {}, or \
+         run them with --device cpu",
+        args.device
+    );
     anyhow::ensure!(
         args.models.iter().any(|m| !m.is_empty())
             || !args.no_layers
@@ -117,20 +130,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     for model in args.models.iter().filter(|m| !m.is_empty()) {
         for &k in &kernels {
-            let f = bench::bench_model(model, 28, k, options, &machine)?;
+            let f = bench::bench_model(model, 28, k, options, &machine, &device)?;
             if args.json {
                 println!("{}", serde_json::to_string(&f)?);
             } else {
                 println!(
-                    "{:<12} {:<8} {:>10.3} {:>11.0} {:>11.0} {:>10.3} {:>9.1}% {:>9.1}% {:>11.0} {:>10.3}",
+                    "{:<12} {:<8} {:>10.3} {:>11.0} {:>11.0} {:>10.3} {:>10} {:>10} {:>11.0} {:>10.3}",
                     f.model,
                     f.kernels,
                     f.construct_s * 1e3,
                     f.train_b128_ips,
                     f.infer_b128_ips,
                     f.infer_b1_ms,
-                    100.0 * f.train_peak_share,
-                    100.0 * f.infer_peak_share,
+                    percent(f.train_peak_share),
+                    percent(f.infer_peak_share),
                     f.frozen_infer_b128_ips,
                     f.frozen_infer_b1_ms
                 );
@@ -138,7 +151,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
     if !args.no_layers {
-        bench_layers(&args, &kernels, options, &machine)?;
+        bench_layers(&args, &kernels, options, (&machine, &device))?;
     }
     if !disco_shapes.is_empty() && !args.json {
         println!(
@@ -193,7 +206,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             args.disco_batch,
             args.disco_channels,
             repeats,
-            Kernels::Equivar,
+            (Kernels::Equivar, &device),
         )?;
         if args.json {
             println!("{}", serde_json::to_string(&f)?);
@@ -240,7 +253,7 @@ fn bench_layers(
     args: &BenchArgs,
     kernels: &[Kernels],
     options: BenchOptions,
-    machine: &bench::Machine,
+    (machine, device): (&bench::Machine, &burn::tensor::Device),
 ) -> Result<()> {
     if !args.json {
         println!(
@@ -256,7 +269,7 @@ fn bench_layers(
     ];
     for (kind, fields, size) in layers {
         for &k in kernels {
-            let f = bench::bench_layer(kind, fields, size, k, options, machine)?;
+            let f = bench::bench_layer(kind, fields, size, k, options, (machine, device))?;
             if args.json {
                 println!("{}", serde_json::to_string(&f)?);
             } else {
@@ -303,4 +316,13 @@ fn print_machine(machine: &bench::Machine) {
         machine.sgemm_2048_gflops,
         100.0 * machine.sgemm_2048_gflops / machine.peak_gflops
     );
+}
+
+/// A share as a percentage, "-" where there is none (figures measured off the CPU).
+fn percent(share: f64) -> String {
+    if share.is_finite() {
+        format!("{:.1}%", 100.0 * share)
+    } else {
+        "-".to_string()
+    }
 }

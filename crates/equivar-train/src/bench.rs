@@ -199,16 +199,36 @@ fn settle<const D: usize>(t: Tensor<D>) {
     let _ = t.sum().into_scalar::<f32>();
 }
 
-/// Benchmarks reference model `name` at `input_size`.
+/// Waits for the work queued on `device` (GPU backends run asynchronously), so a timed step
+/// includes it. A failed sync surfaces on the next read, so it is not reported here.
+fn sync(device: &Device) {
+    let _ = device.sync();
+}
+
+impl Machine {
+    /// `gflops`' share of this CPU's peak, for figures measured on the CPU; NaN (JSON null)
+    /// for other devices, whose peak this does not measure.
+    fn share_on(&self, device: &Device, gflops: f64) -> f64 {
+        if ops::is_flex(device) {
+            gflops / self.peak_gflops
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+/// Benchmarks reference model `name` at `input_size` on `device` (training and inference
+/// there; the frozen model, the CPU's by design, on this CPU).
 pub fn bench_model(
     name: &str,
     input_size: usize,
     kernels: Kernels,
     options: BenchOptions,
     machine: &Machine,
+    device: &Device,
 ) -> Result<ModelFigures> {
     let spec = models::spec(name)?;
-    let device = Device::flex();
+    let device = device.clone();
     let ad = device.clone().autodiff();
 
     let construct_s = median_seconds(2, options.repeats.max(5), || {
@@ -232,6 +252,7 @@ pub fn bench_model(
         let loss = loss_fn.forward(logits, y.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         net = optim.step(0.001, net.clone(), grads);
+        sync(&ad);
     });
 
     let frozen = net.valid();
@@ -300,8 +321,8 @@ pub fn bench_model(
         conv_mflop_per_image: conv_flop_per_image / 1e6,
         train_gflops,
         infer_gflops,
-        train_peak_share: train_gflops / machine.peak_gflops,
-        infer_peak_share: infer_gflops / machine.peak_gflops,
+        train_peak_share: machine.share_on(&device, train_gflops),
+        infer_peak_share: machine.share_on(&device, infer_gflops),
     })
 }
 
@@ -321,6 +342,7 @@ fn layer_timers<M: Module + 'static>(
         Box::new(move || settle(forward(&frozen, x.clone()))),
         Box::new(move || {
             let _ = forward(&layer, x_ad.clone()).sum().backward();
+            sync(&x_ad.device());
         }),
     )
 }
@@ -341,17 +363,17 @@ pub enum LayerKind {
     Group,
 }
 
-/// Benchmarks one 3x3, padding-1 conv layer over C4 at `size` x `size`, forward and backward.
+/// Benchmarks one 3x3, padding-1 conv layer over C4 at `size` x `size`, forward and backward,
+/// on `device`.
 pub fn bench_layer(
     kind: LayerKind,
     fields: usize,
     size: usize,
     kernels: Kernels,
     options: BenchOptions,
-    machine: &Machine,
+    (machine, device): (&Machine, &Device),
 ) -> Result<LayerFigures> {
     let group = Group::cyclic(4);
-    let device = Device::flex();
     let ad = device.clone().autodiff();
     let window = Window::new(3).padding(1);
     let batch = options.batch;
@@ -397,7 +419,7 @@ pub fn bench_layer(
         backward_ms: backward_s * 1e3,
         forward_gflops,
         backward_gflops,
-        forward_peak_share: forward_gflops / machine.peak_gflops,
-        backward_peak_share: backward_gflops / machine.peak_gflops,
+        forward_peak_share: machine.share_on(device, forward_gflops),
+        backward_peak_share: machine.share_on(device, backward_gflops),
     })
 }

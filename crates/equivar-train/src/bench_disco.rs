@@ -105,13 +105,13 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Benchmarks one DISCO layer on an `nlat x nlon` equiangular grid.
+/// Benchmarks one DISCO layer on an `nlat x nlon` equiangular grid, on `device`.
 pub fn bench_disco(
     [nlat, nlon]: [usize; 2],
     batch: usize,
     channels: usize,
     repeats: usize,
-    kernels: Kernels,
+    (kernels, device): (Kernels, &Device),
 ) -> Result<DiscoFigures> {
     check_settings(batch, channels)?;
     anyhow::ensure!(repeats >= 1, "`repeats` must be at least 1, got 0");
@@ -127,7 +127,7 @@ pub fn bench_disco(
     let grid = SphereGrid::equiangular(nlat, nlon)?;
     let basis = FilterBasis::piecewise_linear(3, 3)?;
     let config = DiscoConfig::new(channels, channels, grid.clone(), grid, basis);
-    let device = Device::flex();
+    let device = device.clone();
     let mut conv = config.init_conv(&device)?;
     conv.kernels = kernels;
     let construct_repeats = if nlat * nlon > 1 << 20 { 1 } else { repeats };
