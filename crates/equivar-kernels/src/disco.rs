@@ -175,7 +175,7 @@ pub fn gather_into(psi: &SparsePsi, x: &[f32], y: &mut [f32]) {
         .for_each(|(y, x)| {
             DOUBLED.with_borrow_mut(|doubled| {
                 double_rows(x, psi.columns.nlon, psi.stride, doubled);
-                gather_plane_built(Isa::detect(), psi, doubled, y)
+                gather_plane_built(Isa::for_autovectorized(), psi, doubled, y)
             })
         });
 }
@@ -229,7 +229,7 @@ pub fn scatter_into(psi: &SparsePsi, y: &[f32], x: &mut [f32]) {
         .for_each(|(x, y)| {
             DOUBLED.with_borrow_mut(|doubled| {
                 double_rows(y, psi.rows.nlon, 1, doubled);
-                scatter_plane_built(Isa::detect(), psi, doubled, x)
+                scatter_plane_built(Isa::for_autovectorized(), psi, doubled, x)
             })
         });
 }
@@ -563,7 +563,7 @@ pub fn conv_forward(psi: &SparsePsi, s: DiscoShape, x: &[f32], weight: &[f32]) -
     assert_eq!(x.len(), s.batch * s.c_in * cols, "x is [B, in, nlat, nlon]");
     assert_eq!(weight.len(), s.c_out * s.c_in * k, "weight is [out, in, K]");
     let rings = InputRings::new(psi);
-    let isa = Isa::detect();
+    let isa = Isa::for_autovectorized();
     let mut out = zeroed(s.batch * s.c_out * rows);
     for b in 0..s.batch {
         let x_b = &x[b * s.c_in * cols..][..s.c_in * cols];
@@ -680,7 +680,7 @@ pub fn conv_backward(
         .collect();
     let window = RingWindow::new(psi, s.c_in);
     let rings = InputRings::new(psi);
-    let isa = Isa::detect();
+    let isa = Isa::for_autovectorized();
     for b in 0..s.batch {
         let dout_b = &dout[b * s.c_out * rows..][..s.c_out * rows];
         if let Some(dw) = dw.as_mut() {
@@ -756,7 +756,7 @@ fn input_grad_image(
     dout_b: &[f32],
     dx_b: &mut [f32],
 ) {
-    let isa = Isa::detect();
+    let isa = Isa::for_autovectorized();
     let nlat_c = psi.columns.nlat;
     let dx_out = SharedOut::new(dx_b);
     par_ranges(nlat_c, window.chunk).for_each(|rings| {
@@ -898,7 +898,7 @@ fn weight_grad_ring<const FMA: bool>(
     if FMA {
         // A call of its own: inlined into this larger function, LLVM left it scalar.
         accumulate_outer_built(
-            Isa::detect(),
+            Isa::for_autovectorized(),
             acc,
             s.c_out,
             ck,

@@ -198,6 +198,23 @@ impl Isa {
             .collect()
     }
 
+    /// The build for the kernels compiled from portable Rust by [`isa_builds!`] (DISCO,
+    /// spherical harmonics, tensor products), where the compiler picks the vector width:
+    /// [`Isa::detect`], except that unless `EQUIVAR_ISA` asks for `avx512`, a CPU whose
+    /// 512-bit instructions run as two 256-bit halves gets the AVX2 build. On such a CPU
+    /// (AMD Zen 4) the AVX-512 builds of these kernels measured no faster and up to 1.4x
+    /// slower (DISCO at 128x256: forward + backward 26-32 ms against 22-23 ms), while the
+    /// hand-written AVX-512 Winograd products gained 5-15%.
+    pub fn for_autovectorized() -> Isa {
+        let isa = Isa::detect();
+        let asked = matches!(Isa::from_env(), Ok(Some(Isa::Avx512)));
+        if isa == Isa::Avx512 && !asked && !has_full_width_avx512() {
+            Isa::Avx2Fma
+        } else {
+            isa
+        }
+    }
+
     /// Whether kernels should run their AVX2 + FMA (8-lane) code: the chosen build is AVX2
     /// or wider. Wider builds reuse the 8-lane code where they have no code of their own.
     pub fn uses_avx2(self) -> bool {
@@ -230,6 +247,44 @@ pub fn has_avx512() -> bool {
         has_avx2_fma()
             && std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU executes 512-bit instructions at full width: every AVX-512 CPU except
+/// AMD's before Zen 5 (family 0x1A), which split each one into two 256-bit halves (the same
+/// FMA peak as AVX2: `equivar bench` measures both). Decided from CPUID, not timed, so a
+/// machine always picks the same builds and its results round the same way run to run.
+pub fn has_full_width_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !has_avx512() {
+            return false;
+        }
+        #[allow(unused_unsafe)]
+        // SAFETY: CPUID leaves 0 and 1 exist on every x86_64 CPU.
+        let (vendor, signature) = unsafe {
+            let v = std::arch::x86_64::__cpuid(0);
+            (
+                [
+                    v.ebx.to_le_bytes(),
+                    v.edx.to_le_bytes(),
+                    v.ecx.to_le_bytes(),
+                ]
+                .concat(),
+                std::arch::x86_64::__cpuid(1).eax,
+            )
+        };
+        let base = (signature >> 8) & 0xf;
+        let family = if base == 0xf {
+            base + ((signature >> 20) & 0xff)
+        } else {
+            base
+        };
+        !(vendor == b"AuthenticAMD" && family < 0x1a)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -314,6 +369,9 @@ mod tests {
         assert_eq!(Isa::widest(), *available.last().unwrap());
         assert!(Isa::detect().is_supported());
         assert!(!Isa::Plain.uses_avx2() && !Isa::Avx2Fma.uses_avx512());
+        // The portable kernels never run wider than the chosen build.
+        assert!(Isa::for_autovectorized() <= Isa::detect());
+        assert!(!super::has_full_width_avx512() || super::has_avx512());
     }
 
     /// The partial sums against f64 sums, for lengths around the partial-sum count.

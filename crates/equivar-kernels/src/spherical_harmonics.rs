@@ -84,7 +84,7 @@ type Lanes = [f32; LANES];
 
 /// `out[n, dim]` from `vectors[n, 3]`.
 pub fn forward(plan: &ShPlan, vectors: &[f32]) -> Vec<f32> {
-    forward_with(plan, vectors, Isa::detect())
+    forward_with(plan, vectors, Isa::for_autovectorized())
 }
 
 /// [`forward`] with a chosen build (`isa` must be one this CPU runs).
@@ -100,7 +100,7 @@ pub fn forward_with(plan: &ShPlan, vectors: &[f32], isa: Isa) -> Vec<f32> {
 
 /// `d loss / d vectors [n, 3]` from `d loss / d out [n, dim]`.
 pub fn backward(plan: &ShPlan, vectors: &[f32], grad_out: &[f32]) -> Vec<f32> {
-    backward_with(plan, vectors, grad_out, Isa::detect())
+    backward_with(plan, vectors, grad_out, Isa::for_autovectorized())
 }
 
 /// [`backward`] with a chosen build.

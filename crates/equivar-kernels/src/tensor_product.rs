@@ -273,7 +273,7 @@ fn couple<const FMA: bool>(
 /// `out[rows, dim_out]` from `x1[rows, dim1]`, `x2[rows, dim2]` and the weights: one vector
 /// of `weight_numel` (`shared`) or `rows` of them.
 pub fn forward(plan: &TpPlan, x1: &[f32], x2: &[f32], weights: &[f32], shared: bool) -> Vec<f32> {
-    forward_with(plan, x1, x2, weights, shared, Isa::detect())
+    forward_with(plan, x1, x2, weights, shared, Isa::for_autovectorized())
 }
 
 /// [`forward`] with a chosen build.
@@ -404,7 +404,15 @@ pub fn backward(
     shared: bool,
     grad_out: &[f32],
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    backward_with(plan, x1, x2, weights, shared, grad_out, Isa::detect())
+    backward_with(
+        plan,
+        x1,
+        x2,
+        weights,
+        shared,
+        grad_out,
+        Isa::for_autovectorized(),
+    )
 }
 
 /// [`backward`] with a chosen build.

@@ -51,6 +51,9 @@ pub struct Machine {
     /// The build equivar's kernels run (`EQUIVAR_ISA` may narrow it) and every build this
     /// CPU runs.
     pub kernels_isa: &'static str,
+    /// The build of the kernels compiled from portable Rust (DISCO, O(3)): narrower than
+    /// `kernels_isa` where 512-bit instructions run at half width.
+    pub autovectorized_isa: &'static str,
     pub isas: Vec<&'static str>,
     /// The fp32 FMA peak by instruction set and thread count (1 up to `threads`), measured
     /// with register-only FMA chains: `[isa, threads, GFLOP/s]`.
@@ -128,6 +131,7 @@ pub fn machine() -> Machine {
         cpu: cpu_description(),
         threads,
         kernels_isa: Isa::detect().name(),
+        autovectorized_isa: Isa::for_autovectorized().name(),
         isas: Isa::available().into_iter().map(Isa::name).collect(),
         fma_peaks,
         peak_gflops,
