@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::{sum_of, sum_of_pairs};
+use crate::{Isa, sum_of, sum_of_pairs};
 
 /// The layout of a batch-norm input: `[batch, channels, pixels]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,21 +37,67 @@ impl NormShape {
 /// variance the running statistics are fed is biased).
 pub fn stats(s: &NormShape, x: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), s.len(), "batch norm: input length for {s:?}");
+    let isa = Isa::for_autovectorized();
     let per_channel: Vec<(f32, f32)> = (0..s.channels)
         .into_par_iter()
         .map(|c| {
-            let sum: f64 = s.runs(x, c).map(|r| sum_of(r, |v| v) as f64).sum();
-            let mean = sum / s.per_channel();
-            let m = mean as f32;
-            let squares: f64 = s
-                .runs(x, c)
-                .map(|r| sum_of(r, |v| (v - m) * (v - m)) as f64)
-                .sum();
-            (mean as f32, (squares / s.per_channel()) as f32)
+            let mut moments = (0.0, 0.0);
+            channel_moments_built(isa, s, x, c, &mut moments);
+            moments
         })
         .collect();
     let (means, vars): (Vec<f32>, Vec<f32>) = per_channel.into_iter().unzip();
     [means, vars].concat()
+}
+
+/// Channel `c`'s mean and biased variance, as [`stats`] reports them.
+#[inline(always)]
+fn channel_moments<const FMA: bool>(s: &NormShape, x: &[f32], c: usize, out: &mut (f32, f32)) {
+    let sum: f64 = s.runs(x, c).map(|r| sum_of(r, |v| v) as f64).sum();
+    let mean = sum / s.per_channel();
+    let m = mean as f32;
+    let squares: f64 = s
+        .runs(x, c)
+        .map(|r| sum_of(r, |v| (v - m) * (v - m)) as f64)
+        .sum();
+    *out = (mean as f32, (squares / s.per_channel()) as f32);
+}
+
+isa_builds! {
+    fn channel_moments_built(s: &NormShape, x: &[f32], c: usize, out: &mut (f32, f32)) = channel_moments::<FMA>
+}
+
+/// `y = (x - mean) scale + shift` over one run of pixels.
+#[inline(always)]
+fn normalise_run<const FMA: bool>(x: &[f32], y: &mut [f32], (mean, scale, shift): (f32, f32, f32)) {
+    // centre first: folding the mean into the shift cancels badly when var << eps
+    for (o, v) in y.iter_mut().zip(x) {
+        *o = (v - mean) * scale + shift;
+    }
+}
+
+isa_builds! {
+    fn normalise_run_built(x: &[f32], y: &mut [f32], affine: (f32, f32, f32)) = normalise_run::<FMA>
+}
+
+/// `dx = scale (dy - mean_dy - x_hat mean_dy_xhat)` over one run of pixels, with
+/// `x_hat = (x - mean) istd`.
+#[inline(always)]
+fn input_grad_run<const FMA: bool>(
+    (x, dy, dx): (&[f32], &[f32], &mut [f32]),
+    (mean, istd, scale, mean_dy, mean_dy_xhat): (f32, f32, f32, f32, f32),
+) {
+    for ((d, v), g) in dx.iter_mut().zip(x).zip(dy) {
+        let x_hat = (v - mean) * istd;
+        *d = scale * (g - mean_dy - x_hat * mean_dy_xhat);
+    }
+}
+
+isa_builds! {
+    fn input_grad_run_built(
+        runs: (&[f32], &[f32], &mut [f32]),
+        terms: (f32, f32, f32, f32, f32),
+    ) = input_grad_run::<FMA>
 }
 
 fn inv_std(variance: f32, epsilon: f64) -> f32 {
@@ -69,18 +115,15 @@ pub fn apply(
 ) -> Vec<f32> {
     assert_eq!(x.len(), s.len(), "batch norm: input length for {s:?}");
     assert_eq!(stats.len(), 2 * s.channels, "batch norm: statistics length");
+    let isa = Isa::for_autovectorized();
     let mut y = vec![0.0f32; s.len()];
     y.par_chunks_mut(s.pixels)
         .zip(x.par_chunks(s.pixels))
         .enumerate()
         .for_each(|(run, (y, x))| {
             let c = run % s.channels;
-            let (mean, shift) = (stats[c], beta[c]);
             let scale = gamma[c] * inv_std(stats[s.channels + c], epsilon);
-            // centre first: folding the mean into the shift cancels badly when var << eps
-            for (o, v) in y.iter_mut().zip(x) {
-                *o = (v - mean) * scale + shift;
-            }
+            normalise_run_built(isa, x, y, (stats[c], scale, beta[c]));
         });
     y
 }
@@ -113,6 +156,7 @@ pub fn backward(
         .collect();
     let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = sums.iter().copied().unzip();
     let count = s.per_channel() as f32;
+    let isa = Isa::for_autovectorized();
     let mut dx = vec![0.0f32; s.len()];
     dx.par_chunks_mut(s.pixels)
         .zip(x.par_chunks(s.pixels).zip(dy.par_chunks(s.pixels)))
@@ -121,11 +165,8 @@ pub fn backward(
             let c = run % c_count;
             let (mean, istd) = (stats[c], inv_std(stats[c_count + c], epsilon));
             let (mean_dy, mean_dy_xhat) = (dbeta[c] / count, dgamma[c] / count);
-            let scale = gamma[c] * istd;
-            for ((d, v), g) in dx.iter_mut().zip(x).zip(dy) {
-                let x_hat = (v - mean) * istd;
-                *d = scale * (g - mean_dy - x_hat * mean_dy_xhat);
-            }
+            let terms = (mean, istd, gamma[c] * istd, mean_dy, mean_dy_xhat);
+            input_grad_run_built(isa, (x, dy, dx), terms);
         });
     (dx, dgamma, dbeta)
 }

@@ -9,6 +9,8 @@
 
 use rayon::prelude::*;
 
+use crate::Isa;
+
 /// `planes` planes of `height x width`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolShape {
@@ -58,40 +60,50 @@ pub fn max_2x2(s: &PoolShape, x: &[f32]) -> (Vec<f32>, Vec<u8>) {
         s.planes * s.height * s.width,
         "max pool: input length for {s:?}"
     );
-    let (ow, plane_out) = (s.out_width(), s.out_plane());
+    let plane_out = s.out_plane();
     let mut y = vec![0.0f32; s.planes * plane_out];
     let mut won = vec![0u8; s.planes * plane_out];
     if plane_out == 0 {
         return (y, won);
     }
+    let isa = Isa::for_autovectorized();
     y.par_chunks_mut(plane_out)
         .zip(won.par_chunks_mut(plane_out))
         .zip(x.par_chunks(s.height * s.width))
-        .for_each(|((y, won), plane)| {
-            for (oy, (y_row, won_row)) in y
-                .chunks_exact_mut(ow)
-                .zip(won.chunks_exact_mut(ow))
-                .enumerate()
-            {
-                let top = &plane[2 * oy * s.width..][..2 * ow];
-                let bottom = &plane[(2 * oy + 1) * s.width..][..2 * ow];
-                for (ox, (o, w)) in y_row.iter_mut().zip(won_row.iter_mut()).enumerate() {
-                    let v = [
-                        top[2 * ox],
-                        top[2 * ox + 1],
-                        bottom[2 * ox],
-                        bottom[2 * ox + 1],
-                    ];
-                    (*o, *w) = winner(v);
-                }
-            }
-        });
+        .for_each(|((y, won), plane)| pool_plane_built(isa, s, plane, y, won));
     (y, won)
+}
+
+/// One plane of [`max_2x2`].
+#[inline(always)]
+fn pool_plane<const FMA: bool>(s: &PoolShape, plane: &[f32], y: &mut [f32], won: &mut [u8]) {
+    let ow = s.out_width();
+    for (oy, (y_row, won_row)) in y
+        .chunks_exact_mut(ow)
+        .zip(won.chunks_exact_mut(ow))
+        .enumerate()
+    {
+        let top = &plane[2 * oy * s.width..][..2 * ow];
+        let bottom = &plane[(2 * oy + 1) * s.width..][..2 * ow];
+        for (ox, (o, w)) in y_row.iter_mut().zip(won_row.iter_mut()).enumerate() {
+            let v = [
+                top[2 * ox],
+                top[2 * ox + 1],
+                bottom[2 * ox],
+                bottom[2 * ox + 1],
+            ];
+            (*o, *w) = winner(v);
+        }
+    }
+}
+
+isa_builds! {
+    fn pool_plane_built(s: &PoolShape, plane: &[f32], y: &mut [f32], won: &mut [u8]) = pool_plane::<FMA>
 }
 
 /// The input gradient of [`max_2x2`]: each output's gradient goes to the value it took.
 pub fn max_2x2_backward(s: &PoolShape, dy: &[f32], won: &[u8]) -> Vec<f32> {
-    let (ow, plane_out) = (s.out_width(), s.out_plane());
+    let plane_out = s.out_plane();
     assert_eq!(
         dy.len(),
         s.planes * plane_out,
@@ -102,22 +114,32 @@ pub fn max_2x2_backward(s: &PoolShape, dy: &[f32], won: &[u8]) -> Vec<f32> {
     if plane_out == 0 {
         return dx;
     }
+    let isa = Isa::for_autovectorized();
     dx.par_chunks_mut(s.height * s.width)
         .zip(dy.par_chunks(plane_out).zip(won.par_chunks(plane_out)))
-        .for_each(|(plane, (dy, won))| {
-            for (oy, (g_row, w_row)) in dy.chunks_exact(ow).zip(won.chunks_exact(ow)).enumerate() {
-                let (upper, lower) = plane[2 * oy * s.width..].split_at_mut(s.width);
-                let (top, bottom) = (&mut upper[..2 * ow], &mut lower[..2 * ow]);
-                for (ox, (&g, &k)) in g_row.iter().zip(w_row).enumerate() {
-                    let pick = |slot: u8| if k == slot { g } else { 0.0 };
-                    top[2 * ox] = pick(0);
-                    top[2 * ox + 1] = pick(1);
-                    bottom[2 * ox] = pick(2);
-                    bottom[2 * ox + 1] = pick(3);
-                }
-            }
-        });
+        .for_each(|(plane, (dy, won))| unpool_plane_built(isa, s, dy, won, plane));
     dx
+}
+
+/// One plane of [`max_2x2_backward`].
+#[inline(always)]
+fn unpool_plane<const FMA: bool>(s: &PoolShape, dy: &[f32], won: &[u8], plane: &mut [f32]) {
+    let ow = s.out_width();
+    for (oy, (g_row, w_row)) in dy.chunks_exact(ow).zip(won.chunks_exact(ow)).enumerate() {
+        let (upper, lower) = plane[2 * oy * s.width..].split_at_mut(s.width);
+        let (top, bottom) = (&mut upper[..2 * ow], &mut lower[..2 * ow]);
+        for (ox, (&g, &k)) in g_row.iter().zip(w_row).enumerate() {
+            let pick = |slot: u8| if k == slot { g } else { 0.0 };
+            top[2 * ox] = pick(0);
+            top[2 * ox + 1] = pick(1);
+            bottom[2 * ox] = pick(2);
+            bottom[2 * ox + 1] = pick(3);
+        }
+    }
+}
+
+isa_builds! {
+    fn unpool_plane_built(s: &PoolShape, dy: &[f32], won: &[u8], plane: &mut [f32]) = unpool_plane::<FMA>
 }
 
 #[cfg(test)]

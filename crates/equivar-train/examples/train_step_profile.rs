@@ -1,5 +1,6 @@
-//! Runs training steps of a reference model at batch 128 on 28x28 inputs, for perf:
-//! `cargo run --release -p equivar-train --example train_step_profile -- abusing-p4 40`
+//! Runs training steps of a reference model at batch 128 on 28x28 inputs, or with `frozen`
+//! batches through its frozen inference model, for perf:
+//! `cargo run --release -p equivar-train --example train_step_profile -- abusing-p4 40 [frozen]`
 //! (model, steps). Prints the median step time and images per second.
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -24,7 +25,16 @@ fn main() -> anyhow::Result<()> {
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let mut times = Vec::with_capacity(steps);
-    for _ in 0..steps {
+    if args.next().as_deref() == Some("frozen") {
+        let frozen = net.to_frozen()?;
+        let values = x.clone().into_data().try_to_vec::<f32>()?;
+        for _ in 0..steps {
+            let start = std::time::Instant::now();
+            let _ = frozen.logits(&values, [batch, 1, size, size])?;
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    for _ in 0..steps * usize::from(times.is_empty()) {
         let start = std::time::Instant::now();
         let loss = loss_fn.forward(net.logits(x.clone())?, y.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &net);
