@@ -643,6 +643,29 @@ impl Stages {
     }
 }
 
+/// `du [out x in] +=` the sums `block(co, ci, rows, cols)` returns for each block of at most
+/// P x P (out, in) pairs from (co, ci): the outer loops of the filter gradient's products.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn add_pair_blocks<const P: usize>(
+    (c_out, c_in): (usize, usize),
+    du: &mut [f32],
+    mut block: impl FnMut(usize, usize, usize, usize) -> [[f32; P]; P],
+) {
+    for co in (0..c_out).step_by(P) {
+        let rows = (c_out - co).min(P);
+        for ci in (0..c_in).step_by(P) {
+            let cols = (c_in - ci).min(P);
+            let sums = block(co, ci, rows, cols);
+            for (r, sums_r) in sums.iter().enumerate().take(rows) {
+                for (c, sum) in sums_r.iter().enumerate().take(cols) {
+                    du[(co + r) * c_in + ci + c] += sum;
+                }
+            }
+        }
+    }
+}
+
 /// The plain [`Stages::multiply`]: a GEMM.
 fn multiply_by_gemm(
     (c_out, c_in, n, tiles): (usize, usize, usize, usize),

@@ -372,32 +372,23 @@ pub(super) unsafe fn multiply_transposed(
     assert!(tiles <= n, "rows of n values hold the tiles");
     assert!(dm.len() >= c_out * n && v.len() >= c_in * n && du.len() >= c_out * c_in);
     let (dm_ptr, v_ptr) = (dm.as_ptr(), v.as_ptr());
-    for co in (0..c_out).step_by(PAIRS) {
-        let rows = (c_out - co).min(PAIRS);
-        for ci in (0..c_in).step_by(PAIRS) {
-            let cols = (c_in - ci).min(PAIRS);
-            // SAFETY: rows co..co + rows of dm and ci..ci + cols of v, columns < tiles.
-            let sums = unsafe {
-                let (a, b) = (dm_ptr.add(co * n), v_ptr.add(ci * n));
-                match (rows, cols) {
-                    (3, 3) => dot_block::<3, 3>(a, b, n, tiles),
-                    (3, 2) => dot_block::<3, 2>(a, b, n, tiles),
-                    (3, _) => dot_block::<3, 1>(a, b, n, tiles),
-                    (2, 3) => dot_block::<2, 3>(a, b, n, tiles),
-                    (2, 2) => dot_block::<2, 2>(a, b, n, tiles),
-                    (2, _) => dot_block::<2, 1>(a, b, n, tiles),
-                    (_, 3) => dot_block::<1, 3>(a, b, n, tiles),
-                    (_, 2) => dot_block::<1, 2>(a, b, n, tiles),
-                    (_, _) => dot_block::<1, 1>(a, b, n, tiles),
-                }
-            };
-            for (r, sums_r) in sums.iter().enumerate().take(rows) {
-                for (c, sum) in sums_r.iter().enumerate().take(cols) {
-                    du[(co + r) * c_in + ci + c] += sum;
-                }
+    super::add_pair_blocks::<PAIRS>((c_out, c_in), du, |co, ci, rows, cols| {
+        // SAFETY: rows co..co + rows of dm and ci..ci + cols of v, columns < tiles.
+        unsafe {
+            let (a, b) = (dm_ptr.add(co * n), v_ptr.add(ci * n));
+            match (rows, cols) {
+                (3, 3) => dot_block::<3, 3>(a, b, n, tiles),
+                (3, 2) => dot_block::<3, 2>(a, b, n, tiles),
+                (3, _) => dot_block::<3, 1>(a, b, n, tiles),
+                (2, 3) => dot_block::<2, 3>(a, b, n, tiles),
+                (2, 2) => dot_block::<2, 2>(a, b, n, tiles),
+                (2, _) => dot_block::<2, 1>(a, b, n, tiles),
+                (_, 3) => dot_block::<1, 3>(a, b, n, tiles),
+                (_, 2) => dot_block::<1, 2>(a, b, n, tiles),
+                (_, _) => dot_block::<1, 1>(a, b, n, tiles),
             }
         }
-    }
+    });
 }
 
 /// Output pairs per side of a [`multiply_transposed`] block.
@@ -451,6 +442,7 @@ unsafe fn dot_block<const R: usize, const C: usize>(
 #[cfg(test)]
 mod tests {
     use super::super as plain;
+    use super::super::tests::{check_product, check_transposed_product};
     use super::*;
 
     fn shape(batch: usize, channels: usize, size: (usize, usize), padding: usize) -> ConvShape {
@@ -473,73 +465,31 @@ mod tests {
             .collect()
     }
 
-    /// The register-blocked product and the GEMM fallback against the plain loops, for row counts that leave every
-    /// remainder block and tile counts that end in one or two registers.
+    /// The register-blocked product and the GEMM fallback against f64 loops, for row counts
+    /// that leave every remainder block and tile counts that end in one or two registers.
     #[test]
     fn multiply_matches_the_plain_product() {
-        if !crate::has_avx2_fma() {
-            return;
-        }
-        for (c_out, c_in, tiles) in [
+        let cases = [
             (40, 40, 126),
             (7, 3, 8),
             (13, 5, 17),
             (1, 1, 24),
             (11, 9, 9),
-        ] {
-            let n = tiles + TB;
-            let (u, v) = (values(c_out * c_in, 5), values(c_in * n, 6));
-            let mut m = vec![f32::NAN; c_out * n];
-            // SAFETY: checked above.
-            unsafe { multiply((c_out, c_in, n, tiles), &u, &v, &mut m) };
-            let mut by_gemm = vec![f32::NAN; c_out * n];
-            plain::multiply_by_gemm((c_out, c_in, n, tiles), &u, &v, &mut by_gemm);
-            for co in 0..c_out {
-                for t in 0..tiles {
-                    let want: f64 = (0..c_in)
-                        .map(|ci| u[co * c_in + ci] as f64 * v[ci * n + t] as f64)
-                        .sum();
-                    for got in [m[co * n + t] as f64, by_gemm[co * n + t] as f64] {
-                        assert!(
-                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                            "{c_out}x{c_in}x{tiles} ({co}, {t}): {got} vs {want}"
-                        );
-                    }
-                }
-            }
+        ];
+        check_product(plain::multiply_by_gemm, &cases, TB, false);
+        if crate::has_avx2_fma() {
+            check_product(multiply, &cases, TB, false);
         }
     }
 
-    /// The filter gradient's product and its GEMM fallback against the plain loops: remainder blocks on both sides,
-    /// tile counts with and without a masked last register.
+    /// The filter gradient's product and its GEMM fallback against f64 loops: remainder
+    /// blocks on both sides, tile counts with and without a masked last register.
     #[test]
     fn multiply_transposed_matches_the_plain_product() {
-        if !crate::has_avx2_fma() {
-            return;
-        }
-        for (c_out, c_in, tiles) in [(40, 40, 126), (7, 5, 8), (4, 8, 17), (1, 1, 3), (2, 3, 0)] {
-            let n = tiles + TB;
-            let (dm, v) = (values(c_out * n, 7), values(c_in * n, 8));
-            let before = values(c_out * c_in, 9);
-            let mut du = before.clone();
-            // SAFETY: checked above.
-            unsafe { multiply_transposed((c_out, c_in, n, tiles), &dm, &v, &mut du) };
-            let mut by_gemm = before.clone();
-            plain::multiply_transposed_by_gemm((c_out, c_in, n, tiles), &dm, &v, &mut by_gemm);
-            for co in 0..c_out {
-                for ci in 0..c_in {
-                    let want = before[co * c_in + ci] as f64
-                        + (0..tiles)
-                            .map(|t| dm[co * n + t] as f64 * v[ci * n + t] as f64)
-                            .sum::<f64>();
-                    for got in [du[co * c_in + ci] as f64, by_gemm[co * c_in + ci] as f64] {
-                        assert!(
-                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                            "{c_out}x{c_in}x{tiles} ({co}, {ci}): {got} vs {want}"
-                        );
-                    }
-                }
-            }
+        let cases = [(40, 40, 126), (7, 5, 8), (4, 8, 17), (1, 1, 3), (2, 3, 0)];
+        check_transposed_product(plain::multiply_transposed_by_gemm, &cases, TB);
+        if crate::has_avx2_fma() {
+            check_transposed_product(multiply_transposed, &cases, TB);
         }
     }
 

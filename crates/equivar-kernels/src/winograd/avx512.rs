@@ -114,34 +114,24 @@ pub(super) unsafe fn multiply_transposed(
     assert!(tiles <= n, "rows of n values hold the tiles");
     assert!(dm.len() >= c_out * n && v.len() >= c_in * n && du.len() >= c_out * c_in);
     let (dm_ptr, v_ptr) = (dm.as_ptr(), v.as_ptr());
-    for co in (0..c_out).step_by(PAIRS) {
-        let rows = (c_out - co).min(PAIRS);
-        for ci in (0..c_in).step_by(PAIRS) {
-            let cols = (c_in - ci).min(PAIRS);
-            // SAFETY: rows co..co + rows of dm and ci..ci + cols of v, columns < tiles.
-            let sums = unsafe {
-                let (a, b) = (dm_ptr.add(co * n), v_ptr.add(ci * n));
-                macro_rules! run {
-                    ($(($r:literal, $c:literal))*) => {
-                        match (rows, cols) {
-                            $(($r, $c) => dot_block::<$r, $c>(a, b, n, tiles),)*
-                            _ => unreachable!("1 <= rows, cols <= PAIRS"),
-                        }
-                    };
-                }
-                run!(
-                    (4, 4)(4, 3)(4, 2)(4, 1)(3, 4)(3, 3)(3, 2)(3, 1)(2, 4)(2, 3)(2, 2)(2, 1)(1, 4)(
-                        1, 3
-                    )(1, 2)(1, 1)
-                )
-            };
-            for (r, sums_r) in sums.iter().enumerate().take(rows) {
-                for (c, sum) in sums_r.iter().enumerate().take(cols) {
-                    du[(co + r) * c_in + ci + c] += sum;
-                }
+    super::add_pair_blocks::<PAIRS>((c_out, c_in), du, |co, ci, rows, cols| {
+        // SAFETY: rows co..co + rows of dm and ci..ci + cols of v, columns < tiles.
+        unsafe {
+            let (a, b) = (dm_ptr.add(co * n), v_ptr.add(ci * n));
+            macro_rules! run {
+                ($(($r:literal, $c:literal))*) => {
+                    match (rows, cols) {
+                        $(($r, $c) => dot_block::<$r, $c>(a, b, n, tiles),)*
+                        _ => unreachable!("1 <= rows, cols <= PAIRS"),
+                    }
+                };
+            }
+            run! {
+                (4, 4) (4, 3) (4, 2) (4, 1) (3, 4) (3, 3) (3, 2) (3, 1)
+                (2, 4) (2, 3) (2, 2) (2, 1) (1, 4) (1, 3) (1, 2) (1, 1)
             }
         }
-    }
+    });
 }
 
 /// Output pairs per side of a [`multiply_transposed`] block.
@@ -223,90 +213,42 @@ unsafe fn sum_each(v: [__m512; 16]) -> __m512 {
 
 #[cfg(test)]
 mod tests {
-    use super::super as plain;
+    use super::super::tests::{check_product, check_transposed_product};
     use super::*;
-
-    fn values(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i * 7 + seed) % 23) as f32 * 0.13 - 1.4)
-            .collect()
-    }
 
     /// The 16-lane product against f64 loops, for row counts that leave every remainder
     /// block (12 rows per block) and tile counts that end in two, one or a masked register,
     /// or in none; the columns past `tiles` are left untouched.
     #[test]
     fn multiply_matches_the_plain_product() {
-        if !crate::has_avx512() {
-            return;
-        }
-        for (c_out, c_in, tiles) in [
-            (40, 40, 126),
-            (7, 3, 8),
-            (13, 5, 17),
-            (1, 1, 32),
-            (25, 9, 48),
-            (12, 2, 16),
-            (3, 4, 0),
-        ] {
-            let n = tiles + 3;
-            let (u, v) = (values(c_out * c_in, 5), values(c_in * n, 6));
-            let mut m = vec![f32::NAN; c_out * n];
-            // SAFETY: checked above.
-            unsafe { multiply((c_out, c_in, n, tiles), &u, &v, &mut m) };
-            for co in 0..c_out {
-                for t in 0..tiles {
-                    let want: f64 = (0..c_in)
-                        .map(|ci| u[co * c_in + ci] as f64 * v[ci * n + t] as f64)
-                        .sum();
-                    let got = m[co * n + t] as f64;
-                    assert!(
-                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                        "{c_out}x{c_in}x{tiles} ({co}, {t}): {got} vs {want}"
-                    );
-                }
-                assert!(m[co * n + tiles..][..3].iter().all(|x| x.is_nan()), "slack");
-            }
+        if crate::has_avx512() {
+            let cases = [
+                (40, 40, 126),
+                (7, 3, 8),
+                (13, 5, 17),
+                (1, 1, 32),
+                (25, 9, 48),
+                (12, 2, 16),
+                (3, 4, 0),
+            ];
+            check_product(multiply, &cases, 3, true);
         }
     }
 
-    /// The filter gradient's 16-lane product against f64 loops and the plain GEMM: remainder
-    /// blocks on both sides, tile counts with and without a masked last register.
+    /// The filter gradient's 16-lane product against f64 loops: remainder blocks on both
+    /// sides (4 x 4 pairs per block), tile counts with and without a masked last register.
     #[test]
     fn multiply_transposed_matches_the_plain_product() {
-        if !crate::has_avx512() {
-            return;
-        }
-        for (c_out, c_in, tiles) in [
-            (40, 40, 126),
-            (7, 5, 8),
-            (4, 8, 17),
-            (1, 1, 3),
-            (2, 3, 0),
-            (9, 6, 32),
-        ] {
-            let n = tiles + 8;
-            let (dm, v) = (values(c_out * n, 7), values(c_in * n, 8));
-            let before = values(c_out * c_in, 9);
-            let mut du = before.clone();
-            // SAFETY: checked above.
-            unsafe { multiply_transposed((c_out, c_in, n, tiles), &dm, &v, &mut du) };
-            let mut by_gemm = before.clone();
-            plain::multiply_transposed_by_gemm((c_out, c_in, n, tiles), &dm, &v, &mut by_gemm);
-            for co in 0..c_out {
-                for ci in 0..c_in {
-                    let want = before[co * c_in + ci] as f64
-                        + (0..tiles)
-                            .map(|t| dm[co * n + t] as f64 * v[ci * n + t] as f64)
-                            .sum::<f64>();
-                    for got in [du[co * c_in + ci] as f64, by_gemm[co * c_in + ci] as f64] {
-                        assert!(
-                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                            "{c_out}x{c_in}x{tiles} ({co}, {ci}): {got} vs {want}"
-                        );
-                    }
-                }
-            }
+        if crate::has_avx512() {
+            let cases = [
+                (40, 40, 126),
+                (7, 5, 8),
+                (4, 8, 17),
+                (1, 1, 3),
+                (2, 3, 0),
+                (9, 6, 32),
+            ];
+            check_transposed_product(multiply_transposed, &cases, 8);
         }
     }
 }

@@ -76,3 +76,75 @@ fn winograd_forward_matches_the_reference_loops() {
         }
     }
 }
+
+fn values(len: usize, seed: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * 7 + seed) % 23) as f32 * 0.13 - 1.4)
+        .collect()
+}
+
+/// A build of [`super::Stages::multiply`] against f64 loops: `m = u . v` over the first
+/// `tiles` of `tiles + slack` columns, for each `(c_out, c_in, tiles)`; with `keeps_slack`,
+/// the columns past the tiles must be left as they were.
+pub(super) fn check_product(
+    multiply: super::Product,
+    cases: &[(usize, usize, usize)],
+    slack: usize,
+    keeps_slack: bool,
+) {
+    for &(c_out, c_in, tiles) in cases {
+        let n = tiles + slack;
+        let (u, v) = (values(c_out * c_in, 5), values(c_in * n, 6));
+        let mut m = vec![f32::NAN; c_out * n];
+        // SAFETY: the callers pass builds this CPU runs.
+        unsafe { multiply((c_out, c_in, n, tiles), &u, &v, &mut m) };
+        for co in 0..c_out {
+            for t in 0..tiles {
+                let want: f64 = (0..c_in)
+                    .map(|ci| u[co * c_in + ci] as f64 * v[ci * n + t] as f64)
+                    .sum();
+                let got = m[co * n + t] as f64;
+                assert!(
+                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{c_out}x{c_in}x{tiles} ({co}, {t}): {got} vs {want}"
+                );
+            }
+            if keeps_slack {
+                assert!(
+                    m[co * n + tiles..][..slack].iter().all(|x| x.is_nan()),
+                    "slack"
+                );
+            }
+        }
+    }
+}
+
+/// A build of [`super::Stages::multiply_transposed`] against f64 loops: `du += dm . v^T` over
+/// the first `tiles` of `tiles + slack` columns, for each `(c_out, c_in, tiles)`.
+pub(super) fn check_transposed_product(
+    multiply_transposed: super::Product,
+    cases: &[(usize, usize, usize)],
+    slack: usize,
+) {
+    for &(c_out, c_in, tiles) in cases {
+        let n = tiles + slack;
+        let (dm, v) = (values(c_out * n, 7), values(c_in * n, 8));
+        let before = values(c_out * c_in, 9);
+        let mut du = before.clone();
+        // SAFETY: the callers pass builds this CPU runs.
+        unsafe { multiply_transposed((c_out, c_in, n, tiles), &dm, &v, &mut du) };
+        for co in 0..c_out {
+            for ci in 0..c_in {
+                let want = before[co * c_in + ci] as f64
+                    + (0..tiles)
+                        .map(|t| dm[co * n + t] as f64 * v[ci * n + t] as f64)
+                        .sum::<f64>();
+                let got = du[co * c_in + ci] as f64;
+                assert!(
+                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "{c_out}x{c_in}x{tiles} ({co}, {ci}): {got} vs {want}"
+                );
+            }
+        }
+    }
+}
