@@ -7,8 +7,9 @@
 //! No tensors and no burn here: `equivar` registers these kernels as a burn backend extension
 //! and chooses, per model or layer, whether they or burn's ops run. Each kernel is tested
 //! against a plain f64 loop written from its definition (the `reference` modules, built for
-//! the tests only). Instruction sets are chosen at run time: AVX2 + FMA builds where the CPU
-//! has them, plain code everywhere else, both tested on machines that run the AVX2 path.
+//! the tests only). Instruction sets are chosen at run time ([`Isa`]): AVX-512 and AVX2 + FMA
+//! builds where the CPU has them, plain code everywhere else; `EQUIVAR_ISA` forces a narrower
+//! one, so every path is tested on one machine. [`peak`] measures what the cores can do.
 
 /// Defines `fn $name(isa: Isa, args)`, which runs the kernel `$f::<FMA>` (generic over
 /// whether fused multiply-adds are available) in the build `isa` asks for: compiled for
@@ -198,7 +199,7 @@ impl Isa {
             .collect()
     }
 
-    /// The build for the kernels compiled from portable Rust by [`isa_builds!`] (DISCO,
+    /// The build for the kernels compiled from portable Rust by `isa_builds!` (DISCO,
     /// spherical harmonics, tensor products), where the compiler picks the vector width:
     /// [`Isa::detect`], except that unless `EQUIVAR_ISA` asks for `avx512`, a CPU whose
     /// 512-bit instructions run as two 256-bit halves gets the AVX2 build. On such a CPU
