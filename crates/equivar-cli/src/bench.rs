@@ -295,8 +295,8 @@ fn bench_layers(
 fn print_machine(machine: &bench::Machine) {
     println!("machine: {}, {} threads", machine.cpu, machine.threads);
     println!(
-        "kernels: {} build, {} for DISCO and O(3) (this CPU runs: {}; EQUIVAR_ISA=plain|avx2|\
-         avx512 chooses)",
+        "kernels: {} build, {} for DISCO, O(3), batch norm and pooling (this CPU runs: {}; \
+         EQUIVAR_ISA=plain|avx2|avx512 chooses)",
         machine.kernels_isa,
         machine.autovectorized_isa,
         machine.isas.join(", ")

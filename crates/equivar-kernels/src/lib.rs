@@ -200,7 +200,8 @@ impl Isa {
     }
 
     /// The build for the kernels compiled from portable Rust by `isa_builds!` (DISCO,
-    /// spherical harmonics, tensor products), where the compiler picks the vector width:
+    /// spherical harmonics, tensor products, batch norm, pooling), where the compiler picks
+    /// the vector width:
     /// [`Isa::detect`], except that unless `EQUIVAR_ISA` asks for `avx512`, a CPU whose
     /// 512-bit instructions run as two 256-bit halves gets the AVX2 build. On such a CPU
     /// (AMD Zen 4) the AVX-512 builds of these kernels measured no faster and up to 1.4x

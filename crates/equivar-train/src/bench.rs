@@ -51,7 +51,8 @@ pub struct Machine {
     /// The build equivar's kernels run (`EQUIVAR_ISA` may narrow it) and every build this
     /// CPU runs.
     pub kernels_isa: &'static str,
-    /// The build of the kernels compiled from portable Rust (DISCO, O(3)): narrower than
+    /// The build of the kernels compiled from portable Rust (DISCO, O(3), batch norm,
+    /// pooling): narrower than
     /// `kernels_isa` where 512-bit instructions run at half width.
     pub autovectorized_isa: &'static str,
     pub isas: Vec<&'static str>,
