@@ -280,18 +280,26 @@ pub fn has_full_width_avx512() -> bool {
                 std::arch::x86_64::__cpuid(1).eax,
             )
         };
-        let base = (signature >> 8) & 0xf;
-        let family = if base == 0xf {
-            base + ((signature >> 20) & 0xff)
-        } else {
-            base
-        };
-        !(vendor == b"AuthenticAMD" && family < 0x1a)
+        full_width_by_cpuid(&vendor, signature)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         false
     }
+}
+
+/// [`has_full_width_avx512`]'s rule on CPUID's vendor string and leaf-1 signature (EAX):
+/// false for AMD before family 0x1A (Zen 5); a family is the base family 0xF plus the
+/// extended family.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+fn full_width_by_cpuid(vendor: &[u8], signature: u32) -> bool {
+    let base = (signature >> 8) & 0xf;
+    let family = if base == 0xf {
+        base + ((signature >> 20) & 0xff)
+    } else {
+        base
+    };
+    !(vendor == b"AuthenticAMD" && family < 0x1a)
 }
 
 /// Runs `f` on one of the compute threads (rayon's pool) and waits for it. A step made of many
@@ -354,6 +362,16 @@ pub(crate) fn par_ranges(
 #[cfg(test)]
 mod tests {
     use super::{Isa, sum_of, sum_of_pairs};
+
+    /// The half-width rule on real signatures: Zen 4 (EPYC 9004, family 0x19) splits 512-bit
+    /// ops, Zen 5 (family 0x1A) and Intel Sapphire Rapids (family 6) do not.
+    #[test]
+    fn half_width_avx512_is_amd_before_zen_5() {
+        use super::full_width_by_cpuid;
+        assert!(!full_width_by_cpuid(b"AuthenticAMD", 0x00A1_0F11));
+        assert!(full_width_by_cpuid(b"AuthenticAMD", 0x00B0_0F00));
+        assert!(full_width_by_cpuid(b"GenuineIntel", 0x0008_06F8));
+    }
 
     /// Build names round-trip, a bad name is refused with the choices, and the builds this
     /// CPU runs are ordered with the widest last (the one `detect` picks when unforced).
