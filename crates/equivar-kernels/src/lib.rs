@@ -207,14 +207,18 @@ impl Isa {
     /// (AMD Zen 4) the AVX-512 builds of these kernels measured no faster and up to 1.4x
     /// slower (DISCO at 128x256: forward + backward 26-32 ms against 22-23 ms), while the
     /// hand-written AVX-512 Winograd products gained 5-15%.
+    /// Decided once per process, as [`Isa::detect`] is: kernels ask per plane or ring.
     pub fn for_autovectorized() -> Isa {
-        let isa = Isa::detect();
-        let asked = matches!(Isa::from_env(), Ok(Some(Isa::Avx512)));
-        if isa == Isa::Avx512 && !asked && !has_full_width_avx512() {
-            Isa::Avx2Fma
-        } else {
-            isa
-        }
+        static CHOSEN: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let isa = Isa::detect();
+            let asked = matches!(Isa::from_env(), Ok(Some(Isa::Avx512)));
+            if isa == Isa::Avx512 && !asked && !has_full_width_avx512() {
+                Isa::Avx2Fma
+            } else {
+                isa
+            }
+        })
     }
 
     /// Whether kernels should run their AVX2 + FMA (8-lane) code: the chosen build is AVX2

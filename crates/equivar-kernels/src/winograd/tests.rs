@@ -1,7 +1,7 @@
 //! Winograd F(2x2, 3x3) against the convolution's plain f64 loops.
 
 use crate::conv::{ConvShape, Wanted, reference};
-use crate::test_util::{as_f64, relative_error};
+use crate::test_util::{as_f64, relative_error, values};
 use crate::winograd;
 
 const TOL: f64 = 1e-5;
@@ -75,12 +75,6 @@ fn winograd_forward_matches_the_reference_loops() {
             );
         }
     }
-}
-
-fn values(len: usize, seed: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 7 + seed) % 23) as f32 * 0.13 - 1.4)
-        .collect()
 }
 
 /// A build of [`super::Stages::multiply`] against f64 loops: `m = u . v` over the first
