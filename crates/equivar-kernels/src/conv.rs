@@ -15,6 +15,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::mem::MaybeUninit;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -430,15 +431,14 @@ pub fn forward_then(
     }
     let (k, n) = (s.patch_len(), s.out_pixels());
     let parallelism = gemm_parallelism(s.batch);
-    let mut out = vec![0.0f32; s.output_len()];
-    out.par_chunks_mut(s.out_image_len())
+    // No zero fill first: each image's rows are written (bias or zeros) just before its
+    // product, while in cache; a separate pass over the whole output cost 3% of a frozen run.
+    let mut out = Vec::with_capacity(s.output_len());
+    out.spare_capacity_mut()[..s.output_len()]
+        .par_chunks_mut(s.out_image_len())
         .zip(x.par_chunks(s.image_len()))
         .for_each(|(y, image)| {
-            if let Some(b) = bias {
-                for (row, &value) in y.chunks_mut(n).zip(b) {
-                    row.fill(value);
-                }
-            }
+            let y = init_rows(y, n, |row| bias.map_or(0.0, |b| b[row]));
             let product = |col: &[f32], y: &mut [f32]| {
                 sgemm(
                     (s.c_out, n, k),
@@ -460,7 +460,18 @@ pub fn forward_then(
             }
             epilogue(y);
         });
+    // SAFETY: every image's part was written by `init_rows` above.
+    unsafe { out.set_len(s.output_len()) };
     out
+}
+
+/// `y` with row `r` (of `n` values) set to `value(r)`, as initialised values.
+fn init_rows(y: &mut [MaybeUninit<f32>], n: usize, value: impl Fn(usize) -> f32) -> &mut [f32] {
+    for (r, row) in y.chunks_mut(n).enumerate() {
+        row.fill(MaybeUninit::new(value(r)));
+    }
+    // SAFETY: every value of `y` was written just above; MaybeUninit<f32> has f32's layout.
+    unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// [`forward_then`] for fewer images than threads (latency): each image's output rows are

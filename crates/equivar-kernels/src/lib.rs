@@ -81,6 +81,16 @@ impl SharedOut {
         }
     }
 
+    /// Over the first `len` values of `v`'s spare capacity, not yet written: the tasks must
+    /// write every one of them before the caller sets `v`'s length to `len`.
+    pub(crate) fn spare(v: &mut Vec<f32>, len: usize) -> Self {
+        let spare = &mut v.spare_capacity_mut()[..len];
+        SharedOut {
+            ptr: spare.as_mut_ptr() as usize,
+            len,
+        }
+    }
+
     /// SAFETY: callers must write only elements no other task touches, and the slice `new`
     /// was made from must outlive every task.
     #[allow(clippy::mut_from_ref)]

@@ -127,7 +127,6 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), s.input_len(), "x is [B, in, H, W]");
     assert_eq!(dy.len(), s.output_len(), "dy is [B, out, H', W']");
     let tiles = TileGrid::new(s);
-    let padded = pad(s, x, &tiles);
     let rows = s.batch * tiles.rows;
     let threads = rayon::current_num_threads();
     let rows_per_share = rows.div_ceil(threads).max(1);
@@ -146,7 +145,7 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 v.resize(16 * s.c_in * n, 0.0);
                 dm.resize(16 * s.c_out * n, 0.0);
                 // SAFETY (the three stage calls): chosen for this CPU (Stages::for_this_cpu).
-                unsafe { (stages.transform_input)(s, &padded, &tiles, task.clone(), &mut v) };
+                unsafe { (stages.transform_input)(s, x, &tiles, task.clone(), &mut v) };
                 unsafe { (stages.transform_output_grad)(s, dy, &tiles, task.clone(), &mut dm) };
                 for xi in 0..16 {
                     unsafe {
@@ -236,8 +235,8 @@ impl WinogradFilter {
 /// The convolution of `x [B, in, H, W]` with the transformed filter, plus `bias` per output
 /// channel, then `epilogue` on the output (value by value; it may be given any part).
 ///
-/// The input is first copied into zero-padded planes wide enough that every block of [`TB`]
-/// tiles reads four whole runs of `2 TB + 2` values; tasks then take whole rows of tiles.
+/// Tasks take whole rows of tiles; each block of [`TB`] tiles reads its runs of input straight
+/// from `x`, with zeros for the padding only at the borders ([`input_run`]).
 pub fn forward(
     s: &ConvShape,
     x: &[f32],
@@ -258,14 +257,15 @@ pub fn forward(
     assert_eq!(bias.len(), s.c_out, "one bias per output channel");
     let (ho, wo) = (s.out_height(), s.out_width());
     let tiles = TileGrid::new(s);
-    let padded = pad(s, x, &tiles);
     let rows = s.batch * tiles.rows;
     let threads = rayon::current_num_threads();
     let rows_per_task = (TILES_PER_TASK / tiles.cols)
         .min(rows.div_ceil(threads))
         .max(1);
-    let mut out = vec![0.0f32; s.output_len()];
-    let shared = SharedOut::new(&mut out);
+    // No zero fill: `transform_output` writes every output value (the tiles cover the
+    // output), and a separate pass over it cost 3% of a frozen run.
+    let mut out = Vec::with_capacity(s.output_len());
+    let shared = SharedOut::spare(&mut out, s.output_len());
     let stages = Stages::for_this_cpu();
     par_ranges(rows, rows_per_task).for_each_init(
         || (Vec::new(), Vec::new()),
@@ -276,7 +276,7 @@ pub fn forward(
             v.resize(16 * s.c_in * n, 0.0);
             m.resize(16 * s.c_out * n, 0.0);
             // SAFETY (the three stage calls): chosen for this CPU (Stages::for_this_cpu).
-            unsafe { (stages.transform_input)(s, &padded, &tiles, rows.clone(), v) };
+            unsafe { (stages.transform_input)(s, x, &tiles, rows.clone(), v) };
             for xi in 0..16 {
                 unsafe {
                     (stages.multiply)(
@@ -301,68 +301,43 @@ pub fn forward(
             }
         },
     );
+    // SAFETY: the tasks wrote every output value (above).
+    unsafe { out.set_len(s.output_len()) };
     out
 }
 
-/// The 2x2 output tiles of one image, and the padded input planes they read.
+/// The 2x2 output tiles of one image.
 struct TileGrid {
     rows: usize,
     cols: usize,
-    /// Padded plane height and width.
-    height: usize,
-    width: usize,
 }
 
 impl TileGrid {
     fn new(s: &ConvShape) -> Self {
-        let (rows, cols) = (s.out_height().div_ceil(2), s.out_width().div_ceil(2));
         TileGrid {
-            rows,
-            cols,
-            // Tile row r reads padded rows 2r..2r + 4; a block of TB tiles from column c
-            // reads padded columns 2c..2c + 2 TB + 2, even past the last tile.
-            height: 2 * rows + 2,
-            width: 2 * cols.div_ceil(TB) * TB + 2,
+            rows: s.out_height().div_ceil(2),
+            cols: s.out_width().div_ceil(2),
         }
     }
 }
 
-/// `x` in zero-padded planes `[B, in, height, width]`, the image at (padding, padding), each
-/// padded row stored as its even columns, then its odd columns: a tile's four input columns
-/// 2c..2c + 3 are then `even[c], odd[c], even[c + 1], odd[c + 1]`, so a block of [`TB`] tiles
-/// reads four contiguous runs of each row instead of gathering every other value.
-fn pad(s: &ConvShape, x: &[f32], tiles: &TileGrid) -> Vec<f32> {
-    let (h, w, p) = (s.height, s.width, s.padding);
-    let (width, half) = (tiles.width, tiles.width / 2);
-    let plane = tiles.height * width;
-    let len = s.batch * s.c_in * plane;
-    // Every value is written below (no zero fill first): each padded row is either all zero
-    // or the deinterleaved copy of one row of zero-padded input, both halves whole.
-    let mut padded = Vec::with_capacity(len);
-    padded.spare_capacity_mut()[..len]
-        .par_chunks_mut(plane)
-        .zip(x.par_chunks(h * w))
-        .for_each_init(
-            || vec![0.0f32; width],
-            |line, (dst, src)| {
-                for (y, dst_row) in dst.chunks_exact_mut(width).enumerate() {
-                    let (even, odd) = dst_row.split_at_mut(half);
-                    match y.checked_sub(p).filter(|&row| row < h) {
-                        // `line` is zero outside p..p + w, in every row.
-                        Some(row) => line[p..p + w].copy_from_slice(&src[row * w..][..w]),
-                        None => line[p..p + w].fill(0.0),
-                    }
-                    for ((e, o), pair) in even.iter_mut().zip(odd).zip(line.chunks_exact(2)) {
-                        e.write(pair[0]);
-                        o.write(pair[1]);
-                    }
-                }
-            },
-        );
-    // SAFETY: the loop above wrote all `len` values (tiles.width is even, so the two halves
-    // of each row cover it).
-    unsafe { padded.set_len(len) };
-    padded
+/// Values of one input row a block of [`TB`] tiles reads: tile `c0 + l` reads padded columns
+/// `2 (c0 + l) .. 2 (c0 + l) + 4`.
+const RUN: usize = 2 * TB + 2;
+
+/// The [`RUN`] values from padded column `2 c0` of an input row `row` (`W` values, padded by
+/// `padding` zeros on each side), in `buf`. Reading the input in place saves a padded copy of
+/// it, a pass over memory that cost 9% of a frozen run.
+#[inline(always)]
+fn input_run<'a>(s: &ConvShape, row: &[f32], c0: usize, buf: &'a mut [f32; RUN]) -> &'a [f32; RUN] {
+    let (w, p, x0) = (s.width, s.padding, 2 * c0);
+    buf.fill(0.0);
+    // Padded columns start..end hold the image's columns start - p..end - p.
+    let (start, end) = (x0.max(p), (x0 + RUN).min(p + w));
+    if start < end {
+        buf[start - x0..end - x0].copy_from_slice(&row[start - p..end - p]);
+    }
+    buf
 }
 
 /// Tiles transformed together, one per lane of the [`Lanes`] arrays the arithmetic runs on.
@@ -399,34 +374,33 @@ fn at_lanes(m: [&Lanes; 4]) -> [Lanes; 2] {
 /// each of the 16 rows of V is written in runs.
 fn transform_input(
     s: &ConvShape,
-    padded: &[f32],
+    x: &[f32],
     tiles: &TileGrid,
     rows: std::ops::Range<usize>,
     v: &mut [f32],
 ) {
     let n = rows.len() * tiles.cols + TB;
-    let plane_len = tiles.height * tiles.width;
-    let half = tiles.width / 2;
-    let run = |values: &[f32], from: usize| -> Lanes {
-        values[from..from + TB]
-            .try_into()
-            .expect("padded rows hold whole runs")
-    };
+    let plane_len = s.height * s.width;
+    let mut buf = [0.0f32; RUN];
     for ci in 0..s.c_in {
         for (r, row) in rows.clone().enumerate() {
             let (image, tile_row) = (row / tiles.rows, row % tiles.rows);
-            let plane = &padded[(image * s.c_in + ci) * plane_len..][..plane_len];
+            let plane = &x[(image * s.c_in + ci) * plane_len..][..plane_len];
             for c0 in (0..tiles.cols).step_by(TB) {
-                // d[a * 4 + b][lane]: the patches of TB tiles side by side, from the even and
-                // odd halves of each padded row (see `pad`).
+                // d[a * 4 + b][lane]: the patches of TB tiles side by side; tile c0 + l reads
+                // run[2 l + b] of padded row 2 tile_row + a.
                 let mut d = [[0.0f32; TB]; 16];
                 for a in 0..4 {
-                    let (even, odd) =
-                        plane[(2 * tile_row + a) * tiles.width..][..tiles.width].split_at(half);
-                    d[a * 4] = run(even, c0);
-                    d[a * 4 + 1] = run(odd, c0);
-                    d[a * 4 + 2] = run(even, c0 + 1);
-                    d[a * 4 + 3] = run(odd, c0 + 1);
+                    // Padded rows outside the image stay zero.
+                    let Some(y) = (2 * tile_row + a).checked_sub(s.padding) else {
+                        continue;
+                    };
+                    if y < s.height {
+                        let run = input_run(s, &plane[y * s.width..][..s.width], c0, &mut buf);
+                        for b in 0..4 {
+                            d[a * 4 + b] = lanes(|l| run[2 * l + b]);
+                        }
+                    }
                 }
                 // B^T d: combine rows, per column b; then (B^T d) B: columns, per row a.
                 let mut half = [[0.0f32; TB]; 16];
