@@ -95,6 +95,28 @@ fn frozen_reference_models_match_the_inference_net() {
     }
 }
 
+/// A batch large enough to run in chunks of images through the whole net (the last chunk
+/// shorter) gives the inference net's outputs, in order; a net with FFT layers keeps its batch.
+#[test]
+fn a_batch_in_chunks_matches_the_inference_net() {
+    let device = Device::flex();
+    device.seed(5);
+    let net = prepared(&models::spec("abusing-p4").unwrap(), 28, &device);
+    let batch = 40;
+    let chunk = net.to_frozen().unwrap().images_per_chunk(batch);
+    assert!(
+        chunk < batch && batch % chunk != 0,
+        "chunks of {chunk} for a batch of {batch}"
+    );
+    let e = compare(&net, batch, &device);
+    assert!(
+        e <= 1e-5,
+        "abusing-p4 batch {batch}: relative error {e:.2e}"
+    );
+    let hnet = prepared(&models::spec("hnet").unwrap(), 28, &device);
+    assert_eq!(hnet.to_frozen().unwrap().images_per_chunk(128), 128);
+}
+
 /// A narrow E2SFCNN over C8 (96-channel 7x7 layers) on a batch of 32: the frozen model runs
 /// its wide 7x7 convolutions on the FFT grid (the cost model's choice, checked here) and
 /// matches the inference net, as does the same model on im2col + GEMM alone.
