@@ -1,7 +1,8 @@
 //! Runs training steps of a reference model at batch 128 on 28x28 inputs, or with `frozen`
 //! batches through its frozen inference model, for perf:
-//! `cargo run --release -p equivar-train --example train_step_profile -- abusing-p4 40 [frozen]`
-//! (model, steps). Prints the median step time and images per second.
+//! `cargo run --release -p equivar-train --example train_step_profile -- abusing-p4 40 [frozen [BATCH]]`
+//! (model, steps, and for the frozen model the batch, 128 unless given). Prints the median
+//! step time and images per second.
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
@@ -16,7 +17,9 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let name = args.next().unwrap_or_else(|| "abusing-p4".to_string());
     let steps: usize = args.next().map_or(Ok(40), |a| a.parse())?;
-    let (batch, size) = (128, 28);
+    let frozen = args.next().as_deref() == Some("frozen");
+    let batch: usize = args.next().map_or(Ok(128), |a| a.parse())?;
+    let size = 28;
     let ad = Device::flex().autodiff();
     let mut net = models::spec(&name)?.init(size, Exactness::Require, &ad)?;
     let x = Tensor::<4>::random([batch, 1, size, size], Distribution::Normal(0.0, 1.0), &ad);
@@ -25,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let mut times = Vec::with_capacity(steps);
-    if args.next().as_deref() == Some("frozen") {
+    if frozen {
         let frozen = net.to_frozen()?;
         let values = x.clone().into_data().try_to_vec::<f32>()?;
         for _ in 0..steps {
@@ -44,7 +47,7 @@ fn main() -> anyhow::Result<()> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "{name}: {steps} steps, median {:.1} ms, {:.0} img/s",
+        "{name}: {steps} steps, median {:.3} ms, {:.0} img/s",
         median * 1e3,
         batch as f64 / median
     );
