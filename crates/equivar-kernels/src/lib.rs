@@ -49,6 +49,7 @@ macro_rules! isa_builds {
     };
 }
 
+pub mod activation;
 pub mod batch_norm;
 pub mod conv;
 pub mod disco;

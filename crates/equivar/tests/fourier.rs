@@ -41,7 +41,7 @@ fn on_trivial_and_finite_regular_fields_it_is_the_pointwise_function() {
         let t = ty(text);
         let f = FourierPointwise::new("f", &t, function, None).unwrap();
         let x = random([2, t.channels(), 3, 3], &device);
-        let want = host(Pointwise { function }.forward(x.clone()));
+        let want = host(Pointwise::new(function).forward(x.clone()));
         let got = host(f.forward(x));
         let e = relative_error(&got, &want);
         println!("{text}: {e:.2e} from the pointwise function");

@@ -272,6 +272,29 @@ fn max_pool_matches_burn_with_gradients() {
     );
 }
 
+/// equivar's ReLU (on all threads) equals burn's, values and input gradients, through autodiff,
+/// with exact zeros in the input (whose gradient burn's definition stops) and on a map large
+/// enough to be split among tasks.
+#[test]
+fn relu_matches_burn_with_gradients() {
+    let device = Device::flex();
+    for dims in [[2, 3, 8, 6], [4, 40, 28, 28]] {
+        let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        // Every seventh value exactly 0.
+        let x = x.clone().mask_fill(x.clone().mul_scalar(7.0).round().equal_elem(0.0), 0.0);
+        let run = |kernels: Kernels| {
+            let x = x.clone().autodiff().require_grad();
+            let y = ops::relu(x.clone(), kernels);
+            let grads = (y.clone() * y.clone().cos().detach()).sum().backward();
+            (host(y), host(x.grad(&grads).unwrap()))
+        };
+        let ((y, dx), (want_y, want_dx)) = (run(Kernels::Equivar), run(Kernels::Burn));
+        assert!(want_y.contains(&0.0) && want_dx.contains(&0.0));
+        assert_eq!(y, want_y, "{dims:?}: relu output");
+        assert_eq!(dx, want_dx, "{dims:?}: relu input gradient");
+    }
+}
+
 /// The kernel choice is a value of the model: `with_kernels` sets every layer, survives
 /// `valid()` and the frozen lowering, `with_layer_kernels` sets one layer; every choice
 /// computes the same function (to float32 rounding), and an unknown layer is named.

@@ -9,6 +9,7 @@ use crate::error::{EquivarError, Result};
 use crate::export::PlainLayer;
 use crate::frozen::FrozenBuilder;
 use crate::nn::Pointwise;
+use crate::ops::Kernels;
 use crate::plan::LayerPlan;
 use crate::spec::Activation;
 
@@ -34,9 +35,7 @@ impl LayerRule for Nonlinearity {
     }
 
     fn build(&self, _plan: &LayerPlan, _device: &Device) -> Result<Layer> {
-        Ok(Layer::Activation(Pointwise {
-            function: self.function,
-        }))
+        Ok(Layer::Activation(Pointwise::new(self.function)))
     }
 }
 
@@ -46,13 +45,19 @@ impl LayerModule for Pointwise {
     }
 
     fn export(&self) -> Result<Option<PlainLayer>> {
+        // The exported model is plain burn.
         Ok(Some(PlainLayer::Activation(Pointwise {
             function: self.function,
+            kernels: Kernels::Burn,
         })))
     }
 
     fn lower(&self, frozen: &mut FrozenBuilder) -> Result<()> {
         frozen.activation(self.function);
         Ok(())
+    }
+
+    fn set_kernels(&mut self, kernels: Kernels) {
+        self.kernels = kernels;
     }
 }

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use super::FieldLayout;
 use super::check_channels;
+use crate::ops::{self, Kernels};
 use crate::spec::Activation;
 
 /// A pointwise nonlinearity. Equivariant on trivial and regular fields: the group only moves
@@ -16,11 +17,24 @@ use crate::spec::Activation;
 pub struct Pointwise {
     #[module(skip)]
     pub function: Activation,
+    /// Which implementation runs a ReLU (equivar's runs on all threads).
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl Pointwise {
+    pub fn new(function: Activation) -> Self {
+        Pointwise {
+            function,
+            kernels: Kernels::default(),
+        }
+    }
+
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        apply_activation(self.function, x)
+        match self.function {
+            Activation::Relu => ops::relu(x, self.kernels),
+            function => apply_activation(function, x),
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, TensorMetadata, backend_extension};
 use burn::tensor::{DType, TensorData};
 
+use equivar_kernels::activation;
 use equivar_kernels::batch_norm::{self, NormShape};
 use equivar_kernels::conv::{self, ConvShape, Wanted};
 use equivar_kernels::disco;
@@ -52,6 +53,9 @@ pub trait GConvBackend: Backend {
         stats: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self>;
+
+    /// ReLU of `x` value by value, as burn's (see [`activation`]), on all threads.
+    fn equivar_relu(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// 2x2, stride-2 max pooling of `x [B, C, H, W]` (see [`pool_cpu`]).
     fn equivar_max_pool_2x2(x: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -184,6 +188,11 @@ impl GConvBackend for Flex {
         let (x, gamma, beta, stats) = (f32s(&x), f32s(&gamma), f32s(&beta), f32s(&stats));
         let y = batch_norm::apply(&s, &x, &gamma, &beta, &stats, epsilon);
         flex_tensor(y, shape)
+    }
+
+    fn equivar_relu(x: FlexTensor) -> FlexTensor {
+        let shape = dims(&x);
+        flex_tensor(activation::relu(&f32s(&x)), shape)
     }
 
     fn equivar_max_pool_2x2(x: FlexTensor) -> FlexTensor {
@@ -320,6 +329,28 @@ impl Backward<Flex, 1> for MaxPoolBackward {
             let (b, c) = (d[0], d[1]);
             let dx = pool::max_2x2_backward(&s, &f32s(&dy), &won);
             grads.register::<Flex>(node.id, flex_tensor(dx, vec![b, c, s.height, s.width]));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ReluBackward;
+
+impl Backward<Flex, 1> for ReluBackward {
+    /// The forward's output.
+    type State = FlexTensor;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node] = ops.parents;
+        let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node {
+            let dx = activation::relu_backward(&f32s(&ops.state), &f32s(&dy));
+            grads.register::<Flex>(node.id, flex_tensor(dx, dims(&dy)));
         }
     }
 }
@@ -538,6 +569,21 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
                 beta.into_primitive(),
                 stats,
             )),
+        }
+    }
+
+    fn equivar_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match ReluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = Flex::equivar_relu(x.into_primitive());
+                // The output is the backward's mask (a shared handle, not a copy).
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::equivar_relu(x.into_primitive())),
         }
     }
 

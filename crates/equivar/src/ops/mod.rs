@@ -168,6 +168,15 @@ pub fn batch_norm_train(
     (y, mean, variance)
 }
 
+/// ReLU: equivar's kernel, split over the threads ([`equivar_kernels::activation`]), where
+/// `kernels` serve `x`; burn's (one thread) otherwise. The same function either way.
+pub fn relu<const D: usize>(x: Tensor<D>, kernels: Kernels) -> Tensor<D> {
+    if !kernels.serve(&x) {
+        return burn::tensor::activation::relu(x);
+    }
+    Tensor::from_dispatch(Dispatch::equivar_relu(x.into_dispatch()))
+}
+
 /// Max pooling of `x [B, C, H, W]` with a square window, symmetric stride, padding and
 /// dilation: equivar's kernel ([`equivar_kernels::pool`]) for the common 2x2, stride-2 window
 /// where `kernels` serve `x`, burn's pool otherwise.
