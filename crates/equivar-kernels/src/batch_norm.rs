@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use crate::{Isa, sum_of, sum_of_pairs};
+use crate::{Isa, par_zeroed, sum_of, sum_of_pairs};
 
 /// The layout of a batch-norm input: `[batch, channels, pixels]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,16 +116,12 @@ pub fn apply(
     assert_eq!(x.len(), s.len(), "batch norm: input length for {s:?}");
     assert_eq!(stats.len(), 2 * s.channels, "batch norm: statistics length");
     let isa = Isa::for_autovectorized();
-    let mut y = vec![0.0f32; s.len()];
-    y.par_chunks_mut(s.pixels)
-        .zip(x.par_chunks(s.pixels))
-        .enumerate()
-        .for_each(|(run, (y, x))| {
-            let c = run % s.channels;
-            let scale = gamma[c] * inv_std(stats[s.channels + c], epsilon);
-            normalise_run_built(isa, x, y, (stats[c], scale, beta[c]));
-        });
-    y
+    par_zeroed(s.len(), s.pixels, |run, y| {
+        let c = run % s.channels;
+        let scale = gamma[c] * inv_std(stats[s.channels + c], epsilon);
+        let x = &x[run * s.pixels..][..s.pixels];
+        normalise_run_built(isa, x, y, (stats[c], scale, beta[c]));
+    })
 }
 
 /// Gradients of [`apply`] fed by [`stats`] of the same `x` (the statistics' dependence on `x`
@@ -157,17 +153,17 @@ pub fn backward(
     let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = sums.iter().copied().unzip();
     let count = s.per_channel() as f32;
     let isa = Isa::for_autovectorized();
-    let mut dx = vec![0.0f32; s.len()];
-    dx.par_chunks_mut(s.pixels)
-        .zip(x.par_chunks(s.pixels).zip(dy.par_chunks(s.pixels)))
-        .enumerate()
-        .for_each(|(run, (dx, (x, dy)))| {
-            let c = run % c_count;
-            let (mean, istd) = (stats[c], inv_std(stats[c_count + c], epsilon));
-            let (mean_dy, mean_dy_xhat) = (dbeta[c] / count, dgamma[c] / count);
-            let terms = (mean, istd, gamma[c] * istd, mean_dy, mean_dy_xhat);
-            input_grad_run_built(isa, (x, dy, dx), terms);
-        });
+    let dx = par_zeroed(s.len(), s.pixels, |run, dx| {
+        let c = run % c_count;
+        let (mean, istd) = (stats[c], inv_std(stats[c_count + c], epsilon));
+        let (mean_dy, mean_dy_xhat) = (dbeta[c] / count, dgamma[c] / count);
+        let terms = (mean, istd, gamma[c] * istd, mean_dy, mean_dy_xhat);
+        let (x, dy) = (
+            &x[run * s.pixels..][..s.pixels],
+            &dy[run * s.pixels..][..s.pixels],
+        );
+        input_grad_run_built(isa, (x, dy, dx), terms);
+    });
     (dx, dgamma, dbeta)
 }
 

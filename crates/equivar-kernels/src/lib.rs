@@ -67,6 +67,32 @@ pub mod winograd;
 pub use conv::sgemm_gflops;
 pub use huge_pages::{HugePageAllocator, set_block_reuse, set_huge_pages};
 
+/// `len` values made by `fill(i, part)` on the `i`-th part of `chunk` values (the last may be
+/// shorter), the parts in parallel, each zeroed by its own task just before `fill`: in cache
+/// and on every thread, where a zeroed allocation up front was one thread's serial pass over
+/// the whole buffer (batch norm and pooling: 2.5% of a training step on one core).
+pub(crate) fn par_zeroed(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut values = Vec::with_capacity(len);
+    values.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(i, part)| {
+            part.fill(std::mem::MaybeUninit::new(0.0));
+            // SAFETY: every value of `part` was written just above; MaybeUninit<f32> has
+            // f32's layout.
+            let part = unsafe { &mut *(part as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
+            fill(i, part)
+        });
+    // SAFETY: the parts cover the first `len` values, each written above.
+    unsafe { values.set_len(len) };
+    values
+}
+
 /// A `&mut [f32]` that parallel tasks write disjoint parts of.
 #[derive(Clone, Copy)]
 pub(crate) struct SharedOut {

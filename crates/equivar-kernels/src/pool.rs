@@ -110,15 +110,19 @@ pub fn max_2x2_backward(s: &PoolShape, dy: &[f32], won: &[u8]) -> Vec<f32> {
         "max pool: output-gradient length"
     );
     assert_eq!(won.len(), dy.len(), "max pool: one winner per output");
-    let mut dx = vec![0.0f32; s.planes * s.height * s.width];
+    let len = s.planes * s.height * s.width;
     if plane_out == 0 {
-        return dx;
+        return vec![0.0; len];
     }
     let isa = Isa::for_autovectorized();
-    dx.par_chunks_mut(s.height * s.width)
-        .zip(dy.par_chunks(plane_out).zip(won.par_chunks(plane_out)))
-        .for_each(|(plane, (dy, won))| unpool_plane_built(isa, s, dy, won, plane));
-    dx
+    // Each plane zeroed by its own task, then the winners' gradients scattered into it.
+    crate::par_zeroed(len, s.height * s.width, |i, plane| {
+        let (dy, won) = (
+            &dy[i * plane_out..][..plane_out],
+            &won[i * plane_out..][..plane_out],
+        );
+        unpool_plane_built(isa, s, dy, won, plane)
+    })
 }
 
 /// One plane of [`max_2x2_backward`].

@@ -281,7 +281,9 @@ fn relu_matches_burn_with_gradients() {
     for dims in [[2, 3, 8, 6], [4, 40, 28, 28]] {
         let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
         // Every seventh value exactly 0.
-        let x = x.clone().mask_fill(x.clone().mul_scalar(7.0).round().equal_elem(0.0), 0.0);
+        let x = x
+            .clone()
+            .mask_fill(x.clone().mul_scalar(7.0).round().equal_elem(0.0), 0.0);
         let run = |kernels: Kernels| {
             let x = x.clone().autodiff().require_grad();
             let y = ops::relu(x.clone(), kernels);
