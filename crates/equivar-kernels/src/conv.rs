@@ -15,10 +15,11 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::mem::MaybeUninit;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
+
+use crate::init_rows;
 
 /// The geometry of one conv2d call: square kernel, symmetric stride, padding and dilation
 /// (all equivar windows are square and symmetric).
@@ -463,15 +464,6 @@ pub fn forward_then(
     // SAFETY: every image's part was written by `init_rows` above.
     unsafe { out.set_len(s.output_len()) };
     out
-}
-
-/// `y` with row `r` (of `n` values) set to `value(r)`, as initialised values.
-fn init_rows(y: &mut [MaybeUninit<f32>], n: usize, value: impl Fn(usize) -> f32) -> &mut [f32] {
-    for (r, row) in y.chunks_mut(n).enumerate() {
-        row.fill(MaybeUninit::new(value(r)));
-    }
-    // SAFETY: every value of `y` was written just above; MaybeUninit<f32> has f32's layout.
-    unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// [`forward_then`] for fewer images than threads (latency): each image's output rows are

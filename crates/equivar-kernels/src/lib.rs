@@ -81,16 +81,23 @@ pub(crate) fn par_zeroed(
     values.spare_capacity_mut()[..len]
         .par_chunks_mut(chunk.max(1))
         .enumerate()
-        .for_each(|(i, part)| {
-            part.fill(std::mem::MaybeUninit::new(0.0));
-            // SAFETY: every value of `part` was written just above; MaybeUninit<f32> has
-            // f32's layout.
-            let part = unsafe { &mut *(part as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) };
-            fill(i, part)
-        });
+        .for_each(|(i, part)| fill(i, init_rows(part, part.len().max(1), |_| 0.0)));
     // SAFETY: the parts cover the first `len` values, each written above.
     unsafe { values.set_len(len) };
     values
+}
+
+/// `y` with row `r` (of `n` values) set to `value(r)`, as initialised values.
+pub(crate) fn init_rows(
+    y: &mut [std::mem::MaybeUninit<f32>],
+    n: usize,
+    value: impl Fn(usize) -> f32,
+) -> &mut [f32] {
+    for (r, row) in y.chunks_mut(n).enumerate() {
+        row.fill(std::mem::MaybeUninit::new(value(r)));
+    }
+    // SAFETY: every value of `y` was written just above; MaybeUninit<f32> has f32's layout.
+    unsafe { &mut *(y as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// A `&mut [f32]` that parallel tasks write disjoint parts of.

@@ -138,26 +138,25 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let du_len = 16 * s.c_out * s.c_in;
     let partials: Vec<Vec<f32>> = par_ranges(rows, rows_per_share)
         .map(|share| {
-            let (mut v, mut dm) = (Vec::new(), Vec::new());
             let mut du = vec![0.0f32; du_len];
             for start in share.clone().step_by(rows_per_task) {
                 let task = start..(start + rows_per_task).min(share.end);
                 let n = task.len() * tiles.cols + TB;
-                v.resize(16 * s.c_in * n, 0.0);
-                dm.resize(16 * s.c_out * n, 0.0);
-                // SAFETY (the three stage calls): chosen for this CPU (Stages::for_this_cpu).
-                unsafe { (stages.transform_input)(s, x, &tiles, task.clone(), &mut v) };
-                unsafe { (stages.transform_output_grad)(s, dy, &tiles, task.clone(), &mut dm) };
-                for xi in 0..16 {
-                    unsafe {
-                        (stages.multiply_transposed)(
-                            (s.c_out, s.c_in, n, n - TB),
-                            &dm[xi * s.c_out * n..][..s.c_out * n],
-                            &v[xi * s.c_in * n..][..s.c_in * n],
-                            &mut du[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
-                        )
-                    };
-                }
+                with_task_scratch(16 * s.c_in * n, 16 * s.c_out * n, |v, dm| {
+                    // SAFETY (the three stage calls): chosen for this CPU (Stages::for_this_cpu).
+                    unsafe { (stages.transform_input)(s, x, &tiles, task.clone(), v) };
+                    unsafe { (stages.transform_output_grad)(s, dy, &tiles, task.clone(), dm) };
+                    for xi in 0..16 {
+                        unsafe {
+                            (stages.multiply_transposed)(
+                                (s.c_out, s.c_in, n, n - TB),
+                                &dm[xi * s.c_out * n..][..s.c_out * n],
+                                &v[xi * s.c_in * n..][..s.c_in * n],
+                                &mut du[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                            )
+                        };
+                    }
+                })
             }
             du
         })
@@ -305,12 +304,13 @@ pub fn forward(
 }
 
 thread_local! {
-    /// A forward task's transformed input and products (V, M), kept per thread: a fresh,
-    /// zero-filled pair per task cost 4% of a single image's frozen run.
+    /// A task's transformed input and products (V and M, or V and dM in the filter gradient),
+    /// kept per thread: a fresh, zero-filled pair per task cost 4% of a single image's frozen
+    /// run.
     static TASK_SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// `f` on this thread's V and M scratch, `v_len` and `m_len` values long.
+/// `f` on this thread's V and M (or dM) scratch, `v_len` and `m_len` values long.
 fn with_task_scratch<R>(
     v_len: usize,
     m_len: usize,
