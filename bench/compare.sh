@@ -12,6 +12,7 @@ PEERS=${PEERS:-$ROOT/../shared/peers}
 VENV=${VENV:-/tmp/peers-venv}
 OUT=${1:-$ROOT/bench/results-$(date +%Y-%m-%d).jsonl}
 
+[[ "${ROUNDS:-1}" =~ ^[1-9][0-9]*$ ]] || { echo "ROUNDS must be a whole number >= 1, not '${ROUNDS}'" >&2; exit 2; }
 [ -f "$PEERS/escnn_p4.py" ] || { echo "no peer scripts in $PEERS (set PEERS=)" >&2; exit 2; }
 [ -x "$VENV/bin/python" ] || bash "$PEERS/setup.sh"
 cargo build --release -q -p equivar-cli --manifest-path "$ROOT/Cargo.toml"
