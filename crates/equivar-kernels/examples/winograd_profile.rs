@@ -1,7 +1,9 @@
-//! Times one Winograd F(2x2, 3x3) kernel on a 40 -> 40 layer at batch 128, for perf:
-//! `cargo run --release -p equivar-kernels --example winograd_profile -- 28 forward|input|weight`.
+//! Times one Winograd kernel on a layer at batch 128, for perf:
+//! `cargo run --release -p equivar-kernels --example winograd_profile -- 28 forward|input|weight [f2|f4 [CHANNELS [BATCH]]]`
+//! (the forward's tiling: the one `Tiling::for_output` picks unless given; 40 channels in and
+//! out and batch 128 unless given).
 use equivar_kernels::conv::ConvShape;
-use equivar_kernels::winograd as winograd_cpu;
+use equivar_kernels::winograd::{self as winograd_cpu, Tiling};
 
 /// As in the CLI: huge pages and reuse of large freed blocks.
 #[global_allocator]
@@ -11,12 +13,20 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let size: usize = args.next().map_or(28, |a| a.parse().expect("size"));
     let pass = args.next().unwrap_or_else(|| "forward".to_string());
+    let tiling = match args.next().as_deref() {
+        None => Tiling::for_output(size, size),
+        Some("f2") => Tiling::F2,
+        Some("f4") => Tiling::F4,
+        Some(other) => panic!("tiling {other}: f2 or f4"),
+    };
+    let channels: usize = args.next().map_or(40, |a| a.parse().expect("channels"));
+    let batch: usize = args.next().map_or(128, |a| a.parse().expect("batch"));
     let s = ConvShape {
-        batch: 128,
-        c_in: 40,
+        batch,
+        c_in: channels,
         height: size,
         width: size,
-        c_out: 40,
+        c_out: channels,
         kernel: 3,
         stride: 1,
         padding: 1,
@@ -28,18 +38,27 @@ fn main() {
     let filter = winograd_cpu::WinogradFilter::new(&w, s.c_out, s.c_in);
     let bias = vec![0.0; s.c_out];
     let run = || match pass.as_str() {
-        "forward" => drop(winograd_cpu::forward(&s, &x, &filter, &bias, |_| {})),
+        "forward" => drop(winograd_cpu::forward_tiled(
+            &s,
+            &x,
+            &filter,
+            &bias,
+            |_| {},
+            tiling,
+        )),
         "input" => drop(winograd_cpu::input_grad(&s, &w, &dy)),
         "weight" => drop(winograd_cpu::weight_grad(&s, &x, &dy)),
         other => panic!("pass {other}: forward, input or weight"),
     };
     for _ in 0..3 {
         let t = std::time::Instant::now();
-        let repeats = 50;
+        let repeats = 50 * (128 / batch).max(1);
         for _ in 0..repeats {
             run();
         }
         let ms = t.elapsed().as_secs_f64() * 1e3 / repeats as f64;
-        println!("{pass} {size}x{size}, 40 -> 40, batch 128: {ms:.2} ms");
+        println!(
+            "{pass} {tiling:?} {size}x{size}, {channels} -> {channels}, batch {batch}: {ms:.3} ms"
+        );
     }
 }

@@ -18,11 +18,18 @@
 //!       | 0  1  0 -1 |        |  0    0    1  |
 //! ```
 //!
+//! F(4x4, 3x3) ([`f4`], [`Tiling`]) computes 4x4 tiles from 6x6 patches with 36 products,
+//! 2.25 per output instead of 4; [`forward`] picks it for outputs whose tiles it covers with
+//! little waste (28 x 28, not 14 x 14), for the forward and the input gradient. The filter
+//! gradient stays F2: summed over a batch in the transformed domain, F4's rounding error
+//! came within 1e-5 of the largest value.
+//!
 //! This is the cross-correlation that conv layers compute, as [`crate::conv`] does; the
 //! tests compare the two.
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -34,17 +41,61 @@ use crate::{Isa, SharedOut, par_ranges};
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod f4;
 
 /// Tiles per task: the chunk's transformed input and products (16 x channels x tiles each)
 /// stay within the L2 cache for tens of channels.
 const TILES_PER_TASK: usize = 128;
 
-/// A filter bank `[out, in, 3, 3]` transformed once: `U[xi][out][in] = (G g G^T)[xi]`.
+/// The output tile a Winograd pass computes at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tiling {
+    /// F(2x2, 3x3): 2x2 outputs from 4x4 inputs, 16 products (this module's matrices).
+    F2,
+    /// F(4x4, 3x3): 4x4 outputs from 6x6 inputs, 36 products ([`f4`]'s matrices): 2.25
+    /// multiplications per output instead of 4, at ~8x F2's float32 rounding error.
+    F4,
+}
+
+impl Tiling {
+    /// Output rows and columns per tile.
+    pub fn size(self) -> usize {
+        match self {
+            Tiling::F2 => 2,
+            Tiling::F4 => 4,
+        }
+    }
+
+    /// Transformed positions per tile (products per channel pair): (size + 2)^2.
+    pub fn positions(self) -> usize {
+        (self.size() + 2).pow(2)
+    }
+
+    /// The faster tiling for an `ho x wo` output: F4 where, counting the part of the last
+    /// tiles past the border, it needs at most 2/3 of F2's products (28 x 28, 12 x 12 or
+    /// 7 x 7: 56%), else F2 (14 x 14: 73%; 9 x 9: 81%). F4's transforms cost more per output,
+    /// so fewer products alone do not pay: a 40 -> 40 layer at batch 128 took 7.6 ms with F4
+    /// against 10.7 ms with F2 at 28 x 28, but 2.7 against 2.5 ms at 14 x 14
+    /// (`winograd_profile`, AMD EPYC Zen 4, 2 threads).
+    pub fn for_output(ho: usize, wo: usize) -> Tiling {
+        let products = |t: Tiling| ho.div_ceil(t.size()) * wo.div_ceil(t.size()) * t.positions();
+        if 3 * products(Tiling::F4) <= 2 * products(Tiling::F2) {
+            Tiling::F4
+        } else {
+            Tiling::F2
+        }
+    }
+}
+
+/// A filter bank `[out, in, 3, 3]`, transformed once for each tiling it is used with:
+/// `U[xi][out][in] = (G g G^T)[xi]`.
 #[derive(Clone, Debug)]
 pub struct WinogradFilter {
     pub c_out: usize,
     pub c_in: usize,
-    u: Vec<f32>,
+    weight: Vec<f32>,
+    u2: OnceLock<Vec<f32>>,
+    u4: OnceLock<Vec<f32>>,
 }
 
 /// Whether [`forward`] computes this geometry.
@@ -81,6 +132,16 @@ pub fn suits(s: &ConvShape) -> bool {
 /// from `dy [B, out, H', W']`: itself a 3x3 convolution of dy with the filter turned by 180
 /// degrees, in and out channels swapped, and padding 2 - p.
 pub fn input_grad(s: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    input_grad_tiled(s, weight, dy, Tiling::for_output(s.height, s.width))
+}
+
+/// [`input_grad`] with a given tiling.
+pub(crate) fn input_grad_tiled(
+    s: &ConvShape,
+    weight: &[f32],
+    dy: &[f32],
+    tiling: Tiling,
+) -> Vec<f32> {
     assert!(
         supports(s) && s.padding <= 2,
         "a 3x3 stride-1 conv, padding <= 2"
@@ -94,7 +155,7 @@ pub fn input_grad(s: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
         }
     }
     let filter = WinogradFilter::new(&turned, s.c_in, s.c_out);
-    forward(&adjoint(s), dy, &filter, &vec![0.0; s.c_in], |_| {})
+    forward_tiled(&adjoint(s), dy, &filter, &vec![0.0; s.c_in], |_| {}, tiling)
 }
 
 /// The convolution [`input_grad`] runs: dy's geometry, channels swapped, padding 2 - p.
@@ -127,7 +188,9 @@ pub fn weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     );
     assert_eq!(x.len(), s.input_len(), "x is [B, in, H, W]");
     assert_eq!(dy.len(), s.output_len(), "dy is [B, out, H', W']");
-    let tiles = TileGrid::new(s);
+    // F2 only: summed over a batch's tiles, F4's filter gradient had 9e-6 of the largest
+    // value's rounding error (F2: 1.6e-6), too close to the 1e-5 the tests allow.
+    let tiles = TileGrid::new(s, Tiling::F2);
     let rows = s.batch * tiles.rows;
     let threads = rayon::current_num_threads();
     let rows_per_share = rows.div_ceil(threads).max(1);
@@ -209,40 +272,78 @@ fn g_rows(g: [f32; 3]) -> [f32; 4] {
 }
 
 impl WinogradFilter {
-    /// Transforms `weight [c_out, c_in, 3, 3]`.
+    /// The filter `weight [c_out, c_in, 3, 3]`, transformed when first used.
     pub fn new(weight: &[f32], c_out: usize, c_in: usize) -> Self {
         assert_eq!(weight.len(), c_out * c_in * 9, "weight is [out, in, 3, 3]");
-        let mut u = vec![0.0f32; 16 * c_out * c_in];
-        for co in 0..c_out {
-            for ci in 0..c_in {
-                let g = &weight[(co * c_in + ci) * 9..][..9];
-                // G g: 4 rows of 3, then (G g) G^T: 4 x 4.
-                let cols: Vec<[f32; 4]> = (0..3)
-                    .map(|kx| g_rows([g[kx], g[3 + kx], g[6 + kx]]))
-                    .collect();
-                for r in 0..4 {
-                    let row = g_rows([cols[0][r], cols[1][r], cols[2][r]]);
-                    for (c, v) in row.iter().enumerate() {
-                        u[((r * 4 + c) * c_out + co) * c_in + ci] = *v;
-                    }
-                }
-            }
+        WinogradFilter {
+            c_out,
+            c_in,
+            weight: weight.to_vec(),
+            u2: OnceLock::new(),
+            u4: OnceLock::new(),
         }
-        WinogradFilter { c_out, c_in, u }
+    }
+
+    /// The transformed filter for `tiling`: `[positions][out][in]`.
+    fn transformed(&self, tiling: Tiling) -> &[f32] {
+        let (weight, c_out, c_in) = (&self.weight, self.c_out, self.c_in);
+        match tiling {
+            Tiling::F2 => self
+                .u2
+                .get_or_init(|| transform_filter(weight, c_out, c_in)),
+            Tiling::F4 => self
+                .u4
+                .get_or_init(|| f4::transform_filter(weight, c_out, c_in)),
+        }
     }
 }
 
+/// F2's `U[xi][out][in] = (G g G^T)[xi]` for `weight [out, in, 3, 3]`.
+fn transform_filter(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
+    let mut u = vec![0.0f32; 16 * c_out * c_in];
+    for co in 0..c_out {
+        for ci in 0..c_in {
+            let g = &weight[(co * c_in + ci) * 9..][..9];
+            // G g: 4 rows of 3, then (G g) G^T: 4 x 4.
+            let cols: Vec<[f32; 4]> = (0..3)
+                .map(|kx| g_rows([g[kx], g[3 + kx], g[6 + kx]]))
+                .collect();
+            for r in 0..4 {
+                let row = g_rows([cols[0][r], cols[1][r], cols[2][r]]);
+                for (c, v) in row.iter().enumerate() {
+                    u[((r * 4 + c) * c_out + co) * c_in + ci] = *v;
+                }
+            }
+        }
+    }
+    u
+}
+
 /// The convolution of `x [B, in, H, W]` with the transformed filter, plus `bias` per output
-/// channel, then `epilogue` on the output (value by value; it may be given any part).
-///
-/// Tasks take whole rows of tiles; each block of [`TB`] tiles reads its runs of input straight
-/// from `x`, with zeros for the padding only at the borders ([`input_run`]).
+/// channel, then `epilogue` on the output (value by value; it may be given any part), with
+/// the tiling [`Tiling::for_output`] picks.
 pub fn forward(
     s: &ConvShape,
     x: &[f32],
     filter: &WinogradFilter,
     bias: &[f32],
     epilogue: impl Fn(&mut [f32]) + Sync,
+) -> Vec<f32> {
+    let tiling = Tiling::for_output(s.out_height(), s.out_width());
+    forward_tiled(s, x, filter, bias, epilogue, tiling)
+}
+
+/// [`forward`] with a given tiling.
+///
+/// Tasks take whole rows of tiles; each block of [`TB`] tiles reads its runs of input straight
+/// from `x`, with zeros for the padding only at the borders ([`input_run`]).
+pub fn forward_tiled(
+    s: &ConvShape,
+    x: &[f32],
+    filter: &WinogradFilter,
+    bias: &[f32],
+    epilogue: impl Fn(&mut [f32]) + Sync,
+    tiling: Tiling,
 ) -> Vec<f32> {
     assert!(
         supports(s),
@@ -256,29 +357,38 @@ pub fn forward(
     assert_eq!(x.len(), s.input_len(), "x is [B, in, H, W]");
     assert_eq!(bias.len(), s.c_out, "one bias per output channel");
     let (ho, wo) = (s.out_height(), s.out_width());
-    let tiles = TileGrid::new(s);
+    let (size, positions) = (tiling.size(), tiling.positions());
+    let tiles = TileGrid::new(s, tiling);
     let rows = s.batch * tiles.rows;
     let threads = rayon::current_num_threads();
+    // As many tiles per task whatever the tiling: F4's V and M are 2.25x larger per tile, but
+    // fewer tiles per task re-read U (36 x out x in) more often; with 16/36 as many tiles, a
+    // 28 x 28 layer ran 40% slower.
     let rows_per_task = (TILES_PER_TASK / tiles.cols)
         .min(rows.div_ceil(threads))
         .max(1);
+    let u = filter.transformed(tiling);
     // No zero fill: `transform_output` writes every output value (the tiles cover the
     // output), and a separate pass over it cost 3% of a frozen run.
     let mut out = Vec::with_capacity(s.output_len());
     let shared = SharedOut::spare(&mut out, s.output_len());
     let stages = Stages::for_this_cpu();
+    let (transform_input, transform_output) = match tiling {
+        Tiling::F2 => (stages.transform_input, stages.transform_output),
+        Tiling::F4 => (stages.transform_input_f4, stages.transform_output_f4),
+    };
     par_ranges(rows, rows_per_task).for_each(|rows| {
         // Rows of V and M hold the task's n tiles plus TB of slack, so that every block of TB
         // tiles is read and written whole (see transform_input).
         let n = rows.len() * tiles.cols + TB;
-        with_task_scratch(16 * s.c_in * n, 16 * s.c_out * n, |v, m| {
+        with_task_scratch(positions * s.c_in * n, positions * s.c_out * n, |v, m| {
             // SAFETY (the three stage calls): chosen for this CPU (Stages::for_this_cpu).
-            unsafe { (stages.transform_input)(s, x, &tiles, rows.clone(), v) };
-            for xi in 0..16 {
+            unsafe { transform_input(s, x, &tiles, rows.clone(), v) };
+            for xi in 0..positions {
                 unsafe {
                     (stages.multiply)(
                         (s.c_out, s.c_in, n, n - TB),
-                        &filter.u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
+                        &u[xi * s.c_out * s.c_in..][..s.c_out * s.c_in],
                         &v[xi * s.c_in * n..][..s.c_in * n],
                         &mut m[xi * s.c_out * n..][..s.c_out * n],
                     )
@@ -286,11 +396,11 @@ pub fn forward(
             }
             // SAFETY: this task writes only the output rows of its own rows of tiles.
             let out = unsafe { shared.slice() };
-            unsafe { (stages.transform_output)(s, m, bias, &tiles, rows.clone(), out) };
+            unsafe { transform_output(s, m, bias, &tiles, rows.clone(), out) };
             // The epilogue on those rows while they are in cache.
             for row in rows {
                 let (image, tile_row) = (row / tiles.rows, row % tiles.rows);
-                let lines = 2 * tile_row..(2 * tile_row + 2).min(ho);
+                let lines = size * tile_row..(size * tile_row + size).min(ho);
                 for co in 0..s.c_out {
                     let plane = (image * s.c_out + co) * ho * wo;
                     epilogue(&mut out[plane + lines.start * wo..plane + lines.end * wo]);
@@ -331,17 +441,17 @@ fn with_task_scratch<R>(
     })
 }
 
-/// The 2x2 output tiles of one image.
+/// The output tiles of one image.
 struct TileGrid {
     rows: usize,
     cols: usize,
 }
 
 impl TileGrid {
-    fn new(s: &ConvShape) -> Self {
+    fn new(s: &ConvShape, tiling: Tiling) -> Self {
         TileGrid {
-            rows: s.out_height().div_ceil(2),
-            cols: s.out_width().div_ceil(2),
+            rows: s.out_height().div_ceil(tiling.size()),
+            cols: s.out_width().div_ceil(tiling.size()),
         }
     }
 }
@@ -350,15 +460,20 @@ impl TileGrid {
 /// `2 (c0 + l) .. 2 (c0 + l) + 4`.
 const RUN: usize = 2 * TB + 2;
 
-/// The [`RUN`] values from padded column `2 c0` of an input row `row` (`W` values, padded by
+/// The `LEN` values from padded column `x0` of an input row `row` (`W` values, padded by
 /// `padding` zeros on each side), in `buf`. Reading the input in place saves a padded copy of
 /// it, a pass over memory that cost 9% of a frozen run.
 #[inline(always)]
-fn input_run<'a>(s: &ConvShape, row: &[f32], c0: usize, buf: &'a mut [f32; RUN]) -> &'a [f32; RUN] {
-    let (w, p, x0) = (s.width, s.padding, 2 * c0);
+fn input_run<'a, const LEN: usize>(
+    s: &ConvShape,
+    row: &[f32],
+    x0: usize,
+    buf: &'a mut [f32; LEN],
+) -> &'a [f32; LEN] {
+    let (w, p) = (s.width, s.padding);
     buf.fill(0.0);
     // Padded columns start..end hold the image's columns start - p..end - p.
-    let (start, end) = (x0.max(p), (x0 + RUN).min(p + w));
+    let (start, end) = (x0.max(p), (x0 + LEN).min(p + w));
     if start < end {
         buf[start - x0..end - x0].copy_from_slice(&row[start - p..end - p]);
     }
@@ -421,7 +536,7 @@ fn transform_input(
                         continue;
                     };
                     if y < s.height {
-                        let run = input_run(s, &plane[y * s.width..][..s.width], c0, &mut buf);
+                        let run = input_run(s, &plane[y * s.width..][..s.width], 2 * c0, &mut buf);
                         for b in 0..4 {
                             d[a * 4 + b] = lanes(|l| run[2 * l + b]);
                         }
@@ -596,6 +711,8 @@ struct Stages {
     transform_input: Transform,
     transform_output: OutputTransform,
     transform_output_grad: Transform,
+    transform_input_f4: Transform,
+    transform_output_f4: OutputTransform,
     multiply: Product,
     multiply_transposed: Product,
 }
@@ -608,6 +725,8 @@ impl Stages {
             transform_input,
             transform_output,
             transform_output_grad,
+            transform_input_f4: f4::transform_input,
+            transform_output_f4: f4::transform_output,
             multiply: multiply_by_gemm,
             multiply_transposed: multiply_transposed_by_gemm,
         };
@@ -616,6 +735,8 @@ impl Stages {
             transform_input: avx2::transform_input,
             transform_output: avx2::transform_output,
             transform_output_grad: avx2::transform_output_grad,
+            transform_input_f4: f4::avx2::transform_input,
+            transform_output_f4: f4::avx2::transform_output,
             multiply: avx2::multiply,
             multiply_transposed: avx2::multiply_transposed,
         };
@@ -625,6 +746,8 @@ impl Stages {
             transform_input: avx2::transform_input,
             transform_output: avx2::transform_output,
             transform_output_grad: avx2::transform_output_grad,
+            transform_input_f4: f4::avx2::transform_input,
+            transform_output_f4: f4::avx2::transform_output,
             multiply: avx512::multiply,
             multiply_transposed: avx512::multiply_transposed,
         };

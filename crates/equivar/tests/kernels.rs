@@ -116,6 +116,7 @@ fn extension_matches_burn_conv2d_with_gradients() {
     // The abusing-p4 shapes (lifting 1->40, group 40->40 at 28 and 14, the 4x4 top layer),
     // a strided and a dilated window, batch 1 (GEMM-internal threads) and a 1x1 conv.
     compare_with_burn(3, 1, 28, 40, [3, 1, 1, 1]);
+    compare_with_burn(2, 40, 28, 40, [3, 1, 1, 1]);
     compare_with_burn(2, 40, 14, 40, [3, 1, 1, 1]);
     compare_with_burn(2, 40, 14, 40, [4, 1, 0, 1]);
     compare_with_burn(3, 5, 29, 6, [3, 2, 1, 1]);

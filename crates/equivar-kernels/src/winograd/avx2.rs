@@ -193,7 +193,7 @@ pub(super) unsafe fn transform_input(
                         Some(from) => x[from..][..RUN].as_ptr(),
                         None => {
                             let row = &x[plane + y * w..][..w];
-                            input_run(s, row, c0, &mut line).as_ptr()
+                            input_run(s, row, 2 * c0, &mut line).as_ptr()
                         }
                     };
                     // SAFETY: reads run[0..RUN] (checked above); AVX2 is enabled here.
@@ -603,7 +603,7 @@ mod tests {
             (1, 2, (5, 4), 2),
         ] {
             let s = shape(batch, channels, size, padding);
-            let tiles = TileGrid::new(&s);
+            let tiles = TileGrid::new(&s, plain::Tiling::F2);
             let x = values(s.input_len(), 1);
             let all = 0..batch * tiles.rows;
             for rows in [all.clone(), 1..all.end.min(3)] {

@@ -1,8 +1,8 @@
-//! Winograd F(2x2, 3x3) against the convolution's plain f64 loops.
+//! Winograd F(2x2, 3x3) and F(4x4, 3x3) against the convolution's plain f64 loops.
 
 use crate::conv::{ConvShape, Wanted, reference};
 use crate::test_util::{as_f64, relative_error, values};
-use crate::winograd;
+use crate::winograd::{self, Tiling};
 
 const TOL: f64 = 1e-5;
 
@@ -46,10 +46,13 @@ fn winograd_forward_matches_the_reference_loops() {
                 .collect();
             let b: Vec<f32> = (0..c_out).map(|i| 0.5 - i as f32 * 0.1).collect();
             let filter = winograd::WinogradFilter::new(&w, c_out, c_in);
-            let got = pool.install(|| winograd::forward(&s, &x, &filter, &b, |_| {}));
             let want = reference::forward(&s, &x, &w, Some(&b));
-            let e = error(&got, &want);
-            assert!(e <= TOL, "{threads} threads, {s:?}: {e:.2e}");
+            for tiling in [Tiling::F2, Tiling::F4] {
+                let got =
+                    pool.install(|| winograd::forward_tiled(&s, &x, &filter, &b, |_| {}, tiling));
+                let e = error(&got, &want);
+                assert!(e <= TOL, "{tiling:?}, {threads} threads, {s:?}: {e:.2e}");
+            }
             // The input gradient as a Winograd convolution of dy.
             let dy: Vec<f32> = (0..s.output_len())
                 .map(|i| ((i * 5) % 9) as f32 * 0.25 - 1.0)
@@ -60,12 +63,14 @@ fn winograd_forward_matches_the_reference_loops() {
                 bias: false,
             };
             let want = reference::backward(&s, &x, &w, &dy, wanted);
-            let got = pool.install(|| winograd::input_grad(&s, &w, &dy));
-            let e = error(&got, want.input.as_ref().unwrap());
-            assert!(
-                e <= TOL,
-                "input gradient, {threads} threads, {s:?}: {e:.2e}"
-            );
+            for tiling in [Tiling::F2, Tiling::F4] {
+                let got = pool.install(|| winograd::input_grad_tiled(&s, &w, &dy, tiling));
+                let e = error(&got, want.input.as_ref().unwrap());
+                assert!(
+                    e <= TOL,
+                    "input gradient, {tiling:?}, {threads} threads, {s:?}: {e:.2e}"
+                );
+            }
             // The filter gradient, summed over tiles in the Winograd domain.
             let got = pool.install(|| winograd::weight_grad(&s, &x, &dy));
             let e = error(&got, want.weight.as_ref().unwrap());
@@ -141,4 +146,22 @@ pub(super) fn check_transposed_product(
             }
         }
     }
+}
+
+/// F4 where its tiles cover the output with little waste, F2 elsewhere, as documented; every
+/// size either way computes the convolution (above).
+#[test]
+fn the_tiling_follows_the_waste_at_the_border() {
+    for (size, want) in [
+        (28, Tiling::F4),
+        (12, Tiling::F4),
+        (7, Tiling::F4),
+        (14, Tiling::F2),
+        (9, Tiling::F2),
+        (5, Tiling::F2),
+        (1, Tiling::F2),
+    ] {
+        assert_eq!(Tiling::for_output(size, size), want, "{size} x {size}");
+    }
+    assert_eq!(Tiling::for_output(28, 14), Tiling::F4, "28 x 14: 64%");
 }

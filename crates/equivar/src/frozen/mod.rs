@@ -2,8 +2,9 @@
 //! the convolutions' filters expanded and cached, every batch norm folded into the
 //! convolution before it, and the activation after it applied in the convolution's epilogue.
 //! No tensors, no autodiff graph and no filter expansion per call: for serving and latency.
-//! 3x3 convolutions with stride 1 run as Winograd F(2x2, 3x3) ([`winograd_cpu`]), with 16
-//! instead of 36 multiplications per output tile and channel pair; 5x5 and larger ones on an
+//! 3x3 convolutions with stride 1 run as Winograd F(2x2, 3x3) or F(4x4, 3x3)
+//! ([`winograd_cpu`]), with 4 or 2.25 instead of 9 multiplications per output and channel
+//! pair, the filter transformed once per tiling used; 5x5 and larger ones on an
 //! FFT grid ([`fft_conv`]) where the batch pays for the transforms, with the filter's spectra
 //! kept from the first such call.
 //!
