@@ -496,6 +496,7 @@ fn gather_ring<const FMA: bool>(
     y: &mut [f32],
 ) {
     let (n_in, n_out, k_size) = (psi.columns.nlon, psi.rows.nlon, psi.kernel_size());
+    let stride = ring_stride(n_out);
     terms.resize_with(k_size, Vec::new);
     for (k, terms) in terms.iter_mut().enumerate() {
         terms.clear();
@@ -509,7 +510,7 @@ fn gather_ring<const FMA: bool>(
         let channel = c * 2 * n_in;
         for (k, terms) in terms.iter().enumerate() {
             let terms = terms.iter().map(|&(o, v)| (o + channel, v));
-            let out = &mut y[(c * k_size + k) * n_out..][..n_out];
+            let out = &mut y[(c * k_size + k) * stride..][..n_out];
             accumulate_row::<FMA>(out, terms, &window.data);
         }
     }
@@ -591,7 +592,7 @@ fn forward_rings(
 ) {
     let (n_out, ck) = (psi.rows.nlon, s.c_in * psi.kernel_size());
     let mut window = DoubledRings::new(psi, rings, s.c_in);
-    let mut ring = RingScratch::new(ck * n_out);
+    let mut ring = RingScratch::new(ck * ring_stride(n_out));
     for t in chunk {
         let dst = &mut dst[t * n_out..];
         let Some(read) = rings.spans.reads[t] else {
@@ -603,6 +604,14 @@ fn forward_rings(
         window.hold(psi, x_b, read);
         forward_ring_built(isa, psi, &window, s, weight, t, &mut ring, dst);
     }
+}
+
+/// The distance between a ring's gathered rows in [`RingScratch`]: the ring's length plus 16
+/// values, so that rows of a power-of-two length do not all fall in the same cache sets
+/// (at 512x1024, 64 rows 4 KB apart thrashed L1 in the channel mixing that reads them
+/// together).
+fn ring_stride(n_out: usize) -> usize {
+    n_out + 16
 }
 
 /// A task's scratch for one output ring: its gathered rows and the psi terms per basis
@@ -638,7 +647,7 @@ fn forward_ring<const FMA: bool>(
         s.c_out,
         ck,
         &ring.y,
-        n_out,
+        ring_stride(n_out),
         dst,
         psi.rows.points(),
         n_out,
@@ -871,7 +880,7 @@ fn weight_grad_rings(
     isa: Isa,
 ) {
     let mut window = DoubledRings::new(psi, rings, s.c_in);
-    let mut ring = RingScratch::new(s.c_in * psi.kernel_size() * psi.rows.nlon);
+    let mut ring = RingScratch::new(s.c_in * psi.kernel_size() * ring_stride(psi.rows.nlon));
     for t in chunk {
         let Some(read) = rings.spans.reads[t] else {
             continue;
@@ -905,11 +914,11 @@ fn weight_grad_ring<const FMA: bool>(
             dout_t,
             y,
             rows,
-            n_out,
+            ring_stride(n_out),
             n_out,
         )
     } else {
-        accumulate_outer::<false>(acc, s.c_out, ck, dout_t, y, rows, n_out, n_out)
+        accumulate_outer::<false>(acc, s.c_out, ck, dout_t, y, rows, ring_stride(n_out), n_out)
     }
 }
 
