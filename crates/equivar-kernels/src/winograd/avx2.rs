@@ -12,7 +12,7 @@ use std::ops::Range;
 use super::{ConvShape, RUN, TB, TileGrid, input_run};
 
 /// Checks that the rows of tiles `rows` lie within `batch` images.
-fn check_rows(batch: usize, tiles: &TileGrid, rows: &Range<usize>) {
+pub(super) fn check_rows(batch: usize, tiles: &TileGrid, rows: &Range<usize>) {
     assert!(
         rows.end <= batch * tiles.rows,
         "rows of tiles within the batch"
@@ -43,7 +43,7 @@ unsafe fn run_masks(count: usize) -> [__m256i; 2] {
 /// # Safety
 /// `line..line + count` must be writable; the CPU must have AVX.
 #[inline(always)]
-unsafe fn store_run(line: *mut f32, count: usize, first: __m256, second: __m256) {
+pub(super) unsafe fn store_run(line: *mut f32, count: usize, first: __m256, second: __m256) {
     // SAFETY: every store below lies within line..line + count.
     unsafe {
         let (v, mut rest, mut at) = if count >= TB {

@@ -10,6 +10,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
+use super::super::avx2::{check_rows, store_run};
 use super::super::{ConvShape, TB, TileGrid, input_run};
 use super::{ALPHA, Combine, RUN, SIZE, at, bt};
 
@@ -38,14 +39,6 @@ impl Combine for Reg {
         // SAFETY: as above; FMA is enabled with AVX2 by the callers.
         Reg(unsafe { _mm256_fmadd_ps(_mm256_set1_ps(k), v.0, self.0) })
     }
-}
-
-/// Checks that the rows of tiles `rows` lie within `batch` images.
-fn check_rows(batch: usize, tiles: &TileGrid, rows: &Range<usize>) {
-    assert!(
-        rows.end <= batch * tiles.rows,
-        "rows of tiles within the batch"
-    );
 }
 
 /// Columns 0..4 of tiles l and l + 4 of a block, from `run` (tile l at `run[4 l]`), offset
@@ -238,40 +231,13 @@ pub(in super::super) unsafe fn transform_output(
                                 rest -= TB;
                             } else {
                                 // The row ends inside this part.
-                                store_part(line.add(k * TB), rest, part);
+                                store_run(line.add(k * TB), rest, part, _mm256_setzero_ps());
                                 break;
                             }
                         }
                     }
                 }
             }
-        }
-    }
-}
-
-/// Writes the first `count` (< 8) values of `v` from `line`, in 4/2/1-value pieces (masked
-/// stores are microcoded on AMD).
-///
-/// # Safety
-/// `line..line + count` must be writable; the CPU must have AVX.
-#[inline(always)]
-unsafe fn store_part(line: *mut f32, count: usize, v: __m256) {
-    // SAFETY: every store below lies within line..line + count.
-    unsafe {
-        let (mut at, mut rest) = (line, count);
-        let mut part = _mm256_castps256_ps128(v);
-        if rest >= 4 {
-            _mm_storeu_ps(at, part);
-            part = _mm256_extractf128_ps::<1>(v);
-            (at, rest) = (at.add(4), rest - 4);
-        }
-        if rest >= 2 {
-            _mm_store_sd(at.cast(), _mm_castps_pd(part));
-            part = _mm_movehl_ps(part, part);
-            (at, rest) = (at.add(2), rest - 2);
-        }
-        if rest == 1 {
-            _mm_store_ss(at, part);
         }
     }
 }
