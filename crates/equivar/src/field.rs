@@ -10,7 +10,7 @@
 mod action;
 pub mod feature_type;
 
-pub use action::element_label;
+pub use action::{SignedPermutation, element_label};
 pub use feature_type::{FeatureType, ReprKind};
 
 use burn::tensor::{Int, Tensor};

@@ -5,6 +5,7 @@
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Tensor};
 use equivar::field::FieldType;
+use equivar::frozen::OrbitConvs::{Always, Never, WhereFaster};
 use equivar::group::{Group, PlanarGroup};
 use equivar::models;
 use equivar::nn::Net;
@@ -62,9 +63,17 @@ fn compare(net: &Net, batch: usize, device: &Device) -> f64 {
     let want = host(inference.forward(x.clone()));
     let shape = [batch, channels, n, n];
     let mut worst = 0.0f64;
-    // With the fast transforms (Winograd, FFT; the default) and with im2col + GEMM only.
-    for fast in [true, false] {
-        let frozen = net.to_frozen().unwrap().with_fast_transforms(fast);
+    // With the fast transforms (Winograd, FFT; the default) and with im2col + GEMM only;
+    // with the orbit form of the convolutions that have one (the default) and without.
+    for (fast, orbits) in [true, false]
+        .into_iter()
+        .flat_map(|fast| [Never, WhereFaster, Always].map(|o| (fast, o)))
+    {
+        let frozen = net
+            .to_frozen()
+            .unwrap()
+            .with_fast_transforms(fast)
+            .with_orbit_convs(orbits);
         let (got, got_shape) = frozen.forward(&host(x.clone()), shape).unwrap();
         assert_eq!(
             got_shape.to_vec(),
@@ -217,4 +226,50 @@ fn a_wrong_input_is_a_named_error() {
     );
     let e = frozen.logits(&x, [1, 1, 28, 28]).unwrap_err().to_string();
     assert!(e.contains("as many values"), "{e}");
+}
+
+/// Convolutions whose filters commute with the grid's quarter turns (and, for dihedral
+/// groups, its mirrors) run in the frozen model on one output channel per orbit, on the
+/// moved copies of their input (`compare` runs the models with and without that form). The
+/// H-Net's irrep fields have orbits of one or two channels under the quarter turns, so none
+/// of its convolutions has the form; nor do the plain CNN's.
+#[test]
+fn orbit_convolutions_match_the_inference_net() {
+    let device = Device::flex();
+    device.seed(8);
+    let narrow =
+        |name, group, restrict| models::e2::e2sfcnn(name, group, [2, 3, 3, 3, 3, 4], restrict, 16);
+    let cases = [
+        (
+            narrow("e2-c8-narrow", PlanarGroup::Cyclic(8), None),
+            vec![4; 6],
+        ),
+        (
+            narrow(
+                "e2-d16c16-narrow",
+                PlanarGroup::Dihedral(16),
+                Some(PlanarGroup::Cyclic(16)),
+            ),
+            // The batch norm per C16 field after the restriction, folded into the fifth
+            // convolution, keeps only its quarter turns.
+            vec![8, 8, 8, 8, 4, 4],
+        ),
+        (models::spec("abusing-p4m").unwrap(), vec![8; 7]),
+        (models::spec("abusing-p4").unwrap(), vec![4; 7]),
+        (models::spec("hnet").unwrap(), vec![0; 7]),
+        (models::spec("abusing-z2").unwrap(), vec![0; 7]),
+    ];
+    for (spec, want) in cases {
+        let net = prepared(&spec, 28, &device);
+        let orders = net.to_frozen().unwrap().orbit_orders();
+        assert_eq!(orders, want, "{}: the orbit forms' |S|", spec.name);
+        for batch in [1, 2] {
+            let e = compare(&net, batch, &device);
+            assert!(
+                e <= 1e-5,
+                "{} batch {batch}: relative error {e:.2e}",
+                spec.name
+            );
+        }
+    }
 }

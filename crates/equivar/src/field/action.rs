@@ -96,6 +96,59 @@ impl FeatureType {
     }
 }
 
+/// A representation that moves channels without mixing them: channel `c` of `rho(g) f` is
+/// `sign[c]` times channel `source[c]` of `f`. Regular and quotient representations act so
+/// under every element of a finite group, and every representation of the planar groups
+/// under the quarter turns and axis mirrors (cosines and sines of multiples of 90 degrees).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignedPermutation {
+    pub source: Vec<usize>,
+    pub sign: Vec<f32>,
+}
+
+impl SignedPermutation {
+    /// A plain permutation: `out[c] = in[source[c]]`.
+    pub fn unsigned(source: Vec<usize>) -> Self {
+        let sign = vec![1.0; source.len()];
+        SignedPermutation { source, sign }
+    }
+}
+
+impl FeatureType {
+    /// `rho(g)` as a [`SignedPermutation`] of this type's channels, if it is one; `None` if
+    /// it mixes channels or `g` is not in the type's group.
+    pub fn signed_permutation(&self, g: O2Element) -> Option<SignedPermutation> {
+        if !self.group.contains(g) {
+            return None;
+        }
+        let mut moves = SignedPermutation {
+            source: Vec::new(),
+            sign: Vec::new(),
+        };
+        for &(count, kind) in &self.terms {
+            let rho = kind.representation(self.group).ok()?.matrix(g);
+            let d = rho.nrows();
+            let mut block = Vec::with_capacity(d);
+            for i in 0..d {
+                let entries: Vec<(usize, f32)> = (0..d)
+                    .map(|j| (j, snap(rho[(i, j)])))
+                    .filter(|&(_, v)| v != 0.0)
+                    .collect();
+                match entries[..] {
+                    [(j, v)] if v.abs() == 1.0 => block.push((j, v)),
+                    _ => return None,
+                }
+            }
+            for _ in 0..count {
+                let at = moves.source.len();
+                moves.source.extend(block.iter().map(|&(j, _)| at + j));
+                moves.sign.extend(block.iter().map(|&(_, v)| v));
+            }
+        }
+        Some(moves)
+    }
+}
+
 /// For a `d x d` matrix (row-major) that permutes coordinates, the source of each output
 /// coordinate (`out[i] = in[source[i]]`); `None` for any other matrix.
 fn permutation(block: &[f32], d: usize) -> Option<Vec<i64>> {

@@ -6,7 +6,9 @@
 //! ([`winograd_cpu`]), with 4 or 2.25 instead of 9 multiplications per output and channel
 //! pair, the filter transformed once per tiling used; 5x5 and larger ones on an
 //! FFT grid ([`fft_conv`]) where the batch pays for the transforms, with the filter's spectra
-//! kept from the first such call.
+//! kept from the first such call. A convolution whose filter commutes with the grid's quarter
+//! turns (and mirrors) runs, where its filter outweighs its input, on a quarter (an eighth)
+//! of its output channels and four (eight) moved copies of the input ([`orbit_conv`]).
 //!
 //! It computes the function of the net in inference mode (batch norm on running statistics,
 //! dropout off); `tests/frozen.rs` compares the two. It runs on the CPU with equivar's conv
@@ -18,9 +20,12 @@ use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
 mod fields;
+mod orbit_conv;
 mod resample;
 
 pub use fields::FieldOp;
+pub use orbit_conv::GridElement;
+use orbit_conv::OrbitConv;
 
 use crate::error::{EquivarError, Result};
 use crate::nn::{FieldLayout, FourierTerm, Net};
@@ -69,24 +74,81 @@ impl Clone for SpectraCache {
     }
 }
 
+/// A convolution's filter `[out, in, k, k]` and bias, with its fast forms.
+#[derive(Clone, Debug)]
+struct ConvFilter {
+    c_in: usize,
+    c_out: usize,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    /// The filter transformed for Winograd, for the layers it suits
+    /// (`winograd_cpu::suits_layer`).
+    winograd: Option<WinogradFilter>,
+    /// The filter's spectra on the FFT grids the calls ran it on (megabytes per layer:
+    /// only where the cost model chose a grid).
+    fft: SpectraCache,
+}
+
+impl ConvFilter {
+    fn new(weight: Vec<f32>, bias: Vec<f32>, c_in: usize, window: Window) -> Self {
+        let c_out = bias.len();
+        let winograd =
+            winograd_cpu::suits_layer(window.kernel, window.stride, window.dilation, c_in, c_out)
+                .then(|| WinogradFilter::new(&weight, c_out, c_in));
+        ConvFilter {
+            c_in,
+            c_out,
+            weight,
+            bias,
+            winograd,
+            fft: SpectraCache::default(),
+        }
+    }
+
+    /// The convolution of `x` (geometry `s`, whose channels must be this filter's), then
+    /// `epilogue` on the output; on the fast transforms where `fast` and they suit.
+    fn run(
+        &self,
+        s: &ConvShape,
+        x: &[f32],
+        fast: bool,
+        epilogue: impl Fn(&mut [f32]) + Sync,
+    ) -> Vec<f32> {
+        let (weight, bias) = (&self.weight, &self.bias);
+        match &self.winograd {
+            Some(filter) if fast && winograd_cpu::suits(s) => {
+                winograd_cpu::forward(s, x, filter, bias, epilogue)
+            }
+            _ if fast && fft_conv::suits(s, Pass::Frozen) => match fft_conv::frozen_tiling(s) {
+                Some(tiling) => {
+                    let filter = self.fft.get(&tiling.patch_shape(s), weight);
+                    fft_conv::forward_tiled(s, x, tiling, &filter, bias, epilogue)
+                }
+                None => {
+                    let filter = self.fft.get(s, weight);
+                    fft_conv::forward(s, x, &filter, bias, epilogue)
+                }
+            },
+            _ => conv_cpu::forward_then(s, x, weight, Some(bias), epilogue),
+        }
+    }
+}
+
 /// One step of a [`FrozenNet`], on `[batch, channels, height, width]` buffers.
 #[derive(Clone, Debug)]
 enum Step {
     /// A convolution with the expanded filter `[out, in, k, k]`, a bias per output channel
     /// (batch norm folded in), then the activation, if any.
     Conv {
-        c_in: usize,
-        c_out: usize,
         window: Window,
-        weight: Vec<f32>,
-        bias: Vec<f32>,
+        filter: Box<ConvFilter>,
         activation: Option<Activation>,
-        /// The filter transformed for Winograd F(2x2, 3x3), for the layers it suits
-        /// (`winograd_cpu::suits_layer`).
-        winograd: Option<WinogradFilter>,
-        /// The filter's spectra on the FFT grids the calls ran it on (megabytes per layer:
-        /// only where the cost model chose a grid).
-        fft: SpectraCache,
+        /// The elements of the layer's group that map the pixel grid to itself, with their
+        /// actions on the channels (empty if none or unknown).
+        symmetry: Vec<GridElement>,
+        /// The convolution run on one output channel per orbit of those elements, with the
+        /// representatives' filter, where the filter commutes with them.
+        orbits: Option<Box<(OrbitConv, ConvFilter)>>,
     },
     /// `x * scale[c] + shift[c]`: a batch norm with no convolution before it to fold into.
     Affine {
@@ -137,6 +199,16 @@ enum Step {
     },
 }
 
+/// Where a [`FrozenNet`] runs its convolutions in orbit form ([`FrozenNet::with_orbit_convs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrbitConvs {
+    Never,
+    /// Where the filter outweighs the input (the default; see `OrbitConv::pays`).
+    WhereFaster,
+    /// Every convolution that has one, at any batch (for tests and measurements).
+    Always,
+}
+
 /// A [`Net`] frozen for inference (see the module docs).
 #[derive(Clone, Debug)]
 pub struct FrozenNet {
@@ -148,6 +220,9 @@ pub struct FrozenNet {
     /// Whether convolutions may run on the fast transforms, Winograd or FFT (see
     /// [`FrozenNet::with_fast_transforms`]).
     fast: bool,
+    /// Where convolutions that commute with the grid's symmetries run on one output channel
+    /// per orbit (see [`FrozenNet::with_orbit_convs`]).
+    orbits: OrbitConvs,
     /// Values of the largest feature map of one image (input included).
     largest_map: usize,
 }
@@ -169,18 +244,29 @@ pub struct FrozenBuilder {
 }
 
 impl FrozenBuilder {
-    /// A convolution with the expanded filter `[out, in, k, k]` and bias.
-    pub fn conv(&mut self, filter: Tensor<4>, bias: Option<Tensor<1>>, window: Window) {
+    /// A convolution with the expanded filter `[out, in, k, k]` and bias, which commutes
+    /// with the grid elements of `symmetry` (any that do not are found out and ignored).
+    pub fn conv(
+        &mut self,
+        filter: Tensor<4>,
+        bias: Option<Tensor<1>>,
+        window: Window,
+        symmetry: Vec<GridElement>,
+    ) {
         let [c_out, c_in, _, _] = filter.dims();
         self.steps.push(Step::Conv {
-            c_in,
-            c_out,
             window,
-            weight: host(filter),
-            bias: bias.map_or_else(|| vec![0.0; c_out], host),
+            filter: Box::new(ConvFilter {
+                c_in,
+                c_out,
+                weight: host(filter),
+                bias: bias.map_or_else(|| vec![0.0; c_out], host),
+                winograd: None,
+                fft: SpectraCache::default(),
+            }),
             activation: None,
-            winograd: None,
-            fft: SpectraCache::default(),
+            symmetry,
+            orbits: None,
         });
     }
 
@@ -189,16 +275,15 @@ impl FrozenBuilder {
     pub fn affine(&mut self, scale: Vec<f32>, shift: Vec<f32>) {
         match self.steps.last_mut() {
             Some(Step::Conv {
-                weight,
-                bias,
+                filter,
                 activation: None,
                 ..
             }) => {
                 // s (W x + b) + t = (s W) x + (s b + t), per output channel.
-                let patch = weight.len() / scale.len();
-                for (c, row) in weight.chunks_exact_mut(patch).enumerate() {
+                let patch = filter.weight.len() / scale.len();
+                for (c, row) in filter.weight.chunks_exact_mut(patch).enumerate() {
                     row.iter_mut().for_each(|w| *w *= scale[c]);
-                    bias[c] = bias[c] * scale[c] + shift[c];
+                    filter.bias[c] = filter.bias[c] * scale[c] + shift[c];
                 }
             }
             _ => self.steps.push(Step::Affine { scale, shift }),
@@ -278,21 +363,39 @@ impl FrozenBuilder {
         });
     }
 
-    /// The finished steps, with Winograd filters for the convolutions that suit them
-    /// (transformed after folding, so they include the batch norm scales).
+    /// The finished steps, with Winograd filters for the convolutions that suit them and the
+    /// orbit form of those that commute with their grid symmetries (both made after folding,
+    /// so they include the batch norm scales).
     fn finish(mut self) -> Vec<Step> {
         for step in &mut self.steps {
             if let Step::Conv {
-                c_in,
-                c_out,
-                window: w,
-                weight,
-                winograd,
+                window,
+                filter,
+                symmetry,
+                orbits,
                 ..
             } = step
-                && winograd_cpu::suits_layer(w.kernel, w.stride, w.dilation, *c_in, *c_out)
             {
-                *winograd = Some(WinogradFilter::new(weight, *c_out, *c_in));
+                let (c_in, c_out) = (filter.c_in, filter.c_out);
+                **filter = ConvFilter::new(
+                    std::mem::take(&mut filter.weight),
+                    std::mem::take(&mut filter.bias),
+                    c_in,
+                    *window,
+                );
+                *orbits = OrbitConv::new(
+                    symmetry,
+                    &filter.weight,
+                    &filter.bias,
+                    c_out,
+                    c_in,
+                    window.kernel,
+                )
+                .map(|orbit| {
+                    let reduced =
+                        ConvFilter::new(orbit.weight.clone(), orbit.bias.clone(), c_in, *window);
+                    Box::new((orbit, reduced))
+                });
             }
         }
         self.steps
@@ -323,6 +426,7 @@ impl Net {
             channels: plan.input_type.channels(),
             size: plan.input_size,
             fast: self.kernels.fast(),
+            orbits: OrbitConvs::WhereFaster,
             largest_map,
         })
     }
@@ -441,6 +545,26 @@ impl FrozenNet {
         self
     }
 
+    /// Where the convolutions that commute with the grid's exact symmetries run in orbit
+    /// form: the |S| quarter-turned (and mirrored) copies of the input through the filter
+    /// rows of one output channel per orbit, the results moved into place; 1/|S| of the
+    /// filter is read. By default where that is faster (large filters, few images).
+    pub fn with_orbit_convs(mut self, orbits: OrbitConvs) -> Self {
+        self.orbits = orbits;
+        self
+    }
+
+    /// Per convolution, the number of grid elements |S| of its orbit form (0: none).
+    pub fn orbit_orders(&self) -> Vec<usize> {
+        self.steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Conv { orbits, .. } => Some(orbits.as_ref().map_or(0, |o| o.0.order())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The model it was frozen from.
     pub fn model(&self) -> &str {
         &self.model
@@ -518,8 +642,8 @@ impl FrozenNet {
         const CHUNK_VALUES: usize = 1 << 19;
         let fft_layers = self.fast
             && self.steps.iter().any(|step| {
-                matches!(step, Step::Conv { c_in, c_out, window: w, .. }
-                    if fft_conv::suits_layer(w.kernel, w.stride, w.dilation, *c_in, *c_out))
+                matches!(step, Step::Conv { filter, window: w, .. }
+                    if fft_conv::suits_layer(w.kernel, w.stride, w.dilation, filter.c_in, filter.c_out))
             });
         let chunk = CHUNK_VALUES / self.largest_map.max(1);
         if !fft_layers && chunk >= 4 && batch >= 2 * chunk {
@@ -556,21 +680,18 @@ impl FrozenNet {
     fn run(&self, step: &Step, x: Maps, batch: usize) -> Maps {
         match step {
             Step::Conv {
-                c_in,
-                c_out,
                 window: w,
-                weight,
-                bias,
+                filter,
                 activation,
-                winograd,
-                fft,
+                orbits,
+                ..
             } => {
                 let s = ConvShape {
                     batch,
-                    c_in: *c_in,
+                    c_in: filter.c_in,
                     height: x.height,
                     width: x.width,
-                    c_out: *c_out,
+                    c_out: filter.c_out,
                     kernel: w.kernel,
                     stride: w.stride,
                     padding: w.padding,
@@ -581,29 +702,25 @@ impl FrozenNet {
                         activate(*f, y)
                     }
                 };
-                let values = match winograd {
-                    Some(filter) if self.fast && winograd_cpu::suits(&s) => {
-                        winograd_cpu::forward(&s, &x.values, filter, bias, epilogue)
+                let values = match orbits.as_deref() {
+                    Some((orbit, reduced))
+                        if self.orbits == OrbitConvs::Always
+                            || (self.orbits == OrbitConvs::WhereFaster && orbit.pays(&s)) =>
+                    {
+                        let moved = orbit.moved_inputs(&x.values, batch, x.height);
+                        let reps = ConvShape {
+                            batch: batch * orbit.order(),
+                            c_out: reduced.c_out,
+                            ..s
+                        };
+                        let z = reduced.run(&reps, &moved, self.fast, |_| {});
+                        orbit.assemble(&z, batch, s.out_height(), epilogue)
                     }
-                    _ if self.fast && fft_conv::suits(&s, Pass::Frozen) => {
-                        match fft_conv::frozen_tiling(&s) {
-                            Some(tiling) => {
-                                let filter = fft.get(&tiling.patch_shape(&s), weight);
-                                fft_conv::forward_tiled(
-                                    &s, &x.values, tiling, &filter, bias, epilogue,
-                                )
-                            }
-                            None => {
-                                let filter = fft.get(&s, weight);
-                                fft_conv::forward(&s, &x.values, &filter, bias, epilogue)
-                            }
-                        }
-                    }
-                    _ => conv_cpu::forward_then(&s, &x.values, weight, Some(bias), epilogue),
+                    _ => filter.run(&s, &x.values, self.fast, epilogue),
                 };
                 Maps {
                     values,
-                    channels: *c_out,
+                    channels: filter.c_out,
                     height: s.out_height(),
                     width: s.out_width(),
                 }

@@ -42,6 +42,7 @@ macro_rules! expanded_conv_module {
                     self.expanded_filter(),
                     self.expanded_bias(),
                     self.geometry.window,
+                    self.geometry.grid_elements(),
                 );
                 Ok(())
             }

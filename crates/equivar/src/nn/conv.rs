@@ -7,10 +7,11 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::check_channels;
 use crate::error::Result;
-use crate::field::FieldType;
+use crate::field::{FieldType, SignedPermutation};
+use crate::frozen::GridElement;
 use crate::kernels::FilterExpansion;
 use crate::ops::{self, Kernels};
-use crate::space::Window;
+use crate::space::{GridAction, Window};
 
 /// What lifting and group convs share: types, window and the expansion index maps.
 #[derive(Clone, Debug)]
@@ -25,6 +26,23 @@ pub struct GConvGeometry {
 }
 
 impl GConvGeometry {
+    /// The group's elements with their pixel and channel actions, for the frozen model's
+    /// orbit form (empty for a group that does not act on the pixel grid).
+    pub fn grid_elements(&self) -> Vec<GridElement> {
+        let group = self.in_type.group;
+        group
+            .elements()
+            .map(|e| {
+                Some(GridElement {
+                    pixels: GridAction::of(group, e).ok()?,
+                    input: SignedPermutation::unsigned(self.in_type.channel_permutation(e)),
+                    output: SignedPermutation::unsigned(self.out_type.channel_permutation(e)),
+                })
+            })
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default()
+    }
+
     fn new(name: &str, in_type: FieldType, out_fields: usize, window: Window) -> Result<Self> {
         Ok(GConvGeometry {
             name: name.to_string(),

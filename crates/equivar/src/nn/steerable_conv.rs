@@ -17,10 +17,11 @@ use burn::tensor::{DType, Device, Distribution, Tensor, TensorData};
 use super::check_channels;
 use crate::error::{EquivarError, Result};
 use crate::field::{FeatureType, ReprKind};
+use crate::frozen::GridElement;
 use crate::group::{Irrep, PlanarGroup, Representation};
 use crate::kernels::steerable::{Ring, SteerableBasis, default_rings};
 use crate::ops::{self, Kernels};
-use crate::space::Window;
+use crate::space::{PixelAction, Window};
 
 /// The learned coefficients of one (output term, input term) pair and their basis.
 #[derive(Clone, Debug)]
@@ -138,6 +139,28 @@ fn terms(t: &FeatureType) -> Result<Vec<(usize, ReprKind, Representation)>> {
 }
 
 impl SteerableGeometry {
+    /// The group's elements that map the pixel grid to itself, with their actions on the
+    /// input and output channels, for the frozen model's orbit form; empty if one of them
+    /// mixes channels.
+    pub fn grid_elements(&self) -> Vec<GridElement> {
+        self.in_type
+            .group
+            .pixel_grid_elements()
+            .into_iter()
+            .map(|g| {
+                let PixelAction::Exact(pixels) = PixelAction::of(g) else {
+                    return None;
+                };
+                Some(GridElement {
+                    pixels,
+                    input: self.in_type.signed_permutation(g)?,
+                    output: self.out_type.signed_permutation(g)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()
+            .unwrap_or_default()
+    }
+
     fn new(
         name: &str,
         in_type: &FeatureType,
