@@ -119,9 +119,17 @@ impl Profile {
     pub fn quick() -> Self {
         Profile {
             name: "quick".into(),
-            models: ["cohen-z2cnn", "cohen-p4cnn", "abusing-c8", "hnet"]
-                .map(String::from)
-                .to_vec(),
+            models: [
+                "cohen-z2cnn",
+                "cohen-p4cnn",
+                "abusing-c8",
+                "e2-c8-quick",
+                "e2-c16-quick",
+                "e2-d16c16-quick",
+                "hnet",
+            ]
+            .map(String::from)
+            .to_vec(),
             seeds: vec![0],
             epochs: 8,
             batch_size: 64,

@@ -105,6 +105,31 @@ pub const MODELS: &[ModelInfo] = &[
         },
     },
     ModelInfo {
+        name: "e2-c8-quick",
+        summary: "e2-c8 at a quarter of its widths (9-34 C8 fields, about a sixteenth of the work): \
+                  the rotated-MNIST quick profile's C8 model",
+        input_size: 28,
+        build: || e2_quick_model("e2-c8-quick", PlanarGroup::Cyclic(8), None),
+    },
+    ModelInfo {
+        name: "e2-c16-quick",
+        summary: "e2-c16 at a quarter of its widths (6-24 C16 fields)",
+        input_size: 28,
+        build: || e2_quick_model("e2-c16-quick", PlanarGroup::Cyclic(16), None),
+    },
+    ModelInfo {
+        name: "e2-d16c16-quick",
+        summary: "e2-d16c16 at a quarter of its widths (4-12 D16 fields, then 24 C16 fields)",
+        input_size: 28,
+        build: || {
+            e2_quick_model(
+                "e2-d16c16-quick",
+                PlanarGroup::Dihedral(16),
+                Some(PlanarGroup::Cyclic(16)),
+            )
+        },
+    },
+    ModelInfo {
         name: "hnet",
         summary: "Harmonic Network of Worrall et al. 2017 for MNIST-rot: SO(2) features of \
                   rotation orders 0 and 1 (8, 16, 32 per order), 5x5 steerable convs, \
@@ -139,6 +164,12 @@ fn e2_model(name: &str, group: PlanarGroup, restrict_to: Option<PlanarGroup>) ->
         restrict_to,
         96,
     )
+}
+
+/// An E2SFCNN at a quarter of the paper's widths (rounded up), the same head.
+fn e2_quick_model(name: &str, group: PlanarGroup, restrict_to: Option<PlanarGroup>) -> NetSpec {
+    let widths = e2::paper_widths(group, restrict_to).map(|w| w.div_ceil(4));
+    e2::e2sfcnn(name, group, widths, restrict_to, 96)
 }
 
 /// The spec of the reference model `name`, or of the description in the file `name` (a
