@@ -98,7 +98,7 @@ enum Command {
         #[arg(value_parser = ["using-abusing", "spherical-mnist", "e2-mnist-rot", "segnn-qm9"])]
         study: String,
         /// The quick profile (under an hour on 2 cores; spherical-mnist under 45 minutes,
-        /// e2-mnist-rot about 20) instead of the paper's settings.
+        /// e2-mnist-rot about 45) instead of the paper's settings.
         #[arg(long)]
         quick: bool,
         /// Output directory (runs, results.json, results.md, plots); an interrupted

@@ -21,6 +21,10 @@ fn main() {
     };
     let channels: usize = args.next().map_or(40, |a| a.parse().expect("channels"));
     let batch: usize = args.next().map_or(128, |a| a.parse().expect("batch"));
+    if size == 0 || channels == 0 || batch == 0 {
+        eprintln!("SIZE, CHANNELS and BATCH must be at least 1");
+        std::process::exit(2);
+    }
     let s = ConvShape {
         batch,
         c_in: channels,

@@ -27,9 +27,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_data()
         .try_into_vec::<f32>()
         .map_err(|e| format!("{e:?}"))?;
+    let start = Instant::now();
     let frozen = net.to_frozen()?;
     println!(
-        "{name}, batch {batch}: orbit forms' |S| per convolution {:?}",
+        "{name}, batch {batch}: frozen in {:.3} s; orbit forms' |S| per convolution {:?}",
+        start.elapsed().as_secs_f64(),
         frozen.orbit_orders()
     );
     let forms = [

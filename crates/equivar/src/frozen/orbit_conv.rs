@@ -120,7 +120,9 @@ impl OrbitConv {
             .map(|e| index_of(inverse(e.pixels)))
             .collect::<Option<_>>()?;
 
-        if !commutes(elements, &inverses, weight, bias, c_in, kernel) {
+        if !is_representation(elements)
+            || !commutes(elements, &inverses, weight, bias, c_in, kernel)
+        {
             return None;
         }
 
@@ -259,7 +261,37 @@ fn sources(a: GridAction, n: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Whether `W(g v) rho_in(g) = rho_out(g) W(v)` and `b = rho_out(g) b` for every element, to
+/// Whether the elements' pixel actions are closed under composition and their channel actions
+/// compose the same way (`rho(g) rho(h) = rho(gh)`), so that a filter commuting with the
+/// generators commutes with every element. D4 acts faithfully on the four pixels of a 2x2
+/// grid, so those identify an element.
+fn is_representation(elements: &[GridElement]) -> bool {
+    let tables: Vec<Vec<usize>> = elements.iter().map(|e| sources(e.pixels, 2)).collect();
+    // (g . (h . f))_c = s_g[c] s_h[m] f[source_h(m)] with m = source_g(c).
+    let composes = |g: &SignedPermutation, h: &SignedPermutation, gh: &SignedPermutation| {
+        (0..g.source.len()).all(|c| {
+            let m = g.source[c];
+            h.source[m] == gh.source[c] && g.sign[c] * h.sign[m] == gh.sign[c]
+        })
+    };
+    elements.iter().zip(&tables).all(|(g, g_table)| {
+        elements.iter().zip(&tables).all(|(h, h_table)| {
+            // act_g(act_h(x))[p] = x[source_h(source_g(p))]
+            let composed: Vec<usize> = g_table.iter().map(|&p| h_table[p]).collect();
+            tables
+                .iter()
+                .position(|t| *t == composed)
+                .is_some_and(|gh| {
+                    let gh = &elements[gh];
+                    composes(&g.input, &h.input, &gh.input)
+                        && composes(&g.output, &h.output, &gh.output)
+                })
+        })
+    })
+}
+
+/// Whether `W(g v) rho_in(g) = rho_out(g) W(v)` and `b = rho_out(g) b` for the generators (the
+/// quarter turn, and the mirror if present; [`is_representation`] extends it to all), to
 /// [`SYMMETRY_TOLERANCE`] of the largest value. Per output channel `c` and input channel
 /// `c'` with `rho_in(g)`'s entry `s_in[c']` at `(c', d)`, `d = source_in(c')`:
 /// `s_in[c'] W[c, c'](g v) = s_out[c] W[source_out(c), d](v)`.
@@ -276,25 +308,32 @@ fn commutes(
     let bias_tolerance = SYMMETRY_TOLERANCE * largest(bias).max(largest(weight));
     let taps = kernel * kernel;
     let c_out = bias.len();
-    elements.iter().zip(inverses).all(|(e, &inv)| {
-        // W(g v) = W[source of g^-1 at v].
-        let turned = sources(elements[inv].pixels, kernel);
-        let bias_ok = (0..c_out).all(|c| {
-            (bias[c] - e.output.sign[c] * bias[e.output.source[c]]).abs() <= bias_tolerance
-        });
-        bias_ok
-            && (0..c_out).into_par_iter().all(|c| {
-                let (s_out, c_src) = (e.output.sign[c], e.output.source[c]);
-                (0..c_in).all(|ci| {
-                    let (s_in, d) = (e.input.sign[ci], e.input.source[ci]);
-                    let left = &weight[(c * c_in + ci) * taps..][..taps];
-                    let right = &weight[(c_src * c_in + d) * taps..][..taps];
-                    (0..taps).all(|v| {
-                        (s_in * left[turned[v]] - s_out * right[v]).abs() <= weight_tolerance
+    let generator = |a: GridAction| {
+        (a.quarter_turns, a.mirror) == (1, false) || (a.quarter_turns, a.mirror) == (0, true)
+    };
+    elements
+        .iter()
+        .zip(inverses)
+        .filter(|(e, _)| generator(e.pixels))
+        .all(|(e, &inv)| {
+            // W(g v) = W[source of g^-1 at v].
+            let turned = sources(elements[inv].pixels, kernel);
+            let bias_ok = (0..c_out).all(|c| {
+                (bias[c] - e.output.sign[c] * bias[e.output.source[c]]).abs() <= bias_tolerance
+            });
+            bias_ok
+                && (0..c_out).into_par_iter().all(|c| {
+                    let (s_out, c_src) = (e.output.sign[c], e.output.source[c]);
+                    (0..c_in).all(|ci| {
+                        let (s_in, d) = (e.input.sign[ci], e.input.source[ci]);
+                        let left = &weight[(c * c_in + ci) * taps..][..taps];
+                        let right = &weight[(c_src * c_in + d) * taps..][..taps];
+                        (0..taps).all(|v| {
+                            (s_in * left[turned[v]] - s_out * right[v]).abs() <= weight_tolerance
+                        })
                     })
                 })
-            })
-    })
+        })
 }
 
 #[cfg(test)]
@@ -447,6 +486,12 @@ mod tests {
         // Not the four quarter turns; an output action whose orbits have two channels (a
         // filter averaged over it commutes, but its orbits are not free).
         assert!(OrbitConv::new(&elements[..2], &weight, &bias, c_out, c_in, k).is_none());
+        // Channel actions that are not a representation (one sign of the half turn's output
+        // action flipped), though the filter commutes with the quarter turn and the orbits
+        // stay free.
+        let mut broken = elements.clone();
+        broken[2].output.sign[0] *= -1.0;
+        assert!(OrbitConv::new(&broken, &weight, &bias, c_out, c_in, k).is_none());
         let mut paired = elements.clone();
         for e in &mut paired {
             let q = e.pixels.quarter_turns;
