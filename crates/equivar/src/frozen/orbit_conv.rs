@@ -45,8 +45,9 @@ pub struct OrbitConv {
 
 impl OrbitConv {
     /// The orbit form of the convolution with `weight [c_out, c_in, k, k]` and `bias`, if the
-    /// elements are the quarter turns (with or without the mirrors), every output orbit has
-    /// |S| channels and the filter and bias commute with every element. Where the mirrors
+    /// elements are the quarter turns (with or without the mirrors), their channel actions
+    /// form a representation, every output orbit has |S| channels and the filter and bias
+    /// commute with every element (checked on the generators). Where the mirrors
     /// fail, the quarter turns alone are tried (a batch norm per C16 field folded into a D16
     /// layer before a restriction keeps only those).
     pub fn new(
