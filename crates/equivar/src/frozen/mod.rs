@@ -144,7 +144,7 @@ enum Step {
         filter: Box<ConvFilter>,
         activation: Option<Activation>,
         /// The elements of the layer's group that map the pixel grid to itself, with their
-        /// actions on the channels (empty if none or unknown).
+        /// actions on the channels (empty if none or unknown; taken when the steps finish).
         symmetry: Vec<GridElement>,
         /// The convolution run on one output channel per orbit of those elements, with the
         /// representatives' filter, where the filter commutes with them.
@@ -384,16 +384,17 @@ impl FrozenBuilder {
                     *window,
                 );
                 *orbits = OrbitConv::new(
-                    symmetry,
+                    &std::mem::take(symmetry),
                     &filter.weight,
                     &filter.bias,
                     c_out,
                     c_in,
                     window.kernel,
                 )
-                .map(|orbit| {
-                    let reduced =
-                        ConvFilter::new(orbit.weight.clone(), orbit.bias.clone(), c_in, *window);
+                .map(|mut orbit| {
+                    let weight = std::mem::take(&mut orbit.weight);
+                    let bias = std::mem::take(&mut orbit.bias);
+                    let reduced = ConvFilter::new(weight, bias, c_in, *window);
                     Box::new((orbit, reduced))
                 });
             }

@@ -38,7 +38,10 @@ pub struct OrbitConv {
     /// `y[c] = sign * (g^-1 . z_g)[c]`, `z_g[r]` the representatives' output for `g . f`,
     /// and the pixel action of `g^-1`.
     assembly: Vec<(usize, usize, f32, GridAction)>,
-    /// The representatives' filter rows `[reps, in, k, k]` and biases.
+    /// Output channels computed directly, one per orbit.
+    representatives: usize,
+    /// The representatives' filter rows `[reps, in, k, k]` and biases (for the caller to
+    /// take: it runs the convolution).
     pub weight: Vec<f32>,
     pub bias: Vec<f32>,
 }
@@ -163,6 +166,7 @@ impl OrbitConv {
                 .map(|e| (e.pixels, e.input.clone()))
                 .collect(),
             assembly,
+            representatives: reps.len(),
             weight: reps
                 .iter()
                 .flat_map(|&c| weight[c * patch..][..patch].iter().copied())
@@ -192,7 +196,7 @@ impl OrbitConv {
 
     /// Output channels computed directly, one per orbit.
     pub fn representatives(&self) -> usize {
-        self.bias.len()
+        self.representatives
     }
 
     /// `g . x` for every element, `x [batch, c_in, n, n]`: `[|S| * batch, c_in, n, n]`,
