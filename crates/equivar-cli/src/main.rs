@@ -450,18 +450,24 @@ fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
         }
         Command::Models { json: None } => {
             let device = Device::flex();
-            println!("{:<14} {:>8}  summary", "model", "params");
+            let w = MODELS
+                .iter()
+                .map(|m| m.name.len())
+                .max()
+                .unwrap_or(0)
+                .max(14);
+            println!("{:<w$} {:>8}  summary", "model", "params");
             for m in MODELS {
                 // parameters do not depend on the input size; each model's own is valid for it
                 let params = m
                     .spec()
                     .init(m.input_size, Exactness::AllowApproximate, &device)?
                     .trainable_params();
-                println!("{:<14} {:>8}  {}", m.name, params, m.summary);
+                println!("{:<w$} {:>8}  {}", m.name, params, m.summary);
             }
             println!("\nsphere layers (equivar check --model NAME [--grids 32x64,...]):");
             for (name, _, description) in equivar::check::sphere::disco_models() {
-                println!("{name:<14} {:>8}  {description}", "");
+                println!("{name:<w$} {:>8}  {description}", "");
             }
             println!(
                 "spherical MNIST reproduction: equivar reproduce spherical-mnist --quick --out DIR"
