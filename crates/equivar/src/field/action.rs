@@ -68,10 +68,7 @@ impl FeatureType {
             let d = rho.nrows();
             let part = moved.clone().narrow(1, at, count * d);
             at += count * d;
-            let block: Vec<f32> = (0..d)
-                .flat_map(|i| (0..d).map(move |j| (i, j)))
-                .map(|(i, j)| snap(rho[(i, j)]))
-                .collect();
+            let block = snapped(&rho);
             if rho.is_identity(0.0) {
                 parts.push(part);
             } else if let Some(source) = permutation(&block, d) {
@@ -128,17 +125,7 @@ impl FeatureType {
         for &(count, kind) in &self.terms {
             let rho = kind.representation(self.group).ok()?.matrix(g);
             let d = rho.nrows();
-            let mut block = Vec::with_capacity(d);
-            for i in 0..d {
-                let entries: Vec<(usize, f32)> = (0..d)
-                    .map(|j| (j, snap(rho[(i, j)])))
-                    .filter(|&(_, v)| v != 0.0)
-                    .collect();
-                match entries[..] {
-                    [(j, v)] if v.abs() == 1.0 => block.push((j, v)),
-                    _ => return None,
-                }
-            }
+            let block = signed_sources(&snapped(&rho), d)?;
             for _ in 0..count {
                 let at = moves.source.len();
                 moves.source.extend(block.iter().map(|&(j, _)| at + j));
@@ -149,15 +136,36 @@ impl FeatureType {
     }
 }
 
-/// For a `d x d` matrix (row-major) that permutes coordinates, the source of each output
-/// coordinate (`out[i] = in[source[i]]`); `None` for any other matrix.
-fn permutation(block: &[f32], d: usize) -> Option<Vec<i64>> {
+/// `rho`'s entries, snapped, row-major.
+fn snapped(rho: &nalgebra::DMatrix<f64>) -> Vec<f32> {
+    let d = rho.nrows();
+    (0..d)
+        .flat_map(|i| (0..d).map(move |j| (i, j)))
+        .map(|(i, j)| snap(rho[(i, j)]))
+        .collect()
+}
+
+/// For a `d x d` matrix (row-major) with one entry of +-1 in each row and zeros elsewhere,
+/// the source and sign of each output coordinate (`out[i] = sign * in[source]`); `None` for
+/// any other matrix.
+fn signed_sources(block: &[f32], d: usize) -> Option<Vec<(usize, f32)>> {
     (0..d)
         .map(|i| {
             let row = &block[i * d..(i + 1) * d];
-            let ones: Vec<usize> = (0..d).filter(|&j| row[j] == 1.0).collect();
-            let zeros = row.iter().filter(|v| **v == 0.0).count();
-            (ones.len() == 1 && zeros == d - 1).then(|| ones[0] as i64)
+            let mut nonzero = (0..d).filter(|&j| row[j] != 0.0);
+            match (nonzero.next(), nonzero.next()) {
+                (Some(j), None) if row[j].abs() == 1.0 => Some((j, row[j])),
+                _ => None,
+            }
         })
+        .collect()
+}
+
+/// For a `d x d` matrix (row-major) that permutes coordinates, the source of each output
+/// coordinate (`out[i] = in[source[i]]`); `None` for any other matrix.
+fn permutation(block: &[f32], d: usize) -> Option<Vec<i64>> {
+    signed_sources(block, d)?
+        .into_iter()
+        .map(|(j, sign)| (sign == 1.0).then_some(j as i64))
         .collect()
 }

@@ -34,10 +34,11 @@ const SYMMETRY_TOLERANCE: f32 = 1e-5;
 pub struct OrbitConv {
     /// Per element `g`: its pixel action and its action on the input channels.
     moves: Vec<(GridAction, SignedPermutation)>,
+    /// Per element `g`, the index of `g^-1`.
+    inverses: Vec<usize>,
     /// Per output channel `c`: the element `g`, the representative `r` and the sign with
-    /// `y[c] = sign * (g^-1 . z_g)[c]`, `z_g[r]` the representatives' output for `g . f`,
-    /// and the pixel action of `g^-1`.
-    assembly: Vec<(usize, usize, f32, GridAction)>,
+    /// `y[c] = sign * (g^-1 . z_g)[c]`, `z_g[r]` the representatives' output for `g . f`.
+    assembly: Vec<(usize, usize, f32)>,
     /// Output channels computed directly, one per orbit.
     representatives: usize,
     /// The representatives' filter rows `[reps, in, k, k]` and biases (for the caller to
@@ -154,9 +155,12 @@ impl OrbitConv {
                     .iter()
                     .enumerate()
                     .map(|(g, &i)| (g, &elements[i]))
-                    .find(|(_, e_inv)| reps.contains(&e_inv.output.source[c]))?;
+                    .find(|(_, e_inv)| {
+                        let source = e_inv.output.source[c];
+                        reps[representative[source]] == source
+                    })?;
                 let r = representative[e_inv.output.source[c]];
-                Some((g, r, e_inv.output.sign[c], e_inv.pixels))
+                Some((g, r, e_inv.output.sign[c]))
             })
             .collect::<Option<Vec<_>>>()?;
         let patch = c_in * kernel * kernel;
@@ -165,6 +169,7 @@ impl OrbitConv {
                 .iter()
                 .map(|e| (e.pixels, e.input.clone()))
                 .collect(),
+            inverses,
             assembly,
             representatives: reps.len(),
             weight: reps
@@ -233,21 +238,20 @@ impl OrbitConv {
     ) -> Vec<f32> {
         let plane = m * m;
         let (reps, c_out) = (self.representatives(), self.assembly.len());
-        let mut tables: Vec<(GridAction, Vec<usize>)> = Vec::new();
-        for &(_, _, _, a) in &self.assembly {
-            if !tables.iter().any(|(t, _)| *t == a) {
-                tables.push((a, sources(a, m)));
-            }
-        }
+        // Per element g, the pixel table of g^-1.
+        let tables: Vec<Vec<usize>> = self
+            .inverses
+            .iter()
+            .map(|&inverse| sources(self.moves[inverse].0, m))
+            .collect();
         let mut out = vec![0.0f32; batch * c_out * plane];
         out.par_chunks_mut(plane)
             .enumerate()
             .for_each(|(index, target)| {
                 let (b, c) = (index / c_out, index % c_out);
-                let (g, r, sign, a) = self.assembly[c];
-                let table = &tables.iter().find(|(t, _)| *t == a).expect("built above").1;
+                let (g, r, sign) = self.assembly[c];
                 let from = &z[((g * batch + b) * reps + r) * plane..][..plane];
-                for (t, &s) in target.iter_mut().zip(table) {
+                for (t, &s) in target.iter_mut().zip(&tables[g]) {
                     *t = sign * from[s];
                 }
                 epilogue(target);
