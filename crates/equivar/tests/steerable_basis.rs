@@ -339,3 +339,47 @@ fn bad_bases_are_clear_errors() {
     assert!(message(SteerableBasis::with_rings(&c4, &c4, 3, 1, &[flat])).contains("sigma"));
     assert!(message(SteerableBasis::with_rings(&c4, &c4, 3, 1, &[])).contains("no rings"));
 }
+
+/// The conv filters a layer multiplies its weights with are the elements in the
+/// representations' own basis, `Q_out block Q_in^T` at every pixel (in f32), for bases whose
+/// irreps are 1- and 2-dimensional on both sides.
+#[test]
+fn expanded_filters_are_the_elements_in_the_representations_basis() {
+    let cases = [
+        (PlanarGroup::Cyclic(4), "regular", "regular"),
+        (PlanarGroup::Cyclic(8), "irrep:0,3", "regular"),
+        (PlanarGroup::Dihedral(4), "regular", "irrep:1,2"),
+        (PlanarGroup::Dihedral(8), "irrep:1,1", "regular"),
+        (PlanarGroup::Cyclic(8), "quotient:2", "regular"),
+        (PlanarGroup::O2, "irrep:1,1", "irrep:0,0"),
+    ];
+    for (group, input, output) in cases {
+        let (rho_in, rho_out) = (representation(group, input), representation(group, output));
+        for size in [3, 5] {
+            let basis = SteerableBasis::new(&rho_in, &rho_out, size, 1).unwrap();
+            let filters = basis.filters();
+            let (d_out, d_in) = (rho_out.dim(), rho_in.dim());
+            assert_eq!(filters.len(), basis.len() * d_out * d_in * size * size);
+            for e in 0..basis.len() {
+                for row in 0..size {
+                    for column in 0..size {
+                        let expected = basis.at(e, row, column);
+                        for r in 0..d_out {
+                            for c in 0..d_in {
+                                let at =
+                                    (((e * d_out + r) * d_in + c) * size + row) * size + column;
+                                let want = expected[(r, c)];
+                                assert!(
+                                    (filters[at] as f64 - want).abs() <= 1e-6 * want.abs().max(1.0),
+                                    "{group} {input}->{output} {size}x{size} element {e} at \
+                                     ({row}, {column}), [{r}, {c}]: {} instead of {want}",
+                                    filters[at]
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -49,7 +49,17 @@ struct SampledBasis {
 
 impl SampledBasis {
     fn new(filters: Vec<f32>, elements: usize) -> Self {
-        let energy = filters.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        // Eight independent sums: one running sum is a chain of dependent adds, 30 ms for
+        // D16's 29 million values.
+        let mut lanes = [0.0f64; 8];
+        let chunks = filters.chunks_exact(8);
+        let tail: f64 = chunks.remainder().iter().map(|&v| (v as f64).powi(2)).sum();
+        for chunk in chunks {
+            for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                *lane += (v as f64) * (v as f64);
+            }
+        }
+        let energy = lanes.iter().sum::<f64>() + tail;
         SampledBasis {
             filters,
             elements,

@@ -232,24 +232,49 @@ impl SteerableBasis {
                 self.input_offsets[origin.input_irrep],
                 b,
             );
-            let mut left = vec![0.0f64; d_out * b];
-            for p in 0..pixels {
-                let at = self.starts[e] + p * a * b;
-                let block = &self.blocks[at..at + a * b];
-                if block.iter().all(|&v| v == 0.0) {
-                    continue;
-                }
-                // left = Q_out[:, rows] block: [d_out, b]
-                for r in 0..d_out {
-                    for k in 0..b {
-                        left[r * b + k] = (0..a).map(|i| q_out[r * a + i] * block[i * b + k]).sum();
+            // left[r][k][p] = (Q_out[:, rows] block(p))[r, k], along the pixels so that the
+            // expansion below runs over contiguous rows.
+            let block = |p: usize| &self.blocks[self.starts[e] + p * a * b..][..a * b];
+            let mut left = vec![0.0f64; d_out * b * pixels];
+            for r in 0..d_out {
+                let q = &q_out[r * a..(r + 1) * a];
+                for k in 0..b {
+                    let row = &mut left[(r * b + k) * pixels..][..pixels];
+                    for (p, v) in row.iter_mut().enumerate() {
+                        let block = block(p);
+                        *v = q
+                            .iter()
+                            .enumerate()
+                            .map(|(i, q)| q * block[i * b + k])
+                            .sum();
                     }
                 }
-                for r in 0..d_out {
-                    let row = &left[r * b..(r + 1) * b];
-                    for c in 0..d_in {
-                        let v: f64 = (0..b).map(|k| row[k] * q_in[c * b + k]).sum();
-                        out[((e * d_out + r) * d_in + c) * pixels + p] = v as f32;
+            }
+            // out[e, r, c, :] = sum_k Q_in[c, cols[k]] left[r][k][:]; the planar groups'
+            // irreps have dimension 1 or 2, so the sum is spelled out.
+            for r in 0..d_out {
+                let left = &left[r * b * pixels..][..b * pixels];
+                for c in 0..d_in {
+                    let q = &q_in[c * b..(c + 1) * b];
+                    let dst = &mut out[((e * d_out + r) * d_in + c) * pixels..][..pixels];
+                    match b {
+                        1 => {
+                            for (d, l) in dst.iter_mut().zip(left) {
+                                *d = (q[0] * l) as f32;
+                            }
+                        }
+                        2 => {
+                            let (l0, l1) = left.split_at(pixels);
+                            for ((d, x), y) in dst.iter_mut().zip(l0).zip(l1) {
+                                *d = (q[0] * x + q[1] * y) as f32;
+                            }
+                        }
+                        _ => {
+                            for (p, d) in dst.iter_mut().enumerate() {
+                                *d =
+                                    (0..b).map(|k| q[k] * left[k * pixels + p]).sum::<f64>() as f32;
+                            }
+                        }
                     }
                 }
             }
