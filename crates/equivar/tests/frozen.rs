@@ -4,9 +4,10 @@
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Tensor};
-use equivar::field::FieldType;
+use equivar::field::{FeatureType, FieldType};
 use equivar::frozen::OrbitConvs::{Always, Never, WhereFaster};
 use equivar::group::{Group, PlanarGroup};
+use equivar::layers::{EquivariantSubsample, EquivariantUpsample, Linear};
 use equivar::models;
 use equivar::nn::Net;
 use equivar::plan::Exactness;
@@ -270,6 +271,53 @@ fn orbit_convolutions_match_the_inference_net() {
                 "{} batch {batch}: relative error {e:.2e}",
                 spec.name
             );
+        }
+    }
+}
+
+/// Equivariant subsampling and upsampling in the frozen model: the subsampling reference
+/// models and a D4 model with irrep fields through both layers match
+/// the inference net at 27, 28 and 29, and the frozen model is itself exactly invariant under
+/// its group's grid symmetries at each size, as the net is.
+#[test]
+fn frozen_equivariant_resampling_matches_and_stays_exact() {
+    let device = Device::flex();
+    device.seed(12);
+    let k3 = Window::new(3).padding(1);
+    let irreps = NetSpec::new("d4-resample", "D4: trivial".parse::<FeatureType>().unwrap())
+        .r2_conv("2x trivial + 2x irrep(1,1) + regular", k3)
+        .push("down", EquivariantSubsample { stride: 2 })
+        .r2_conv("trivial + 2x irrep(1,1) + 2x regular", k3)
+        .push("up", EquivariantUpsample { stride: 2 })
+        .r2_conv("3x trivial + irrep(1,1)", k3)
+        .norm_pool()
+        .global_avg_pool()
+        .push(
+            "fc",
+            Linear {
+                out_features: 5,
+                bias: true,
+            },
+        );
+    let specs = [
+        models::spec("abusing-p4-subsample").unwrap(),
+        models::spec("abusing-p4m-subsample").unwrap(),
+        irreps,
+    ];
+    for spec in specs {
+        for n in [27, 28, 29] {
+            let net = prepared(&spec, n, &device);
+            let e = compare(&net, 2, &device);
+            assert!(e <= 1e-5, "{} at {n}: relative error {e:.2e}", spec.name);
+            let frozen = net.to_frozen().unwrap();
+            let x = Tensor::<4>::random([2, 1, n, n], Distribution::Normal(0.3, 1.0), &device);
+            let logits = |x: Tensor<4>| frozen.logits(&host(x), [2, 1, n, n]).unwrap();
+            let want = logits(x.clone());
+            let input = &net.plan.input_type;
+            for g in spec.group().pixel_grid_elements() {
+                let e = relative_error(&logits(input.act(g, x.clone()).unwrap()), &want);
+                assert!(e <= 1e-5, "{} at {n}, {g:?}: {e:.2e}", spec.name);
+            }
         }
     }
 }

@@ -19,16 +19,18 @@ use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
+mod canonical;
 mod fields;
 mod orbit_conv;
 mod resample;
 
+pub use canonical::Pose;
 pub use fields::FieldOp;
 pub use orbit_conv::GridElement;
 use orbit_conv::OrbitConv;
 
 use crate::error::{EquivarError, Result};
-use crate::nn::{FieldLayout, FourierTerm, Net};
+use crate::nn::{FieldLayout, FourierTerm, Net, Resampling};
 use crate::space::Window;
 use crate::spec::{Activation, Reduce};
 use equivar_kernels::conv::{self as conv_cpu, ConvShape};
@@ -185,6 +187,11 @@ enum Step {
     Upsample {
         scale: usize,
         align_corners: bool,
+    },
+    /// Equivariant subsampling or upsampling: each image resampled in its canonical pose.
+    Canonical {
+        resampling: Resampling,
+        poses: Vec<Pose>,
     },
     /// A Fourier-pointwise nonlinearity.
     Fourier {
@@ -343,6 +350,12 @@ impl FrozenBuilder {
             scale,
             align_corners,
         });
+    }
+
+    /// `resampling` in each image's canonical pose among `poses` (the grid symmetries of the
+    /// layer's group, identity first).
+    pub fn canonical_resample(&mut self, resampling: Resampling, poses: Vec<Pose>) {
+        self.steps.push(Step::Canonical { resampling, poses });
     }
 
     /// `function` on the samples of every field of `terms`.
@@ -790,6 +803,9 @@ impl FrozenNet {
                 scale,
                 align_corners,
             } => resample::upsample(*scale, *align_corners, &x),
+            Step::Canonical { resampling, poses } => {
+                canonical::canonical_resample(*resampling, poses, &x)
+            }
             Step::Fourier { function, terms } => {
                 let plane = x.plane();
                 let values = fields::fourier(terms, &x.values, plane, |v| activate(*function, v));

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::error::Result;
 use crate::export::PlainLayer;
-use crate::frozen::FrozenBuilder;
+use crate::frozen::{FrozenBuilder, Pose};
 use crate::nn::{self, Resampling};
 use crate::plan::LayerPlan;
 
@@ -120,11 +120,21 @@ impl LayerModule for nn::CanonicalResample {
         ))
     }
 
-    fn lower(&self, _frozen: &mut FrozenBuilder) -> Result<()> {
-        Err(no_lowering(
-            kind(self.resampling),
-            "the frozen model",
-            "the frozen model has no per-image pose step; run the model itself for inference",
-        ))
+    fn lower(&self, frozen: &mut FrozenBuilder) -> Result<()> {
+        let poses = self
+            .elements()
+            .into_iter()
+            .map(Pose::of)
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                no_lowering(
+                    kind(self.resampling),
+                    "the frozen model",
+                    "its group has a symmetry that does not permute the pixels; run the model \
+                     itself for inference",
+                )
+            })?;
+        frozen.canonical_resample(self.resampling, poses);
+        Ok(())
     }
 }

@@ -88,7 +88,7 @@ pub struct CanonicalResample {
 /// The pose map `w` on an `n x n` grid: a tilted ramp with a mixed and a square term, so that
 /// no quarter turn or mirror maps it to itself (the four rotations of a ramp alone differ, but
 /// a map whose first moments vanish would score them alike).
-fn pose_map(n: usize) -> Vec<f32> {
+pub(crate) fn pose_map(n: usize) -> Vec<f32> {
     let c = (n as f64 - 1.0) / 2.0;
     let scale = n.max(1) as f64;
     (0..n * n)

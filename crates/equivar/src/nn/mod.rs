@@ -15,6 +15,7 @@ mod resample;
 mod steerable_conv;
 
 pub use crate::layers::Layer;
+pub(crate) use canonical::pose_map;
 pub use canonical::{CanonicalResample, Resampling};
 pub use conv::{GroupConv2d, LiftingConv2d};
 pub use disco::{DiscoConfig, DiscoConvS2, DiscoConvTransposeS2};
