@@ -17,7 +17,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use super::check_channels;
 use crate::field::FeatureType;
 use crate::group::O2Element;
-use crate::space::PixelAction;
+use crate::space::{GridAction, PixelAction};
 
 /// The plain resampling done in the canonical pose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,29 +123,49 @@ impl CanonicalResample {
         scores.argmax(1).reshape([b])
     }
 
+    /// Each image moved by `h^-1` for its pose `h`, resampled and moved back, one pose's
+    /// images at a time. Only the pixels move: the resampling treats every channel alike, so
+    /// the channel actions of `h^-1` and `h` cancel.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         check_channels(&self.name, self.feature_type.channels(), &x);
         let [b, _, _, _] = x.dims();
-        let poses = self.poses(&x);
-        let mut out: Option<Tensor<4>> = None;
+        let device = x.device();
+        let poses: Vec<i64> = self
+            .poses(&x)
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .expect("poses are integers");
+        let index = |images: &[i64]| {
+            Tensor::<1, Int>::from_data(TensorData::new(images.to_vec(), [images.len()]), &device)
+        };
+        let mut parts = Vec::new();
+        // order[j]: the image that row j of the concatenated parts belongs to.
+        let mut order = Vec::with_capacity(b);
         for (k, &h) in self.elements().iter().enumerate() {
-            let act = |g: O2Element, t: Tensor<4>| {
-                self.feature_type
-                    .act(g, t)
-                    .unwrap_or_else(|e| panic!("layer `{}`: {e}", self.name))
-            };
-            let branch = act(h, self.resampling.apply(act(h.inverse(), x.clone())));
-            let chosen = poses
-                .clone()
-                .equal_elem(k as i64)
-                .float()
-                .reshape([b, 1, 1, 1]);
-            let part = branch * chosen;
-            out = Some(match out {
-                Some(sum) => sum + part,
-                None => part,
-            });
+            let images: Vec<i64> = (0..b as i64)
+                .filter(|&i| poses[i as usize] == k as i64)
+                .collect();
+            if images.is_empty() {
+                continue;
+            }
+            let chosen = x.clone().select(0, index(&images));
+            let moved = grid_action(h.inverse()).apply(chosen);
+            parts.push(grid_action(h).apply(self.resampling.apply(moved)));
+            order.extend(images);
         }
-        out.expect("a group has at least its identity")
+        let mut back = vec![0i64; b];
+        for (row, &image) in order.iter().enumerate() {
+            back[image as usize] = row as i64;
+        }
+        Tensor::cat(parts, 0).select(0, index(&back))
+    }
+}
+
+/// The pixel permutation of a grid symmetry (the elements a layer's group has on the grid).
+fn grid_action(g: O2Element) -> GridAction {
+    match PixelAction::of(g) {
+        PixelAction::Exact(action) => action,
+        PixelAction::Interpolated(_) => unreachable!("grid symmetries permute pixels"),
     }
 }
