@@ -106,12 +106,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ..BenchOptions::default()
     };
     let machine = bench::machine();
+    // The model column as wide as the longest name given (abusing-p4m-subsample: 21).
+    let width = args.models.iter().map(|m| m.len()).fold(12, usize::max);
     if args.json {
         println!("{}", serde_json::to_string(&machine)?);
     } else {
         print_machine(&machine);
         println!(
-            "{:<12} {:<8} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>11} {:>10}",
+            "{:<w$} {:<8} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>11} {:>10}",
             "model",
             "kernels",
             "construct",
@@ -121,11 +123,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "train",
             "infer",
             "frozen b128",
-            "frozen b1"
+            "frozen b1",
+            w = width
         );
         println!(
-            "{:<12} {:<8} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>11} {:>10}",
-            "", "", "ms", "img/s", "img/s", "ms", "% peak", "% peak", "img/s", "ms"
+            "{:<w$} {:<8} {:>10} {:>11} {:>11} {:>10} {:>10} {:>10} {:>11} {:>10}",
+            "",
+            "",
+            "ms",
+            "img/s",
+            "img/s",
+            "ms",
+            "% peak",
+            "% peak",
+            "img/s",
+            "ms",
+            w = width
         );
     }
     for model in args.models.iter().filter(|m| !m.is_empty()) {
@@ -135,7 +148,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 println!("{}", serde_json::to_string(&f)?);
             } else {
                 println!(
-                    "{:<12} {:<8} {:>10.3} {:>11.0} {:>11.0} {:>10.3} {:>10} {:>10} {:>11.0} {:>10.3}",
+                    "{:<w$} {:<8} {:>10.3} {:>11.0} {:>11.0} {:>10.3} {:>10} {:>10} {:>11.0} {:>10.3}",
                     f.model,
                     f.kernels,
                     f.construct_s * 1e3,
@@ -145,7 +158,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     percent(f.train_peak_share),
                     percent(f.infer_peak_share),
                     f.frozen_infer_b128_ips,
-                    f.frozen_infer_b1_ms
+                    f.frozen_infer_b1_ms,
+                    w = width
                 );
             }
         }
