@@ -170,3 +170,18 @@ fn the_subsampling_abusing_nets_are_exact_at_27_28_and_29() {
         }
     }
 }
+
+/// An empty batch gives an empty batch of the resampled size.
+#[test]
+fn an_empty_batch_stays_empty() {
+    let device = Device::flex();
+    for resampling in [
+        Resampling::Subsample { stride: 2 },
+        Resampling::Upsample { stride: 2 },
+    ] {
+        let l = layer("C4: 2x regular", resampling);
+        let out = l.forward(Tensor::<4>::zeros([0, 8, 7, 7], &device));
+        let m = resampling.out_size(7);
+        assert_eq!(out.dims(), [0, 8, m, m]);
+    }
+}

@@ -17,7 +17,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use super::check_channels;
 use crate::field::FeatureType;
 use crate::group::O2Element;
-use crate::space::{GridAction, PixelAction};
+use crate::space::PixelAction;
 
 /// The plain resampling done in the canonical pose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +129,9 @@ impl CanonicalResample {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         check_channels(&self.name, self.feature_type.channels(), &x);
         let [b, _, _, _] = x.dims();
+        if b == 0 {
+            return self.resampling.apply(x);
+        }
         let device = x.device();
         let poses: Vec<i64> = self
             .poses(&x)
@@ -150,8 +153,8 @@ impl CanonicalResample {
                 continue;
             }
             let chosen = x.clone().select(0, index(&images));
-            let moved = grid_action(h.inverse()).apply(chosen);
-            parts.push(grid_action(h).apply(self.resampling.apply(moved)));
+            let moved = PixelAction::of(h.inverse()).apply(chosen);
+            parts.push(PixelAction::of(h).apply(self.resampling.apply(moved)));
             order.extend(images);
         }
         let mut back = vec![0i64; b];
@@ -159,13 +162,5 @@ impl CanonicalResample {
             back[image as usize] = row as i64;
         }
         Tensor::cat(parts, 0).select(0, index(&back))
-    }
-}
-
-/// The pixel permutation of a grid symmetry (the elements a layer's group has on the grid).
-fn grid_action(g: O2Element) -> GridAction {
-    match PixelAction::of(g) {
-        PixelAction::Exact(action) => action,
-        PixelAction::Interpolated(_) => unreachable!("grid symmetries permute pixels"),
     }
 }
