@@ -34,26 +34,20 @@ impl Pose {
     }
 }
 
-/// `act(x)[c][i][j] = x[c][pixels.source(i, j)]` on one image `[c, n, n]`.
-fn act(pixels: GridAction, x: &[f32], n: usize) -> Vec<f32> {
-    let plane = n * n;
-    let sources: Vec<usize> = (0..plane)
-        .map(|k| {
-            let (p, q) = pixels.source(k / n, k % n, n);
-            p * n + q
-        })
-        .collect();
+/// `act(x)[c][p] = x[c][sources[p]]` on one image `[c, plane]`.
+fn act(sources: &[usize], x: &[f32]) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
+    let plane = sources.len();
     for (out, from) in out.chunks_exact_mut(plane).zip(x.chunks_exact(plane)) {
-        for (o, &s) in out.iter_mut().zip(&sources) {
+        for (o, &s) in out.iter_mut().zip(sources) {
             *o = from[s];
         }
     }
     out
 }
 
-/// The plain resampling of one image `[c, n, n]`: `(values, side)`.
-fn resample(resampling: Resampling, x: &[f32], channels: usize, n: usize) -> (Vec<f32>, usize) {
+/// The plain resampling of one image `[c, n, n]`.
+fn resample(resampling: Resampling, x: &[f32], channels: usize, n: usize) -> Vec<f32> {
     let m = resampling.out_size(n);
     let mut out = vec![0.0f32; channels * m * m];
     let s = resampling.stride();
@@ -76,28 +70,21 @@ fn resample(resampling: Resampling, x: &[f32], channels: usize, n: usize) -> (Ve
             }
         }
     }
-    (out, m)
+    out
 }
 
 /// The index of the pose whose score `sum_p (h . w)(p) |x(p)|^2` is largest, the first on
-/// ties (as burn's `argmax`).
-fn canonical_pose(poses: &[Pose], x: &[f32], channels: usize, n: usize) -> usize {
-    let plane = n * n;
+/// ties (as burn's `argmax`); `weights[k]` is pose k's moved map `h . w`.
+fn canonical_pose(weights: &[Vec<f64>], x: &[f32], channels: usize, plane: usize) -> usize {
     let mut norms = vec![0.0f64; plane];
     for c in 0..channels {
         for (v, &x) in norms.iter_mut().zip(&x[c * plane..][..plane]) {
             *v += (x as f64) * (x as f64);
         }
     }
-    let w = pose_map(n);
     let mut best = (f64::NEG_INFINITY, 0);
-    for (k, pose) in poses.iter().enumerate() {
-        let score: f64 = (0..plane)
-            .map(|p| {
-                let (i, j) = pose.pixels.source(p / n, p % n, n);
-                norms[p] * w[i * n + j] as f64
-            })
-            .sum();
+    for (k, weights) in weights.iter().enumerate() {
+        let score: f64 = norms.iter().zip(weights).map(|(v, w)| v * w).sum();
         if score > best.0 {
             best = (score, k);
         }
@@ -109,15 +96,29 @@ fn canonical_pose(poses: &[Pose], x: &[f32], channels: usize, n: usize) -> usize
 pub(super) fn canonical_resample(resampling: Resampling, poses: &[Pose], x: &Maps) -> Maps {
     let (n, channels) = (x.height, x.channels);
     let m = resampling.out_size(n);
+    // Per pose h, once per call: the moved pose map `h . w`, and the pixel tables of h^-1
+    // on the input and of h on the output.
+    let w = pose_map(n);
+    let weights: Vec<Vec<f64>> = poses
+        .iter()
+        .map(|pose| {
+            pose.pixels
+                .sources(n)
+                .iter()
+                .map(|&s| w[s] as f64)
+                .collect()
+        })
+        .collect();
+    let into_pose: Vec<Vec<usize>> = poses.iter().map(|pose| pose.inverse.sources(n)).collect();
+    let back: Vec<Vec<usize>> = poses.iter().map(|pose| pose.pixels.sources(m)).collect();
     let mut values = vec![0.0f32; x.values.len() / (n * n).max(1) * m * m];
     values
         .par_chunks_mut(channels * m * m)
         .zip(x.values.par_chunks(channels * n * n))
         .for_each(|(out, image)| {
-            let pose = &poses[canonical_pose(poses, image, channels, n)];
-            let turned = act(pose.inverse, image, n);
-            let (sampled, m) = resample(resampling, &turned, channels, n);
-            out.copy_from_slice(&act(pose.pixels, &sampled, m));
+            let k = canonical_pose(&weights, image, channels, n * n);
+            let sampled = resample(resampling, &act(&into_pose[k], image), channels, n);
+            out.copy_from_slice(&act(&back[k], &sampled));
         });
     Maps {
         values,

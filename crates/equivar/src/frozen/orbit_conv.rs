@@ -210,7 +210,7 @@ impl OrbitConv {
         let plane = n * n;
         let c_in = x.len() / (batch * plane);
         let mut out = vec![0.0f32; self.order() * x.len()];
-        let tables: Vec<Vec<usize>> = self.moves.iter().map(|(a, _)| sources(*a, n)).collect();
+        let tables: Vec<Vec<usize>> = self.moves.iter().map(|(a, _)| a.sources(n)).collect();
         out.par_chunks_mut(plane)
             .enumerate()
             .for_each(|(index, target)| {
@@ -242,7 +242,7 @@ impl OrbitConv {
         let tables: Vec<Vec<usize>> = self
             .inverses
             .iter()
-            .map(|&inverse| sources(self.moves[inverse].0, m))
+            .map(|&inverse| self.moves[inverse].0.sources(m))
             .collect();
         let mut out = vec![0.0f32; batch * c_out * plane];
         out.par_chunks_mut(plane)
@@ -260,22 +260,12 @@ impl OrbitConv {
     }
 }
 
-/// For each pixel of an `n x n` map moved by `a`, the pixel of the original it comes from.
-fn sources(a: GridAction, n: usize) -> Vec<usize> {
-    (0..n * n)
-        .map(|p| {
-            let (i, j) = a.source(p / n, p % n, n);
-            i * n + j
-        })
-        .collect()
-}
-
 /// Whether the elements' pixel actions are closed under composition and their channel actions
 /// compose the same way (`rho(g) rho(h) = rho(gh)`), so that a filter commuting with the
 /// generators commutes with every element. D4 acts faithfully on the four pixels of a 2x2
 /// grid, so those identify an element.
 fn is_representation(elements: &[GridElement]) -> bool {
-    let tables: Vec<Vec<usize>> = elements.iter().map(|e| sources(e.pixels, 2)).collect();
+    let tables: Vec<Vec<usize>> = elements.iter().map(|e| e.pixels.sources(2)).collect();
     // (g . (h . f))_c = s_g[c] s_h[m] f[source_h(m)] with m = source_g(c).
     let composes = |g: &SignedPermutation, h: &SignedPermutation, gh: &SignedPermutation| {
         (0..g.source.len()).all(|c| {
@@ -326,7 +316,7 @@ fn commutes(
         .filter(|(e, _)| generator(e.pixels))
         .all(|(e, &inv)| {
             // W(g v) = W[source of g^-1 at v].
-            let turned = sources(elements[inv].pixels, kernel);
+            let turned = elements[inv].pixels.sources(kernel);
             let bias_ok = (0..c_out).all(|c| {
                 (bias[c] - e.output.sign[c] * bias[e.output.source[c]]).abs() <= bias_tolerance
             });
@@ -410,7 +400,7 @@ mod tests {
         let taps = k * k;
         let mut out = vec![0.0f32; w.len()];
         for (e, g_inv) in elements.iter().zip([0, 3, 2, 1]) {
-            let turned = sources(elements[g_inv].pixels, k);
+            let turned = elements[g_inv].pixels.sources(k);
             // (rho_out^T M rho_in)[c, d] = s_out[e] s_in[c'] M[e, c'] with
             // source_out(e) = c and source_in(c') = d.
             for eo in 0..c_out {

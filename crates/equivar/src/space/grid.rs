@@ -57,6 +57,17 @@ impl GridAction {
         (p, q)
     }
 
+    /// For each pixel of an `n x n` map moved by this action (row-major), the pixel of the
+    /// original it comes from: [`Self::source`] for the whole grid.
+    pub fn sources(self, n: usize) -> Vec<usize> {
+        (0..n * n)
+            .map(|p| {
+                let (i, j) = self.source(p / n, p % n, n);
+                i * n + j
+            })
+            .collect()
+    }
+
     /// Applies the action to the last two (spatial) axes of a tensor. Odd numbers of quarter
     /// turns need square grids.
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
