@@ -10,7 +10,7 @@ use equivar::models;
 use equivar::plan::Exactness;
 use equivar_data::Split;
 use equivar_train::images::PreparedImages;
-use equivar_train::trainer::{self, DataChoice, load_run};
+use equivar_train::trainer::{self, DataChoice, load_run_at};
 
 use crate::CheckArgs;
 
@@ -51,14 +51,9 @@ pub(crate) fn check(transforms: &str, args: &CheckArgs, given: &[String]) -> Res
             if args.model.is_some() {
                 bail!("--model and --run both name the model; give one (the run records its own)");
             }
-            let (net, config) = load_run(dir, &compute)?;
-            if let Some(n) = args.input_size.filter(|&n| n != config.input_size) {
-                bail!(
-                    "--input-size {n} differs from the run's {} (its weights are for that size); \
-                     leave --input-size out",
-                    config.input_size
-                );
-            }
+            // Another --input-size measures the run's weights at that size: the same
+            // function, so a change in the LEE is the size's, not the training's.
+            let (net, config) = load_run_at(dir, &compute, args.input_size)?;
             let choice = DataChoice {
                 dir: None,
                 allow_other: false,
@@ -67,7 +62,15 @@ pub(crate) fn check(transforms: &str, args: &CheckArgs, given: &[String]) -> Res
             let test = PreparedImages::new(&data, config.input_size, Some(args.images))?;
             let indices: Vec<usize> = (0..test.len()).collect();
             let (x, _) = test.batch(&indices, &vec![0.0; indices.len()], &device);
-            (net, x, format!("{} test images of {source}", indices.len()))
+            (
+                net,
+                x,
+                format!(
+                    "{} test images of {source} at {}",
+                    indices.len(),
+                    config.input_size
+                ),
+            )
         }
         None => {
             let model = args

@@ -145,6 +145,7 @@ pub(crate) struct CheckArgs {
     #[arg(long, value_name = "PLOT")]
     plot: Option<PathBuf>,
     /// Input size in pixels of a planar model (required for it; not for the sphere layers).
+    /// With --lie and --run: measure the run's weights at this size instead of its own.
     #[arg(long)]
     input_size: Option<usize>,
     /// Sphere grids NLATxNLON for the disco-* layers, comma-separated (NLAT in 8..=2048,

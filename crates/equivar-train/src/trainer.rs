@@ -469,6 +469,19 @@ pub fn load_model(net: Net, path: &Path, config: &TrainConfig) -> Result<Net> {
 
 /// The model of a run directory, from its last checkpoint, in evaluation mode.
 pub fn load_run(dir: &Path, compute: &Compute) -> Result<(Net, TrainConfig)> {
+    load_run_at(dir, compute, None)
+}
+
+/// [`load_run`], with the model built at `input_size` where given instead of the size it was
+/// trained at (and allowed to be inexact there): the weights of a convolutional model with
+/// global pooling do not depend on the input size, so the same function can be measured at
+/// another size. The returned config carries that size. A model whose parameters depend on
+/// the size is refused by [`load_model`] ("does not fit").
+pub fn load_run_at(
+    dir: &Path,
+    compute: &Compute,
+    input_size: Option<usize>,
+) -> Result<(Net, TrainConfig)> {
     let run = RunDir::new(dir);
     let config = run.read_config()?;
     let state = run.checkpoint()?.with_context(|| {
@@ -486,6 +499,11 @@ pub fn load_run(dir: &Path, compute: &Compute) -> Result<(Net, TrainConfig)> {
             config.model,
             config.input_size
         );
+    }
+    let mut config = config;
+    if let Some(n) = input_size.filter(|&n| n != config.input_size) {
+        config.input_size = n;
+        config.allow_approximate = true;
     }
     let net = load_model(
         build_net(&config, &compute.device)?.with_kernels(compute.kernels),

@@ -6,7 +6,7 @@ use equivar_data::Split;
 use equivar_train::eval::rotation_curve;
 use equivar_train::images::PreparedImages;
 use equivar_train::trainer::{
-    Compute, TrainOptions, build_net, load_model, load_run, load_split, train,
+    Compute, TrainOptions, build_net, load_model, load_run, load_run_at, load_split, train,
 };
 use equivar_train::{Regime, TrainConfig};
 
@@ -92,6 +92,54 @@ fn refuses_an_inexact_size_unless_allowed_and_writes_nothing() {
     let msg = format!("{err:#}");
     assert!(msg.contains("pool1") && msg.contains("28"), "{msg}");
     assert!(!dir.path().join("run").exists());
+}
+
+/// Every float parameter of a net (running batch-norm statistics included), in visiting order.
+struct Parameters(Vec<f32>);
+
+impl burn::module::ModuleVisitor for Parameters {
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::tensor::Tensor<D>>,
+    ) {
+        let data = param.val().into_data().convert::<f32>();
+        self.0.extend(data.as_slice::<f32>().unwrap());
+    }
+}
+
+fn parameters(net: &equivar::nn::Net) -> Vec<f32> {
+    use burn::module::Module;
+    let mut visitor = Parameters(Vec::new());
+    net.visit(&mut visitor);
+    visitor.0
+}
+
+/// A run measured at another input size (`check --lie --run --input-size`): its own weights in
+/// a net built at that size, inexact there allowed, and the config saying which size.
+#[test]
+fn a_run_loads_at_another_input_size_with_its_own_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small("abusing-p4", 28, 64, 1, 32);
+    train(&config, dir.path(), quiet()).unwrap();
+    let compute = Compute::default();
+    let (own, own_config) = load_run(dir.path(), &compute).unwrap();
+    let (at_29, config_29) = load_run_at(dir.path(), &compute, Some(29)).unwrap();
+    assert_eq!((own_config.input_size, config_29.input_size), (28, 29));
+    assert!(
+        config_29.allow_approximate,
+        "29 is not exact for abusing-p4"
+    );
+    assert_eq!(at_29.plan.input_size, 29);
+    let (a, b) = (parameters(&own), parameters(&at_29));
+    assert!(!a.is_empty());
+    assert_eq!(a, b, "the weights at 29 are not the run's");
+    // Not the initialisation: training moved them.
+    let fresh = parameters(&build_net(&config_29, &Device::flex()).unwrap());
+    assert_ne!(a, fresh);
+    // The run's own size is the plain load.
+    let (same, same_config) = load_run_at(dir.path(), &compute, Some(28)).unwrap();
+    assert_eq!(same_config.allow_approximate, own_config.allow_approximate);
+    assert_eq!(parameters(&same), a);
 }
 
 #[test]
