@@ -15,7 +15,7 @@ use equivar_train::examples::examples;
 use equivar_train::reproduce::{self, Profile};
 use equivar_train::segnn_qm9;
 use equivar_train::spherical_mnist::{self, SphericalProfile};
-use equivar_train::trainer::{self, Compute, DataChoice, TrainOptions, TrainOutcome, load_run};
+use equivar_train::trainer::{self, Compute, DataChoice, TrainOptions, TrainOutcome, load_run_at};
 use equivar_train::{Regime, TrainConfig};
 use serde_json::json;
 
@@ -368,6 +368,10 @@ pub struct EvalArgs {
     /// Plot path without extension (default: accuracy-vs-angle in the first run directory).
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Evaluate the runs' weights at this input size instead of the one each was trained at
+    /// (e.g. a model trained at 28 given 29-pixel images).
+    #[arg(long)]
+    input_size: Option<usize>,
     #[command(flatten)]
     pub compute: ComputeArgs,
 }
@@ -396,21 +400,34 @@ pub fn eval(args: EvalArgs) -> Result<()> {
     let mut curves: Vec<RotationCurve> = Vec::new();
     let mut sources = Vec::new();
     for dir in &args.run {
-        let (net, config) = load_run(dir, &compute)?;
+        let trained_at = equivar_train::run_dir::RunDir::new(dir)
+            .read_config()?
+            .input_size;
+        let (net, config) = load_run_at(dir, &compute, args.input_size)?;
         let (data, source) = trainer::load_data(&config, Split::Test, &choice)?;
         anyhow::ensure!(!data.is_empty(), "{source} holds no test images");
         let images = args.test_limit.map_or(data.len(), |l| l.min(data.len()));
         trainer::ensure_memory(&config, images, equivar_train::eval::EVAL_BATCH)?;
         if !args.json {
+            let size = if config.input_size == trained_at {
+                format!("at {trained_at}")
+            } else {
+                format!(
+                    "trained at {trained_at}, evaluated at {}",
+                    config.input_size
+                )
+            };
             eprintln!(
-                "{}: {} at {}, test data: {source}",
+                "{}: {} {size}, test data: {source}",
                 dir.display(),
-                config.model,
-                config.input_size
+                config.model
             );
         }
         let test = examples(net.spec.domain, &data, config.input_size, args.test_limit)?;
-        let label = format!("{}-{} ({})", config.model, config.input_size, config.regime);
+        let mut label = format!("{}-{trained_at} ({})", config.model, config.regime);
+        if config.input_size != trained_at {
+            label = format!("{label} at {}", config.input_size);
+        }
         curves.push(rotation_curve(
             &net,
             test.as_ref(),
