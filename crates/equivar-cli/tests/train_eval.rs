@@ -141,15 +141,25 @@ fn resume_after_kill_matches_an_uninterrupted_run() {
 
     // The same weights at another input size, labelled with both sizes; a size too small for
     // the model is a clear error.
-    let plot = killed.join("at-29");
-    let run = killed.to_str().unwrap();
-    let limit = ["--test-limit", "200", "--json", "--plot", plot.to_str().unwrap()];
-    let mut args = vec!["eval", "--run", run, "--input-size", "29"];
-    args.extend(limit);
-    let (code, stdout, stderr) = equivar(&args);
+    let (run, plot) = (killed.to_str().unwrap(), killed.join("at-29"));
+    let (code, stdout, stderr) = equivar(&[
+        "eval",
+        "--run",
+        run,
+        "--input-size",
+        "29",
+        "--test-limit",
+        "200",
+        "--json",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let v: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(v["runs"][0]["label"], "abusing-z2-28 (upright) at 29", "{v}");
+    assert_eq!(
+        v["runs"][0]["label"], "abusing-z2-28 (upright) at 29",
+        "{v}"
+    );
     assert_eq!(v["accuracy"].as_array().unwrap().len(), 36);
     let (code, _, stderr) = equivar(&["eval", "--run", run, "--input-size", "3"]);
     assert_eq!(code, 2, "{stderr}");
