@@ -23,33 +23,10 @@ use equivar_train::examples::{Examples, examples};
 use equivar_train::trainer::build_net;
 use equivar_train::{Regime, TrainConfig};
 
+mod common;
+use common::flatten;
+
 const LR: f64 = 0.05;
-
-/// Every float parameter (trainable or running batch-norm statistic) in visiting order, and
-/// whether it is trainable.
-struct Flatten {
-    values: Vec<f32>,
-    trainable: Vec<bool>,
-}
-
-impl ModuleVisitor for Flatten {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let values = param.val().into_data().convert::<f32>();
-        let values = values.as_slice::<f32>().unwrap();
-        self.values.extend(values);
-        let trainable = param.is_require_grad();
-        self.trainable.extend(values.iter().map(|_| trainable));
-    }
-}
-
-fn flatten(net: &Net) -> Flatten {
-    let mut visitor = Flatten {
-        values: Vec::new(),
-        trainable: Vec::new(),
-    };
-    net.visit(&mut visitor);
-    visitor
-}
 
 /// The number of trainable parameter tensors.
 struct CountTensors(usize);

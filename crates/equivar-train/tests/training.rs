@@ -10,6 +10,9 @@ use equivar_train::trainer::{
 };
 use equivar_train::{Regime, TrainConfig};
 
+mod common;
+use common::flatten;
+
 fn small(model: &str, n: usize, images: usize, epochs: usize, batch: usize) -> TrainConfig {
     TrainConfig {
         epochs,
@@ -94,26 +97,6 @@ fn refuses_an_inexact_size_unless_allowed_and_writes_nothing() {
     assert!(!dir.path().join("run").exists());
 }
 
-/// Every float parameter of a net (running batch-norm statistics included), in visiting order.
-struct Parameters(Vec<f32>);
-
-impl burn::module::ModuleVisitor for Parameters {
-    fn visit_float<const D: usize>(
-        &mut self,
-        param: &burn::module::Param<burn::tensor::Tensor<D>>,
-    ) {
-        let data = param.val().into_data().convert::<f32>();
-        self.0.extend(data.as_slice::<f32>().unwrap());
-    }
-}
-
-fn parameters(net: &equivar::nn::Net) -> Vec<f32> {
-    use burn::module::Module;
-    let mut visitor = Parameters(Vec::new());
-    net.visit(&mut visitor);
-    visitor.0
-}
-
 /// A run measured at another input size (`check --lie --run --input-size`): its own weights in
 /// a net built at that size, inexact there allowed, and the config saying which size.
 #[test]
@@ -130,16 +113,16 @@ fn a_run_loads_at_another_input_size_with_its_own_weights() {
         "29 is not exact for abusing-p4"
     );
     assert_eq!(at_29.plan.input_size, 29);
-    let (a, b) = (parameters(&own), parameters(&at_29));
+    let (a, b) = (flatten(&own).values, flatten(&at_29).values);
     assert!(!a.is_empty());
     assert_eq!(a, b, "the weights at 29 are not the run's");
     // Not the initialisation: training moved them.
-    let fresh = parameters(&build_net(&config_29, &Device::flex()).unwrap());
+    let fresh = flatten(&build_net(&config_29, &Device::flex()).unwrap()).values;
     assert_ne!(a, fresh);
     // The run's own size is the plain load.
     let (same, same_config) = load_run_at(dir.path(), &compute, Some(28)).unwrap();
     assert_eq!(same_config.allow_approximate, own_config.allow_approximate);
-    assert_eq!(parameters(&same), a);
+    assert_eq!(flatten(&same).values, a);
 }
 
 #[test]
