@@ -13,8 +13,20 @@ const MIN_PER_TASK: usize = 1 << 14;
 pub fn relu(x: &[f32]) -> Vec<f32> {
     x.par_iter()
         .with_min_len(MIN_PER_TASK)
-        .map(|&v| if v <= 0.0 { 0.0 } else { v })
+        .map(|&v| relu_of(v))
         .collect()
+}
+
+/// One value's ReLU, as burn's: a NaN stays NaN.
+#[inline(always)]
+pub(crate) fn relu_of(v: f32) -> f32 {
+    if v <= 0.0 { 0.0 } else { v }
+}
+
+/// Whether the gradient passes a ReLU whose output (or input) is `y`, as burn's.
+#[inline(always)]
+pub(crate) fn relu_passes(y: f32) -> bool {
+    y > 0.0 || y.is_nan()
 }
 
 /// The input gradient of [`relu`] from its output `y` and output gradient `dy`, as burn's
@@ -24,7 +36,7 @@ pub fn relu_backward(y: &[f32], dy: &[f32]) -> Vec<f32> {
     y.par_iter()
         .zip(dy)
         .with_min_len(MIN_PER_TASK)
-        .map(|(&y, &g)| if y <= 0.0 { 0.0 } else { g })
+        .map(|(&y, &g)| if relu_passes(y) { g } else { 0.0 })
         .collect()
 }
 

@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use crate::activation::{relu_of, relu_passes};
 use crate::{Isa, par_zeroed, sum_of, sum_of_pairs};
 
 /// The layout of a batch-norm input: `[batch, channels, pixels]`.
@@ -67,29 +68,93 @@ isa_builds! {
     fn channel_moments_built(s: &NormShape, x: &[f32], c: usize, out: &mut (f32, f32)) = channel_moments::<FMA>
 }
 
-/// `y = (x - mean) scale + shift` over one run of pixels.
+/// One normalised value: centred first, as folding the mean into the shift cancels badly
+/// when var << eps. The forward and the ReLU mask of the backward both compute it here, so
+/// they agree bit for bit.
 #[inline(always)]
-fn normalise_run<const FMA: bool>(x: &[f32], y: &mut [f32], (mean, scale, shift): (f32, f32, f32)) {
-    // centre first: folding the mean into the shift cancels badly when var << eps
-    for (o, v) in y.iter_mut().zip(x) {
-        *o = (v - mean) * scale + shift;
+fn normalised(v: f32, (mean, scale, shift): (f32, f32, f32)) -> f32 {
+    (v - mean) * scale + shift
+}
+
+/// `y = (x - mean) scale + shift` over one run of pixels, then its ReLU if `relu`.
+#[inline(always)]
+fn normalise_run<const FMA: bool>(x: &[f32], y: &mut [f32], affine: (f32, f32, f32), relu: bool) {
+    if relu {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = relu_of(normalised(v, affine));
+        }
+    } else {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = normalised(v, affine);
+        }
     }
 }
 
 isa_builds! {
-    fn normalise_run_built(x: &[f32], y: &mut [f32], affine: (f32, f32, f32)) = normalise_run::<FMA>
+    fn normalise_run_built(x: &[f32], y: &mut [f32], affine: (f32, f32, f32), relu: bool) = normalise_run::<FMA>
+}
+
+/// `g` where the ReLU after the normalisation `affine` let `v`'s output pass, else 0: the
+/// mask is recomputed from `x`, so the forward's output need not be kept.
+#[inline(always)]
+fn passed(v: f32, g: f32, affine: (f32, f32, f32)) -> f32 {
+    if relu_passes(normalised(v, affine)) {
+        g
+    } else {
+        0.0
+    }
+}
+
+/// Channel `c`'s `(sum dy, sum dy (x - mean))` over its runs, `dy` masked by `relu`.
+#[inline(always)]
+fn channel_grad_sums<const FMA: bool>(
+    s: &NormShape,
+    (x, dy): (&[f32], &[f32]),
+    c: usize,
+    (mean, relu): (f32, Option<(f32, f32, f32)>),
+    out: &mut (f64, f64),
+) {
+    let (mut sum_dy, mut sum_dy_centred) = (0.0f64, 0.0f64);
+    for (xr, gr) in s.runs(x, c).zip(s.runs(dy, c)) {
+        let (a, b) = match relu {
+            None => (
+                sum_of(gr, |g| g),
+                sum_of_pairs(xr, gr, |v, g| (v - mean) * g),
+            ),
+            Some(affine) => (
+                sum_of_pairs(xr, gr, |v, g| passed(v, g, affine)),
+                sum_of_pairs(xr, gr, |v, g| (v - mean) * passed(v, g, affine)),
+            ),
+        };
+        sum_dy += a as f64;
+        sum_dy_centred += b as f64;
+    }
+    *out = (sum_dy, sum_dy_centred);
+}
+
+isa_builds! {
+    fn channel_grad_sums_built(
+        s: &NormShape,
+        runs: (&[f32], &[f32]),
+        c: usize,
+        centre: (f32, Option<(f32, f32, f32)>),
+        out: &mut (f64, f64),
+    ) = channel_grad_sums::<FMA>
 }
 
 /// `dx = scale (dy - mean_dy - x_hat mean_dy_xhat)` over one run of pixels, with
-/// `x_hat = (x - mean) istd`.
+/// `x_hat = (x - mean) istd` and `dy` masked by `relu`.
 #[inline(always)]
 fn input_grad_run<const FMA: bool>(
     (x, dy, dx): (&[f32], &[f32], &mut [f32]),
     (mean, istd, scale, mean_dy, mean_dy_xhat): (f32, f32, f32, f32, f32),
+    relu: Option<(f32, f32, f32)>,
 ) {
-    for ((d, v), g) in dx.iter_mut().zip(x).zip(dy) {
-        let x_hat = (v - mean) * istd;
-        *d = scale * (g - mean_dy - x_hat * mean_dy_xhat);
+    let grad = |v: f32, g: f32| scale * (g - mean_dy - (v - mean) * istd * mean_dy_xhat);
+    let values = dx.iter_mut().zip(x).zip(dy);
+    match relu {
+        None => values.for_each(|((d, &v), &g)| *d = grad(v, g)),
+        Some(affine) => values.for_each(|((d, &v), &g)| *d = grad(v, passed(v, g, affine))),
     }
 }
 
@@ -97,6 +162,7 @@ isa_builds! {
     fn input_grad_run_built(
         runs: (&[f32], &[f32], &mut [f32]),
         terms: (f32, f32, f32, f32, f32),
+        relu: Option<(f32, f32, f32)>,
     ) = input_grad_run::<FMA>
 }
 
@@ -104,28 +170,42 @@ fn inv_std(variance: f32, epsilon: f64) -> f32 {
     (1.0 / (variance as f64 + epsilon).sqrt()) as f32
 }
 
-/// `y = (x - mean) / sqrt(var + eps) * gamma + beta`, with `stats` from [`stats`].
+/// The affine map channel `c` normalises by: `(mean, gamma / sqrt(var + eps), beta)`.
+fn channel_affine(
+    c: usize,
+    (gamma, beta): (&[f32], &[f32]),
+    stats: &[f32],
+    epsilon: f64,
+) -> (f32, f32, f32) {
+    let channels = gamma.len();
+    let scale = gamma[c] * inv_std(stats[channels + c], epsilon);
+    (stats[c], scale, beta[c])
+}
+
+/// `y = (x - mean) / sqrt(var + eps) * gamma + beta`, with `stats` from [`stats`]; with
+/// `relu`, its ReLU (as [`crate::activation::relu`]) in the same pass.
 pub fn apply(
     s: &NormShape,
     x: &[f32],
-    gamma: &[f32],
-    beta: &[f32],
+    (gamma, beta): (&[f32], &[f32]),
     stats: &[f32],
     epsilon: f64,
+    relu: bool,
 ) -> Vec<f32> {
     assert_eq!(x.len(), s.len(), "batch norm: input length for {s:?}");
     assert_eq!(stats.len(), 2 * s.channels, "batch norm: statistics length");
+    assert!(gamma.len() == s.channels && beta.len() == s.channels);
     let isa = Isa::for_autovectorized();
     par_zeroed(s.len(), s.pixels, |run, y| {
-        let c = run % s.channels;
-        let scale = gamma[c] * inv_std(stats[s.channels + c], epsilon);
+        let affine = channel_affine(run % s.channels, (gamma, beta), stats, epsilon);
         let x = &x[run * s.pixels..][..s.pixels];
-        normalise_run_built(isa, x, y, (stats[c], scale, beta[c]));
+        normalise_run_built(isa, x, y, affine, relu);
     })
 }
 
 /// Gradients of [`apply`] fed by [`stats`] of the same `x` (the statistics' dependence on `x`
-/// included): `(dx, dgamma, dbeta)`.
+/// included): `(dx, dgamma, dbeta)`. `relu_beta` is `beta` where the forward applied the
+/// ReLU, `None` where it did not.
 pub fn backward(
     s: &NormShape,
     x: &[f32],
@@ -133,26 +213,27 @@ pub fn backward(
     stats: &[f32],
     epsilon: f64,
     dy: &[f32],
+    relu_beta: Option<&[f32]>,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     assert_eq!(dy.len(), s.len(), "batch norm: output-gradient length");
+    assert!(gamma.len() == s.channels && relu_beta.is_none_or(|b| b.len() == s.channels));
     let c_count = s.channels;
-    // Per channel: sum(dy) = dbeta and sum(dy * x_hat) = dgamma.
+    let isa = Isa::for_autovectorized();
+    let relu_affine =
+        |c: usize| relu_beta.map(|beta| channel_affine(c, (gamma, beta), stats, epsilon));
+    // Per channel: sum(dy) = dbeta and sum(dy * x_hat) = dgamma (dy as the ReLU passed it).
     let sums: Vec<(f32, f32)> = (0..c_count)
         .into_par_iter()
         .map(|c| {
-            let (mean, istd) = (stats[c], inv_std(stats[c_count + c], epsilon));
-            let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
-            for (xr, gr) in s.runs(x, c).zip(s.runs(dy, c)) {
-                sum_dy += sum_of(gr, |g| g) as f64;
-                let dot = sum_of_pairs(xr, gr, |v, g| (v - mean) * g);
-                sum_dy_xhat += dot as f64 * istd as f64;
-            }
-            (sum_dy as f32, sum_dy_xhat as f32)
+            let istd = inv_std(stats[c_count + c], epsilon);
+            let mut sums = (0.0, 0.0);
+            let centre = (stats[c], relu_affine(c));
+            channel_grad_sums_built(isa, s, (x, dy), c, centre, &mut sums);
+            (sums.0 as f32, (sums.1 * istd as f64) as f32)
         })
         .collect();
     let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = sums.iter().copied().unzip();
     let count = s.per_channel() as f32;
-    let isa = Isa::for_autovectorized();
     let dx = par_zeroed(s.len(), s.pixels, |run, dx| {
         let c = run % c_count;
         let (mean, istd) = (stats[c], inv_std(stats[c_count + c], epsilon));
@@ -162,7 +243,7 @@ pub fn backward(
             &x[run * s.pixels..][..s.pixels],
             &dy[run * s.pixels..][..s.pixels],
         );
-        input_grad_run_built(isa, (x, dy, dx), terms);
+        input_grad_run_built(isa, (x, dy, dx), terms, relu_affine(c));
     });
     (dx, dgamma, dbeta)
 }
@@ -214,7 +295,7 @@ mod tests {
             let beta = values(s.channels, 7);
             let dy = values(s.len(), 8);
             let st = stats(&s, &x);
-            let y = apply(&s, &x, &gamma, &beta, &st, eps);
+            let y = apply(&s, &x, (&gamma, &beta), &st, eps, false);
             let (x64, g64, b64) = (as_f64(&x), as_f64(&gamma), as_f64(&beta));
             let want = reference(&s, &x64, &g64, &b64, eps);
             assert!(relative_error(&y, &want, 1.0) <= 1e-5, "{s:?} forward");
@@ -229,7 +310,7 @@ mod tests {
                 down[i] -= h;
                 (f(&up) - f(&down)) / (2.0 * h)
             };
-            let (dx, dgamma, dbeta) = backward(&s, &x, &gamma, &st, eps, &dy);
+            let (dx, dgamma, dbeta) = backward(&s, &x, &gamma, &st, eps, &dy, None);
             let want_dx: Vec<f64> = (0..x.len())
                 .map(|i| diff(&x64, i, &|v| loss(v, &g64, &b64)))
                 .collect();
@@ -247,6 +328,43 @@ mod tests {
                 let e = relative_error(got, want, 1.0);
                 assert!(e <= 1e-5, "{s:?} {what}: {e:.2e}");
             }
+        }
+    }
+
+    /// Batch norm with its ReLU in one op: the same output, bit for bit, as the ReLU of the
+    /// output without, and the same gradients as the two backwards one after the other (the
+    /// mask recomputed from x instead of read from the output).
+    #[test]
+    fn batch_norm_with_relu_is_the_relu_of_batch_norm() {
+        let eps = 1e-5;
+        let s = NormShape {
+            batch: 3,
+            channels: 5,
+            pixels: 37,
+        };
+        let x = values(s.len(), 11);
+        let gamma: Vec<f32> = values(s.channels, 12).iter().map(|v| v - 0.2).collect();
+        // Shifts that leave each channel with some values cut and some passed.
+        let beta: Vec<f32> = values(s.channels, 13).iter().map(|v| v * 0.5).collect();
+        let dy = values(s.len(), 14);
+        let st = stats(&s, &x);
+        let plain = apply(&s, &x, (&gamma, &beta), &st, eps, false);
+        let fused = apply(&s, &x, (&gamma, &beta), &st, eps, true);
+        let want = crate::activation::relu(&plain);
+        assert_eq!(fused, want, "forward");
+        let cut = want.iter().filter(|&&v| v == 0.0).count();
+        assert!(cut > s.len() / 5 && cut < s.len() * 4 / 5, "{cut} cut");
+
+        let masked = crate::activation::relu_backward(&want, &dy);
+        let chained = backward(&s, &x, &gamma, &st, eps, &masked, None);
+        let got = backward(&s, &x, &gamma, &st, eps, &dy, Some(&beta));
+        for (what, got, want) in [
+            ("dx", &got.0, &chained.0),
+            ("dgamma", &got.1, &chained.1),
+            ("dbeta", &got.2, &chained.2),
+        ] {
+            let e = relative_error(got, &as_f64(want), 1.0);
+            assert!(e <= 1e-6, "{what}: {e:.2e}");
         }
     }
 }

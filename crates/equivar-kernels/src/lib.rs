@@ -365,7 +365,7 @@ const PARTIAL_SUMS: usize = 16;
 /// chain of dependent adds (one add per 3-4 cycles, not vectorized, as float addition is not
 /// reassociated), which made batch-norm and bias-gradient reductions cost as much as their
 /// passes over memory several times over.
-#[inline]
+#[inline(always)]
 pub(crate) fn sum_of(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut partial = [0.0f32; PARTIAL_SUMS];
     let chunks = values.chunks_exact(PARTIAL_SUMS);
@@ -379,7 +379,7 @@ pub(crate) fn sum_of(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 }
 
 /// `sum f(a_i, b_i)` over two runs of equal length, as [`sum_of`].
-#[inline]
+#[inline(always)]
 pub(crate) fn sum_of_pairs(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     assert_eq!(a.len(), b.len(), "runs of equal length");
     let mut partial = [0.0f32; PARTIAL_SUMS];

@@ -167,7 +167,9 @@ fn strided_views_are_read_correctly() {
 }
 
 /// Training-mode batch norm: equivar's kernels against burn's `batch_norm_train`, outputs,
-/// statistics and all three gradients (through the batch statistics).
+/// statistics and all three gradients (through the batch statistics); and with the ReLU in
+/// the same op, against equivar's batch norm then ReLU as two ops (the same mask, bit for
+/// bit, so an output at the kink cannot tell them apart).
 #[test]
 fn batch_norm_matches_burn_with_gradients() {
     let device = Device::flex();
@@ -179,12 +181,19 @@ fn batch_norm_matches_burn_with_gradients() {
         );
         let gamma = Tensor::<1>::random([channels], Distribution::Normal(1.0, 0.5), &device);
         let beta = Tensor::<1>::random([channels], Distribution::Normal(0.0, 0.5), &device);
-        let run = |kernels: Kernels| {
+        // (fused ReLU, ReLU as its own op, kernels)
+        let run = |(fused, relu_after, kernels): (bool, bool, Kernels)| {
             let x = x.clone().autodiff().require_grad();
             let gamma = gamma.clone().autodiff().require_grad();
             let beta = beta.clone().autodiff().require_grad();
-            let (y, mean, var) =
-                ops::batch_norm_train(x.clone(), gamma.clone(), beta.clone(), 1e-5, kernels);
+            let (y, mean, var) = ops::batch_norm_train(
+                x.clone(),
+                (gamma.clone(), beta.clone()),
+                1e-5,
+                fused,
+                kernels,
+            );
+            let y = if relu_after { ops::relu(y, kernels) } else { y };
             let grads = (y.clone() * y.clone().sin().detach() + y.clone())
                 .sum()
                 .backward();
@@ -197,21 +206,27 @@ fn batch_norm_matches_burn_with_gradients() {
                 host(beta.grad(&grads).unwrap()),
             )
         };
-        let (a, b) = (run(Kernels::Equivar), run(Kernels::Burn));
-        let case = format!("[{batch}, {channels}, {h}, {w}]");
-        for (what, got, want) in [
-            ("output", &a.0, &b.0),
-            ("mean", &a.1, &b.1),
-            ("variance", &a.2, &b.2),
-            ("input gradient", &a.3, &b.3),
-            ("gamma gradient", &a.4, &b.4),
-            ("beta gradient", &a.5, &b.5),
+        let equivar = Kernels::Equivar;
+        for (what, ours, reference) in [
+            ("", (false, false, equivar), (false, false, Kernels::Burn)),
+            (" + ReLU", (true, false, equivar), (false, true, equivar)),
         ] {
-            let err = relative_error(got, want);
-            assert!(
-                err <= TOL,
-                "{case}: batch-norm {what} differs from burn's by {err:.2e}"
-            );
+            let (a, b) = (run(ours), run(reference));
+            let case = format!("[{batch}, {channels}, {h}, {w}]{what}");
+            for (what, got, want) in [
+                ("output", &a.0, &b.0),
+                ("mean", &a.1, &b.1),
+                ("variance", &a.2, &b.2),
+                ("input gradient", &a.3, &b.3),
+                ("gamma gradient", &a.4, &b.4),
+                ("beta gradient", &a.5, &b.5),
+            ] {
+                let err = relative_error(got, want);
+                assert!(
+                    err <= TOL,
+                    "{case}: batch-norm {what} differs from the reference by {err:.2e}"
+                );
+            }
         }
     }
 }
@@ -357,4 +372,59 @@ fn a_models_kernel_choice_is_its_own() {
     assert_eq!("no-winograd".parse::<Kernels>().unwrap(), Kernels::Direct);
     let err = "fast".parse::<Kernels>().unwrap_err().to_string();
     assert!(err.contains("`fast`") && err.contains("direct"), "{err}");
+}
+
+/// In training, a model runs each batch norm and the ReLU after it as one op: the logits and
+/// the gradients (input and first conv's filter) are those of the layers run one by one,
+/// which `forward_layers` does. Inference and a batch norm before another layer do not fuse.
+#[test]
+fn a_training_model_fuses_batch_norm_and_relu_to_the_same_function() {
+    use burn::module::Module;
+    use equivar::layers::Layer;
+    use equivar::models;
+    use equivar::plan::Exactness;
+    let ad = Device::flex().autodiff();
+    ad.seed(11);
+    let net = models::spec("abusing-p4")
+        .unwrap()
+        .init(28, Exactness::Require, &ad)
+        .unwrap();
+    let x = Tensor::<4>::random([2, 1, 28, 28], Distribution::Normal(0.0, 1.0), &ad);
+    let r = Tensor::<4>::random([2, 10, 1, 1], Distribution::Normal(0.0, 1.0), &ad);
+    let run = |fused: bool| {
+        let x = x.clone().require_grad();
+        let y = if fused {
+            net.try_forward(x.clone()).unwrap()
+        } else {
+            net.forward_layers(x.clone()).unwrap().pop().unwrap()
+        };
+        let grads = (y.clone() * r.clone()).sum().backward();
+        let Layer::LiftingConv(conv) = &net.layers[0] else {
+            panic!("abusing-p4 starts with a lifting conv")
+        };
+        let filter = conv.weight.val().grad(&grads).unwrap();
+        (host(y), host(x.grad(&grads).unwrap()), host(filter))
+    };
+    let (fused, layered) = (run(true), run(false));
+    assert_eq!(fused.0, layered.0, "logits");
+    for (what, got, want) in [
+        ("input gradient", &fused.1, &layered.1),
+        ("filter gradient", &fused.2, &layered.2),
+    ] {
+        let e = relative_error(got, want);
+        assert!(e <= TOL, "{what}: {e:.2e}");
+    }
+    // Which pairs fuse: bn1 + act1 in training; not bn1 + conv2, nor in inference.
+    let (bn, act, conv) = (&net.layers[1], &net.layers[2], &net.layers[3]);
+    assert!(matches!(bn, Layer::BatchNorm(_)) && matches!(act, Layer::Activation(_)));
+    let h = Tensor::<4>::random([2, 40, 28, 28], Distribution::Normal(0.0, 1.0), &ad);
+    assert!(bn.forward_fused(act, &h).is_some());
+    assert!(bn.forward_fused(conv, &h).is_none());
+    let valid = net.valid();
+    let h = h.inner();
+    assert!(
+        valid.layers[1]
+            .forward_fused(&valid.layers[2], &h)
+            .is_none()
+    );
 }

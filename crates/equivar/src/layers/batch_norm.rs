@@ -16,6 +16,7 @@ use crate::frozen::{FrozenBuilder, host};
 use crate::nn::{EquivariantBatchNorm, IidBatchNorm};
 use crate::ops::Kernels;
 use crate::plan::LayerPlan;
+use crate::spec::Activation;
 
 /// Batch norm per field (PyTorch's defaults: epsilon 1e-5, momentum 0.1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,6 +104,12 @@ impl LayerModule for EquivariantBatchNorm {
 
     fn set_kernels(&mut self, kernels: Kernels) {
         self.kernels = kernels;
+    }
+
+    /// In training, a ReLU after the batch norm runs in its passes.
+    fn forward_fused(&self, next: &Layer, x: &Tensor<4>) -> Option<Tensor<4>> {
+        let relu = matches!(next, Layer::Activation(a) if a.function == Activation::Relu);
+        (relu && self.is_training(x)).then(|| self.forward_train(x.clone(), true))
     }
 }
 

@@ -179,6 +179,12 @@ pub trait LayerModule {
     /// Chooses which implementation runs this layer's heavy ops (convolution, training-mode
     /// batch norm, max pooling, DISCO); layers without such ops ignore it.
     fn set_kernels(&mut self, _kernels: Kernels) {}
+
+    /// This layer and `next` run as one op on `x`, where that is faster and gives the same
+    /// output (training-mode batch norm then ReLU); `None` runs them one by one.
+    fn forward_fused(&self, _next: &Layer, _x: &Tensor<4>) -> Option<Tensor<4>> {
+        None
+    }
 }
 
 /// A layer that normalises by batch statistics and keeps running ones for inference.
@@ -325,6 +331,11 @@ layer_modules! {
 impl Layer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.module().forward(x)
+    }
+
+    /// This layer and `next` as one op, where they fuse (see [`LayerModule::forward_fused`]).
+    pub fn forward_fused(&self, next: &Layer, x: &Tensor<4>) -> Option<Tensor<4>> {
+        self.module().forward_fused(next, x)
     }
 
     pub fn export(&self) -> Result<Option<PlainLayer>> {

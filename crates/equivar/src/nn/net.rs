@@ -116,10 +116,23 @@ impl Net {
         Ok(())
     }
 
-    /// Runs the model, after checking the input's shape.
+    /// Runs the model, after checking the input's shape. Layers that fuse with the next
+    /// (see [`Layer::forward_fused`]) run with it as one op.
     pub fn try_forward(&self, x: Tensor<4>) -> Result<Tensor<4>> {
         self.check_input(&x)?;
-        Ok(self.layers.iter().fold(x, |x, layer| layer.forward(x)))
+        let mut x = x;
+        let mut layers = self.layers.iter().peekable();
+        while let Some(layer) = layers.next() {
+            let fused = layers.peek().and_then(|next| layer.forward_fused(next, &x));
+            x = match fused {
+                Some(y) => {
+                    layers.next();
+                    y
+                }
+                None => layer.forward(x),
+            };
+        }
+        Ok(x)
     }
 
     /// Runs the model; panics with [`Net::try_forward`]'s error message on a bad input shape.
@@ -127,7 +140,7 @@ impl Net {
         self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// The output of every layer, in order.
+    /// The output of every layer, in order (each layer on its own: none fused).
     pub fn forward_layers(&self, x: Tensor<4>) -> Result<Vec<Tensor<4>>> {
         self.check_input(&x)?;
         let mut outputs = Vec::with_capacity(self.layers.len());

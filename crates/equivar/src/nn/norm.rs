@@ -45,28 +45,44 @@ impl EquivariantBatchNorm {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        check_channels(&self.name, self.field_type.channels(), &x);
+        if !self.is_training(&x) {
+            check_channels(&self.name, self.field_type.channels(), &x);
+            let dims = x.dims();
+            return self.norm.forward(self.folded(x)).reshape(dims);
+        }
+        self.forward_train(x, false)
+    }
+
+    /// Whether `x` is normalised by its batch's statistics: on an autodiff device while the
+    /// module is in training state.
+    pub fn is_training(&self, x: &Tensor<4>) -> bool {
+        x.device().is_autodiff() && self.norm.training.is_enabled()
+    }
+
+    /// `[b, fields * field_size, h, w]` as `[b, fields, field_size * h, w]`: burn's batch norm
+    /// then normalises each field over its components and pixels.
+    fn folded(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let fields = self.field_type.fields;
-        let folded = x.reshape([b, fields, (c / fields) * h, w]);
-        let training = folded.device().is_autodiff() && self.norm.training.is_enabled();
-        if !training {
-            return self.norm.forward(folded).reshape([b, c, h, w]);
-        }
-        self.forward_train(folded).reshape([b, c, h, w])
+        x.reshape([b, fields, (c / fields) * h, w])
     }
 
     /// burn's `BatchNorm::forward_train` with the statistics and the normalisation from
     /// [`ops::batch_norm_train`] (equivar's kernels on the CPU): the running statistics are
-    /// updated exactly as burn updates them.
-    fn forward_train(&self, x: Tensor<4>) -> Tensor<4> {
+    /// updated exactly as burn updates them. With `relu`, the output's ReLU, in the same
+    /// passes where the kernels serve `x` (a training step's BN + ReLU pair reads and writes
+    /// its feature map twice fewer times forward and three times fewer backward).
+    pub fn forward_train(&self, x: Tensor<4>, relu: bool) -> Tensor<4> {
+        check_channels(&self.name, self.field_type.channels(), &x);
+        let dims = x.dims();
+        let x = self.folded(x);
         let norm = &self.norm;
         let device = x.device();
         let (y, mean, variance) = ops::batch_norm_train(
             x,
-            norm.gamma.val(),
-            norm.beta.val(),
+            (norm.gamma.val(), norm.beta.val()),
             norm.epsilon,
+            relu,
             self.kernels,
         );
         let m = norm.momentum;
@@ -81,7 +97,7 @@ impl EquivariantBatchNorm {
             .update(blend(norm.running_mean.value_sync(), mean));
         norm.running_var
             .update(blend(norm.running_var.value_sync(), variance));
-        y
+        y.reshape(dims)
     }
 
     /// Normalises `x` with its own batch statistics (as in training, without touching the
@@ -89,18 +105,16 @@ impl EquivariantBatchNorm {
     /// biased (over the batch, the group axis and the pixels).
     pub fn forward_batch_stats(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
         check_channels(&self.name, self.field_type.channels(), &x);
-        let [b, c, h, w] = x.dims();
-        let fields = self.field_type.fields;
-        let folded = x.reshape([b, fields, (c / fields) * h, w]);
+        let dims = x.dims();
         let norm = &self.norm;
         let (y, mean, variance) = ops::batch_norm_train(
-            folded,
-            norm.gamma.val(),
-            norm.beta.val(),
+            self.folded(x),
+            (norm.gamma.val(), norm.beta.val()),
             norm.epsilon,
+            false,
             self.kernels,
         );
-        (y.reshape([b, c, h, w]), mean, variance)
+        (y.reshape(dims), mean, variance)
     }
 
     /// Replaces the running statistics (used in inference mode) with `mean` and `variance`.

@@ -45,13 +45,15 @@ pub trait GConvBackend: Backend {
     /// autodiff (it feeds [`Self::equivar_batch_norm`], whose backward accounts for it).
     fn equivar_batch_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// Training-mode batch norm of `x [B, C, ...]` with `stats = equivar_batch_norm_stats(x)`.
+    /// Training-mode batch norm of `x [B, C, ...]` with `stats = equivar_batch_norm_stats(x)`,
+    /// with `relu` followed by its ReLU in the same pass (and the same backward).
     fn equivar_batch_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         stats: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> FloatTensor<Self>;
 
     /// ReLU of `x` value by value, as burn's (see [`activation`]), on all threads.
@@ -182,11 +184,12 @@ impl GConvBackend for Flex {
         beta: FlexTensor,
         stats: FlexTensor,
         epsilon: f64,
+        relu: bool,
     ) -> FlexTensor {
         let s = norm_shape(&x);
         let shape = dims(&x);
         let (x, gamma, beta, stats) = (f32s(&x), f32s(&gamma), f32s(&beta), f32s(&stats));
-        let y = batch_norm::apply(&s, &x, &gamma, &beta, &stats, epsilon);
+        let y = batch_norm::apply(&s, &x, (&gamma, &beta), &stats, epsilon, relu);
         flex_tensor(y, shape)
     }
 
@@ -358,8 +361,19 @@ impl Backward<Flex, 1> for ReluBackward {
 #[derive(Debug)]
 struct BatchNormBackward;
 
+/// What the batch norm's backward needs besides its inputs.
+#[derive(Clone, Debug)]
+struct BatchNormState {
+    x: NodeId,
+    gamma: NodeId,
+    stats: FlexTensor,
+    epsilon: f64,
+    /// `beta` where a ReLU followed in the same op: its mask is recomputed from `x`.
+    relu_beta: Option<FlexTensor>,
+}
+
 impl Backward<Flex, 3> for BatchNormBackward {
-    type State = (NodeId, NodeId, FlexTensor, f64);
+    type State = BatchNormState;
 
     fn backward(
         self,
@@ -369,13 +383,22 @@ impl Backward<Flex, 3> for BatchNormBackward {
     ) {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let dy: FlexTensor = grads.consume::<Flex>(&ops.node);
-        let (x_state, gamma_state, stats, epsilon) = ops.state;
-        let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
-        let gamma: FlexTensor = checkpointer.retrieve_node_output(gamma_state);
+        let state = ops.state;
+        let x: FlexTensor = checkpointer.retrieve_node_output(state.x);
+        let gamma: FlexTensor = checkpointer.retrieve_node_output(state.gamma);
         let s = norm_shape(&x);
         let shape = dims(&x);
-        let (x, gamma, stats, dy) = (f32s(&x), f32s(&gamma), f32s(&stats), f32s(&dy));
-        let (dx, dgamma, dbeta) = batch_norm::backward(&s, &x, &gamma, &stats, epsilon, &dy);
+        let (x, gamma, stats, dy) = (f32s(&x), f32s(&gamma), f32s(&state.stats), f32s(&dy));
+        let relu_beta = state.relu_beta.as_ref().map(f32s);
+        let (dx, dgamma, dbeta) = batch_norm::backward(
+            &s,
+            &x,
+            &gamma,
+            &stats,
+            state.epsilon,
+            &dy,
+            relu_beta.as_deref(),
+        );
         if let Some(node) = node_x {
             grads.register::<Flex>(node.id, flex_tensor(dx, shape));
         }
@@ -543,25 +566,27 @@ impl<C: CheckpointStrategy> GConvBackend for Autodiff<Flex, C> {
         beta: FloatTensor<Self>,
         stats: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> FloatTensor<Self> {
         let stats = stats.into_primitive();
         let forward =
-            |x, gamma, beta, stats| Flex::equivar_batch_norm(x, gamma, beta, stats, epsilon);
+            |x, gamma, beta, stats| Flex::equivar_batch_norm(x, gamma, beta, stats, epsilon, relu);
         match BatchNormBackward
             .prepare::<C>([x.node(), gamma.node(), beta.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let gamma_state = prep.checkpoint(&gamma);
-                let y = forward(
-                    x.into_primitive(),
-                    gamma.into_primitive(),
-                    beta.into_primitive(),
-                    stats.clone(),
-                );
-                prep.finish((x_state, gamma_state, stats, epsilon), y)
+                let beta = beta.into_primitive();
+                let state = BatchNormState {
+                    x: prep.checkpoint(&x),
+                    gamma: prep.checkpoint(&gamma),
+                    stats: stats.clone(),
+                    epsilon,
+                    relu_beta: relu.then(|| beta.clone()),
+                };
+                let y = forward(x.into_primitive(), gamma.into_primitive(), beta, stats);
+                prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(forward(
                 x.into_primitive(),

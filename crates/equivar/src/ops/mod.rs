@@ -139,18 +139,24 @@ pub fn conv2d(
 }
 
 /// Training-mode batch norm over the channels of `x [B, C, H, W]`: the normalised output
-/// and the batch's per-channel mean and biased variance (detached), as burn's
-/// `batch_norm_train` returns them.
+/// (with `relu`, its ReLU) and the batch's per-channel mean and biased variance (detached),
+/// as burn's `batch_norm_train` returns them. Where `kernels` serve `x` the ReLU runs in the
+/// same passes, forward and backward; otherwise it is burn's batch norm then burn's ReLU.
 pub fn batch_norm_train(
     x: Tensor<4>,
-    gamma: Tensor<1>,
-    beta: Tensor<1>,
+    (gamma, beta): (Tensor<1>, Tensor<1>),
     epsilon: f64,
+    relu: bool,
     kernels: Kernels,
 ) -> (Tensor<4>, Tensor<1>, Tensor<1>) {
     if !kernels.serve(&x) {
         let r = burn::tensor::module::batch_norm_train(x, gamma, beta, epsilon);
-        return (r.output, r.mean, r.variance);
+        let y = if relu {
+            burn::tensor::activation::relu(r.output)
+        } else {
+            r.output
+        };
+        return (y, r.mean, r.variance);
     }
     let channels = x.dims()[1];
     let stats = Tensor::<2>::from_dispatch(Dispatch::equivar_batch_norm_stats(
@@ -162,6 +168,7 @@ pub fn batch_norm_train(
         beta.into_dispatch(),
         stats.clone().into_dispatch(),
         epsilon,
+        relu,
     ));
     let mean = stats.clone().slice([0..1, 0..channels]).reshape([channels]);
     let variance = stats.slice([1..2, 0..channels]).reshape([channels]);
