@@ -24,6 +24,11 @@
 //! gradient stays F2: summed over a batch in the transformed domain, F4's rounding error
 //! came within 1e-5 of the largest value.
 //!
+//! 4x4 windows run as F(3x3, 4x4) ([`f3x4`]): 3x3 tiles from the same 6x6 patches, 4
+//! products per output instead of 16, for the forward (their input gradient, which
+//! [`input_grad`] also computes, was no faster than im2col + GEMM; their filter gradient
+//! stays im2col + GEMM, as F4's precision argues).
+//!
 //! This is the cross-correlation that conv layers compute, as [`crate::conv`] does; the
 //! tests compare the two.
 
@@ -41,6 +46,7 @@ use crate::{Isa, SharedOut, par_ranges};
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod f3x4;
 mod f4;
 
 /// Tiles per task: the chunk's transformed input and products (16 x channels x tiles each)
@@ -55,6 +61,9 @@ pub enum Tiling {
     /// F(4x4, 3x3): 4x4 outputs from 6x6 inputs, 36 products ([`f4`]'s matrices): 2.25
     /// multiplications per output instead of 4, at ~8x F2's float32 rounding error.
     F4,
+    /// F(3x3, 4x4), for 4x4 windows: 3x3 outputs from 6x6 inputs, 36 products ([`f3x4`]'s
+    /// matrices): 4 multiplications per output instead of 16.
+    F3x4,
 }
 
 impl Tiling {
@@ -63,12 +72,31 @@ impl Tiling {
         match self {
             Tiling::F2 => 2,
             Tiling::F4 => 4,
+            Tiling::F3x4 => f3x4::SIZE,
         }
     }
 
-    /// Transformed positions per tile (products per channel pair): (size + 2)^2.
+    /// The window side it convolves with.
+    pub fn window(self) -> usize {
+        match self {
+            Tiling::F2 | Tiling::F4 => 3,
+            Tiling::F3x4 => f3x4::WINDOW,
+        }
+    }
+
+    /// Transformed positions per tile (products per channel pair): (size + window - 1)^2.
     pub fn positions(self) -> usize {
-        (self.size() + 2).pow(2)
+        (self.size() + self.window() - 1).pow(2)
+    }
+
+    /// The tiling for a `kernel x kernel` window and an `ho x wo` output: F(3x3, 4x4) for 4x4
+    /// windows, [`Tiling::for_output`] for 3x3 ones.
+    pub fn for_window(kernel: usize, ho: usize, wo: usize) -> Tiling {
+        if kernel == f3x4::WINDOW {
+            Tiling::F3x4
+        } else {
+            Tiling::for_output(ho, wo)
+        }
     }
 
     /// The faster tiling for an `ho x wo` output: F4 where, counting the part of the last
@@ -87,20 +115,23 @@ impl Tiling {
     }
 }
 
-/// A filter bank `[out, in, 3, 3]`, transformed once for each tiling it is used with:
-/// `U[xi][out][in] = (G g G^T)[xi]`.
+/// A filter bank `[out, in, k, k]` (k = 3 or 4), transformed once for each tiling it is used
+/// with: `U[xi][out][in] = (G g G^T)[xi]`.
 #[derive(Clone, Debug)]
 pub struct WinogradFilter {
     pub c_out: usize,
     pub c_in: usize,
+    /// The window side, 3 or 4.
+    pub kernel: usize,
     weight: Vec<f32>,
     u2: OnceLock<Vec<f32>>,
     u4: OnceLock<Vec<f32>>,
+    u3x4: OnceLock<Vec<f32>>,
 }
 
-/// Whether [`forward`] computes this geometry.
+/// Whether [`forward`] computes this geometry: a 3x3 or 4x4 window, stride 1, no dilation.
 pub fn supports(s: &ConvShape) -> bool {
-    s.kernel == 3 && s.stride == 1 && s.dilation == 1
+    (s.kernel == 3 || s.kernel == f3x4::WINDOW) && s.stride == 1 && s.dilation == 1
 }
 
 /// Input and output channels from which Winograd runs faster than im2col + GEMM here: with
@@ -109,8 +140,8 @@ pub fn supports(s: &ConvShape) -> bool {
 pub const MIN_CHANNELS: usize = 8;
 
 /// Whether a layer with this window and these channel counts is one Winograd speeds up
-/// (given a batch it [`suits`]): a 3x3 window, stride 1, no dilation, >= [`MIN_CHANNELS`]
-/// channels in and out.
+/// (given a batch it [`suits`]): a 3x3 or 4x4 window, stride 1, no dilation,
+/// >= [`MIN_CHANNELS`] channels in and out.
 pub fn suits_layer(
     kernel: usize,
     stride: usize,
@@ -118,21 +149,35 @@ pub fn suits_layer(
     c_in: usize,
     c_out: usize,
 ) -> bool {
-    kernel == 3 && stride == 1 && dilation == 1 && c_in.min(c_out) >= MIN_CHANNELS
+    (kernel == 3 || kernel == f3x4::WINDOW)
+        && stride == 1
+        && dilation == 1
+        && c_in.min(c_out) >= MIN_CHANNELS
 }
 
-/// Whether a convolution of this geometry runs faster as Winograd F(2x2, 3x3): a layer it
+/// Whether a convolution of this geometry runs faster as Winograd: a layer it
 /// [`suits_layer`], at any batch (tasks take rows of tiles, so a single image is split across
 /// threads too).
 pub fn suits(s: &ConvShape) -> bool {
     suits_layer(s.kernel, s.stride, s.dilation, s.c_in, s.c_out)
 }
 
-/// The input gradient of a 3x3, stride-1 convolution with padding <= 2, `dx [B, in, H, W]`,
-/// from `dy [B, out, H', W']`: itself a 3x3 convolution of dy with the filter turned by 180
-/// degrees, in and out channels swapped, and padding 2 - p.
+/// Whether [`weight_grad`] computes this convolution's filter gradient faster: 3x3 windows
+/// that [`suits`] (F2 only; see the module's notes).
+pub fn weight_grad_suits(s: &ConvShape) -> bool {
+    s.kernel == 3 && suits(s)
+}
+
+/// The input gradient of a k x k (k = 3 or 4), stride-1 convolution with padding <= k - 1,
+/// `dx [B, in, H, W]`, from `dy [B, out, H', W']`: itself a k x k convolution of dy with the
+/// filter turned by 180 degrees, in and out channels swapped, and padding k - 1 - p.
 pub fn input_grad(s: &ConvShape, weight: &[f32], dy: &[f32]) -> Vec<f32> {
-    input_grad_tiled(s, weight, dy, Tiling::for_output(s.height, s.width))
+    input_grad_tiled(
+        s,
+        weight,
+        dy,
+        Tiling::for_window(s.kernel, s.height, s.width),
+    )
 }
 
 /// [`input_grad`] with a given tiling.
@@ -143,14 +188,16 @@ pub(crate) fn input_grad_tiled(
     tiling: Tiling,
 ) -> Vec<f32> {
     assert!(
-        supports(s) && s.padding <= 2,
-        "a 3x3 stride-1 conv, padding <= 2"
+        supports(s) && s.padding < s.kernel,
+        "a 3x3 or 4x4 stride-1 conv, padding < its window"
     );
+    let taps = s.kernel * s.kernel;
     let mut turned = vec![0.0f32; weight.len()];
     for co in 0..s.c_out {
         for ci in 0..s.c_in {
-            for k in 0..9 {
-                turned[(ci * s.c_out + co) * 9 + k] = weight[(co * s.c_in + ci) * 9 + 8 - k];
+            for k in 0..taps {
+                turned[(ci * s.c_out + co) * taps + k] =
+                    weight[(co * s.c_in + ci) * taps + taps - 1 - k];
             }
         }
     }
@@ -158,22 +205,25 @@ pub(crate) fn input_grad_tiled(
     forward_tiled(&adjoint(s), dy, &filter, &vec![0.0; s.c_in], |_| {}, tiling)
 }
 
-/// The convolution [`input_grad`] runs: dy's geometry, channels swapped, padding 2 - p.
+/// The convolution [`input_grad`] runs: dy's geometry, channels swapped, padding k - 1 - p.
 fn adjoint(s: &ConvShape) -> ConvShape {
     ConvShape {
         c_in: s.c_out,
         c_out: s.c_in,
         height: s.out_height(),
         width: s.out_width(),
-        padding: 2 - s.padding,
+        padding: s.kernel - 1 - s.padding,
         ..*s
     }
 }
 
-/// Whether this convolution's input gradient runs faster with [`input_grad`]: padding <= 2
-/// and the adjoint convolution [`suits`] Winograd.
+/// Whether this convolution's input gradient runs faster with [`input_grad`]: a 3x3 window,
+/// padding <= 2 and the adjoint convolution [`suits`] Winograd. (A 4x4 window's input
+/// gradient as F(3x3, 4x4) was no faster than im2col + GEMM: `abusing-p4`'s last conv at
+/// batch 128, 8.3 against 8.5 ms, AMD EPYC Zen 3; its adjoint pads 11 x 11 by 3, 25 tiles per
+/// image where the forward has 16.)
 pub fn input_grad_suits(s: &ConvShape) -> bool {
-    s.padding <= 2 && suits(&adjoint(s))
+    s.kernel == 3 && s.padding <= 2 && suits(&adjoint(s))
 }
 
 /// The filter gradient of a 3x3, stride-1 convolution, `dW [out, in, 3, 3]`, from its input
@@ -183,7 +233,7 @@ pub fn input_grad_suits(s: &ConvShape) -> bool {
 /// `dW = G^T dU G`. Each thread sums its own share of the tiles.
 pub fn weight_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert!(
-        supports(s),
+        supports(s) && s.kernel == 3,
         "Winograd F(2,3) needs a 3x3 window, stride 1, dilation 1"
     );
     assert_eq!(x.len(), s.input_len(), "x is [B, in, H, W]");
@@ -272,22 +322,38 @@ fn g_rows(g: [f32; 3]) -> [f32; 4] {
 }
 
 impl WinogradFilter {
-    /// The filter `weight [c_out, c_in, 3, 3]`, transformed when first used.
+    /// The filter `weight [c_out, c_in, k, k]` (k = 3 or 4, from its length), transformed
+    /// when first used.
     pub fn new(weight: &[f32], c_out: usize, c_in: usize) -> Self {
-        assert_eq!(weight.len(), c_out * c_in * 9, "weight is [out, in, 3, 3]");
+        let taps = weight.len() / (c_out * c_in).max(1);
+        assert!(
+            (taps == 9 || taps == 16) && weight.len() == c_out * c_in * taps,
+            "weight is [out, in, 3, 3] or [out, in, 4, 4]"
+        );
         WinogradFilter {
             c_out,
             c_in,
+            kernel: if taps == 9 { 3 } else { 4 },
             weight: weight.to_vec(),
             u2: OnceLock::new(),
             u4: OnceLock::new(),
+            u3x4: OnceLock::new(),
         }
     }
 
     /// The transformed filter for `tiling`: `[positions][out][in]`.
     fn transformed(&self, tiling: Tiling) -> &[f32] {
         let (weight, c_out, c_in) = (&self.weight, self.c_out, self.c_in);
+        assert_eq!(
+            tiling.window(),
+            self.kernel,
+            "{tiling:?} for a {0}x{0} filter",
+            self.kernel
+        );
         match tiling {
+            Tiling::F3x4 => self
+                .u3x4
+                .get_or_init(|| f3x4::transform_filter(weight, c_out, c_in)),
             Tiling::F2 => self
                 .u2
                 .get_or_init(|| transform_filter(weight, c_out, c_in)),
@@ -329,7 +395,7 @@ pub fn forward(
     bias: &[f32],
     epilogue: impl Fn(&mut [f32]) + Sync,
 ) -> Vec<f32> {
-    let tiling = Tiling::for_output(s.out_height(), s.out_width());
+    let tiling = Tiling::for_window(s.kernel, s.out_height(), s.out_width());
     forward_tiled(s, x, filter, bias, epilogue, tiling)
 }
 
@@ -346,8 +412,9 @@ pub fn forward_tiled(
     tiling: Tiling,
 ) -> Vec<f32> {
     assert!(
-        supports(s),
-        "Winograd F(2,3) needs a 3x3 window, stride 1, dilation 1"
+        supports(s) && s.kernel == tiling.window(),
+        "Winograd {tiling:?} needs a {0}x{0} window, stride 1, dilation 1",
+        tiling.window()
     );
     assert_eq!(
         (filter.c_in, filter.c_out),
@@ -376,6 +443,7 @@ pub fn forward_tiled(
     let (transform_input, transform_output) = match tiling {
         Tiling::F2 => (stages.transform_input, stages.transform_output),
         Tiling::F4 => (stages.transform_input_f4, stages.transform_output_f4),
+        Tiling::F3x4 => (stages.transform_input_f3x4, stages.transform_output_f3x4),
     };
     par_ranges(rows, rows_per_task).for_each(|rows| {
         // Rows of V and M hold the task's n tiles plus TB of slack, so that every block of TB
@@ -713,6 +781,8 @@ struct Stages {
     transform_output_grad: Transform,
     transform_input_f4: Transform,
     transform_output_f4: OutputTransform,
+    transform_input_f3x4: Transform,
+    transform_output_f3x4: OutputTransform,
     multiply: Product,
     multiply_transposed: Product,
 }
@@ -727,6 +797,8 @@ impl Stages {
             transform_output_grad,
             transform_input_f4: f4::transform_input,
             transform_output_f4: f4::transform_output,
+            transform_input_f3x4: f3x4::transform_input,
+            transform_output_f3x4: f3x4::transform_output,
             multiply: multiply_by_gemm,
             multiply_transposed: multiply_transposed_by_gemm,
         };
@@ -737,6 +809,8 @@ impl Stages {
             transform_output_grad: avx2::transform_output_grad,
             transform_input_f4: f4::avx2::transform_input,
             transform_output_f4: f4::avx2::transform_output,
+            transform_input_f3x4: f3x4::avx2::transform_input,
+            transform_output_f3x4: f3x4::avx2::transform_output,
             multiply: avx2::multiply,
             multiply_transposed: avx2::multiply_transposed,
         };
@@ -748,6 +822,8 @@ impl Stages {
             transform_output_grad: avx2::transform_output_grad,
             transform_input_f4: f4::avx2::transform_input,
             transform_output_f4: f4::avx2::transform_output,
+            transform_input_f3x4: f3x4::avx2::transform_input,
+            transform_output_f3x4: f3x4::avx2::transform_output,
             multiply: avx512::multiply,
             multiply_transposed: avx512::multiply_transposed,
         };

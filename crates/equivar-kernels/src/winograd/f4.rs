@@ -19,7 +19,7 @@ use std::ops::Range;
 pub(super) mod avx2;
 
 /// Input values per tile side.
-const ALPHA: usize = 6;
+pub(super) const ALPHA: usize = 6;
 
 /// Output values per tile side.
 const SIZE: usize = 4;
@@ -137,8 +137,6 @@ pub(super) fn transform_filter(weight: &[f32], c_out: usize, c_in: usize) -> Vec
 
 /// `V[xi][ci][t] = (B^T d B)[xi]` for the 6x6 input patch d of each tile t in the rows of
 /// tiles `rows`, [`TB`] tiles at a time (as [`super::transform_input`] does for F2).
-// Columns are picked across arrays by index (column k of e, row i of columns).
-#[allow(clippy::needless_range_loop)]
 pub(super) fn transform_input(
     s: &ConvShape,
     x: &[f32],
@@ -146,6 +144,27 @@ pub(super) fn transform_input(
     rows: Range<usize>,
     v: &mut [f32],
 ) {
+    transform_input_with_step::<SIZE>(s, x, tiles, rows, v)
+}
+
+/// [`transform_input`] for tiles `STEP` values apart (their 6x6 patches overlap by
+/// `6 - STEP`): F(3x3, 4x4) transforms the same patches with B^T, 3 apart.
+// Columns are picked across arrays by index (column k of e, row i of columns).
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+pub(super) fn transform_input_with_step<const STEP: usize>(
+    s: &ConvShape,
+    x: &[f32],
+    tiles: &TileGrid,
+    rows: Range<usize>,
+    v: &mut [f32],
+) {
+    const {
+        assert!(
+            STEP * (TB - 1) + ALPHA <= RUN,
+            "a block's run fits the buffer"
+        )
+    };
     let n = rows.len() * tiles.cols + TB;
     let plane_len = s.height * s.width;
     let mut buf = [0.0f32; RUN];
@@ -154,19 +173,24 @@ pub(super) fn transform_input(
             let (image, tile_row) = (row / tiles.rows, row % tiles.rows);
             let plane = &x[(image * s.c_in + ci) * plane_len..][..plane_len];
             for c0 in (0..tiles.cols).step_by(TB) {
-                // e[a][k]: (d B)[a][k] for padded row SIZE tile_row + a; rows outside the
-                // image stay zero.
-                let e: [[Lanes; ALPHA]; ALPHA] = std::array::from_fn(|a| {
-                    let y = (SIZE * tile_row + a).checked_sub(s.padding);
-                    match y.filter(|&y| y < s.height) {
-                        Some(y) => {
-                            let row = &plane[y * s.width..][..s.width];
-                            let run = input_run(s, row, SIZE * c0, &mut buf);
-                            bt(std::array::from_fn(|b| lanes(|l| run[SIZE * l + b])))
+                // e[a][k]: (d B)[a][k] for padded row STEP tile_row + a; rows outside the
+                // image stay zero. (Loops, not `array::from_fn`: its closure was not inlined
+                // into the AVX2 build of F(3x3, 4x4), and ran as SSE.)
+                let mut e = [[Lanes::zero(); ALPHA]; ALPHA];
+                for (a, e_a) in e.iter_mut().enumerate() {
+                    let y = (STEP * tile_row + a).checked_sub(s.padding);
+                    if let Some(y) = y.filter(|&y| y < s.height) {
+                        let row = &plane[y * s.width..][..s.width];
+                        let run = input_run(s, row, STEP * c0, &mut buf);
+                        let mut d = [Lanes::zero(); ALPHA];
+                        for (b, d_b) in d.iter_mut().enumerate() {
+                            for (l, v) in d_b.iter_mut().enumerate() {
+                                *v = run[STEP * l + b];
+                            }
                         }
-                        None => [Lanes::zero(); ALPHA],
+                        *e_a = bt(d);
                     }
-                });
+                }
                 let t0 = r * tiles.cols + c0;
                 for k in 0..ALPHA {
                     let column = bt(std::array::from_fn(|a| e[a][k]));
@@ -184,8 +208,6 @@ pub(super) fn transform_input(
 
 /// `Y = A^T M A + bias` for each tile in the rows of tiles `rows`, written where it lies inside
 /// the output (as [`super::transform_output`] does for F2).
-// Columns are picked across arrays by index (column k of e, row i of columns).
-#[allow(clippy::needless_range_loop)]
 pub(super) fn transform_output(
     s: &ConvShape,
     m: &[f32],
@@ -193,6 +215,22 @@ pub(super) fn transform_output(
     tiles: &TileGrid,
     rows: Range<usize>,
     out: &mut [f32],
+) {
+    transform_output_with(s, (m, bias), tiles, rows, out, at)
+}
+
+/// [`transform_output`] for `OUT x OUT` tiles with the output transform `at` (A^T applied
+/// to lanes of tiles): F(3x3, 4x4) shares everything else.
+// Columns are picked across arrays by index (column k of e, row i of columns).
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+pub(super) fn transform_output_with<const OUT: usize>(
+    s: &ConvShape,
+    (m, bias): (&[f32], &[f32]),
+    tiles: &TileGrid,
+    rows: Range<usize>,
+    out: &mut [f32],
+    at: impl Fn([Lanes; ALPHA]) -> [Lanes; OUT],
 ) {
     let (ho, wo) = (s.out_height(), s.out_width());
     let n = rows.len() * tiles.cols + TB;
@@ -203,24 +241,30 @@ pub(super) fn transform_output(
             for c0 in (0..tiles.cols).step_by(TB) {
                 let count = (tiles.cols - c0).min(TB);
                 let t0 = r * tiles.cols + c0;
-                let mm: [Lanes; ALPHA * ALPHA] = std::array::from_fn(|xi| {
-                    m[(xi * s.c_out + co) * n + t0..][..TB]
-                        .try_into()
-                        .expect("TB values")
-                });
-                // columns[j][i] = (A^T M)[i][j].
-                let columns: [[Lanes; SIZE]; ALPHA] =
-                    std::array::from_fn(|j| at(std::array::from_fn(|i| mm[i * ALPHA + j])));
-                for i in 0..SIZE {
-                    let oy = SIZE * tile_row + i;
+                // columns[j][i] = (A^T M)[i][j] (loops, as in the input transform).
+                let mut columns = [[Lanes::zero(); OUT]; ALPHA];
+                for (j, column) in columns.iter_mut().enumerate() {
+                    let mut mj = [Lanes::zero(); ALPHA];
+                    for (i, lanes) in mj.iter_mut().enumerate() {
+                        let xi = i * ALPHA + j;
+                        lanes.copy_from_slice(&m[(xi * s.c_out + co) * n + t0..][..TB]);
+                    }
+                    *column = at(mj);
+                }
+                for i in 0..OUT {
+                    let oy = OUT * tile_row + i;
                     if oy >= ho {
                         continue;
                     }
-                    let y = at(std::array::from_fn(|j| columns[j][i]));
+                    let mut row = [Lanes::zero(); ALPHA];
+                    for (j, lanes) in row.iter_mut().enumerate() {
+                        *lanes = columns[j][i];
+                    }
+                    let y = at(row);
                     let line = &mut plane[oy * wo..][..wo];
                     for l in 0..count {
                         for (j, y_j) in y.iter().enumerate() {
-                            let ox = SIZE * (c0 + l) + j;
+                            let ox = OUT * (c0 + l) + j;
                             if ox < wo {
                                 line[ox] = y_j[l] + bias[co];
                             }

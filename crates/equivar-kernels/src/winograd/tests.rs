@@ -82,6 +82,79 @@ fn winograd_forward_matches_the_reference_loops() {
     }
 }
 
+/// Winograd F(3x3, 4x4) for 4x4 windows, forward and input gradient, against the plain loops:
+/// padding 0-3 (the input gradient's adjoint pads 3 - p), partial tiles at the border,
+/// `abusing-p4`'s last conv (40 -> 40 channels, 14 x 14 -> 11 x 11), 1-3 threads.
+#[test]
+fn winograd_4x4_windows_match_the_reference_loops() {
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for (batch, c_in, c_out, height, width, padding) in [
+            (1, 1, 1, 4, 4, 0),
+            (2, 3, 5, 7, 9, 1),
+            (3, 40, 40, 14, 14, 0),
+            (2, 4, 3, 6, 5, 2),
+            (1, 5, 7, 11, 8, 3),
+            (2, 9, 8, 20, 17, 0),
+        ] {
+            let s = ConvShape {
+                batch,
+                c_in,
+                height,
+                width,
+                c_out,
+                kernel: 4,
+                stride: 1,
+                padding,
+                dilation: 1,
+            };
+            let x = values(s.input_len(), 21);
+            let w = values(s.weight_len(), 22);
+            let b = values(c_out, 23);
+            let filter = winograd::WinogradFilter::new(&w, c_out, c_in);
+            assert_eq!(filter.kernel, 4);
+            let want = reference::forward(&s, &x, &w, Some(&b));
+            let got = pool.install(|| winograd::forward(&s, &x, &filter, &b, |_| {}));
+            let e = error(&got, &want);
+            assert!(e <= TOL, "forward, {threads} threads, {s:?}: {e:.2e}");
+            let dy = values(s.output_len(), 24);
+            let wanted = Wanted {
+                input: true,
+                weight: false,
+                bias: false,
+            };
+            let want = reference::backward(&s, &x, &w, &dy, wanted);
+            let got = pool.install(|| winograd::input_grad(&s, &w, &dy));
+            let e = error(&got, want.input.as_ref().unwrap());
+            assert!(
+                e <= TOL,
+                "input gradient, {threads} threads, {s:?}: {e:.2e}"
+            );
+        }
+    }
+    // Which passes take it: the forward of 4x4 windows; not the input gradient (computed
+    // above, but no faster than im2col + GEMM) nor the filter gradient (F2 only).
+    let s = ConvShape {
+        batch: 1,
+        c_in: 40,
+        height: 14,
+        width: 14,
+        c_out: 40,
+        kernel: 4,
+        stride: 1,
+        padding: 0,
+        dilation: 1,
+    };
+    assert!(winograd::suits(&s));
+    assert!(!winograd::input_grad_suits(&s) && !winograd::weight_grad_suits(&s));
+    assert_eq!(Tiling::for_window(4, 11, 11), Tiling::F3x4);
+    assert_eq!(Tiling::for_window(3, 28, 28), Tiling::F4);
+    assert!(!winograd::suits(&ConvShape { kernel: 5, ..s }));
+}
+
 /// A build of [`super::Stages::multiply`] against f64 loops: `m = u . v` over the first
 /// `tiles` of `tiles + slack` columns, for each `(c_out, c_in, tiles)`; with `keeps_slack`,
 /// the columns past the tiles must be left as they were.

@@ -475,7 +475,7 @@ fn direct_or_winograd_backward(
     fast: bool,
 ) -> conv::ConvGrads {
     let winograd_dx = fast && wanted.input && winograd::input_grad_suits(s);
-    let winograd_dw = fast && wanted.weight && winograd::suits(s);
+    let winograd_dw = fast && wanted.weight && winograd::weight_grad_suits(s);
     let mut g = conv::backward(
         s,
         x,
