@@ -136,7 +136,7 @@ fn winograd_4x4_windows_match_the_reference_loops() {
         }
     }
     // Which passes take it: the forward of 4x4 windows; not the input gradient (computed
-    // above, but no faster than im2col + GEMM) nor the filter gradient (F2 only).
+    // above, but with too little margin to the tolerance) nor the filter gradient (F2 only).
     let s = ConvShape {
         batch: 1,
         c_in: 40,
