@@ -376,7 +376,8 @@ fn a_models_kernel_choice_is_its_own() {
 
 /// In training, a model runs each batch norm and the ReLU after it as one op: the logits and
 /// the gradients (input and first conv's filter) are those of the layers run one by one,
-/// which `forward_layers` does. Inference and a batch norm before another layer do not fuse.
+/// which `forward_layers` does. Inference, a batch norm before another layer and a ReLU on
+/// other kernels do not fuse.
 #[test]
 fn a_training_model_fuses_batch_norm_and_relu_to_the_same_function() {
     use burn::module::Module;
@@ -420,6 +421,17 @@ fn a_training_model_fuses_batch_norm_and_relu_to_the_same_function() {
     let h = Tensor::<4>::random([2, 40, 28, 28], Distribution::Normal(0.0, 1.0), &ad);
     assert!(bn.forward_fused(act, &h).is_some());
     assert!(bn.forward_fused(conv, &h).is_none());
+    // A ReLU the model was told to run on other kernels than its batch norm stays its own op.
+    let name = net.plan.layers[2].name.clone();
+    let mixed = net
+        .clone()
+        .with_layer_kernels(&name, Kernels::Burn)
+        .unwrap();
+    assert!(
+        mixed.layers[1]
+            .forward_fused(&mixed.layers[2], &h)
+            .is_none()
+    );
     let valid = net.valid();
     let h = h.inner();
     assert!(

@@ -106,9 +106,11 @@ impl LayerModule for EquivariantBatchNorm {
         self.kernels = kernels;
     }
 
-    /// In training, a ReLU after the batch norm runs in its passes.
+    /// In training, a ReLU after the batch norm runs in its passes (where both layers use
+    /// the same kernels: a per-layer choice is kept).
     fn forward_fused(&self, next: &Layer, x: &Tensor<4>) -> Option<Tensor<4>> {
-        let relu = matches!(next, Layer::Activation(a) if a.function == Activation::Relu);
+        let relu = matches!(next, Layer::Activation(a)
+            if a.function == Activation::Relu && a.kernels == self.kernels);
         (relu && self.is_training(x)).then(|| self.forward_train(x.clone(), true))
     }
 }

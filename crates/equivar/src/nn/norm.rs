@@ -70,8 +70,8 @@ impl EquivariantBatchNorm {
     /// burn's `BatchNorm::forward_train` with the statistics and the normalisation from
     /// [`ops::batch_norm_train`] (equivar's kernels on the CPU): the running statistics are
     /// updated exactly as burn updates them. With `relu`, the output's ReLU, in the same
-    /// passes where the kernels serve `x` (a training step's BN + ReLU pair reads and writes
-    /// its feature map twice fewer times forward and three times fewer backward).
+    /// passes where the kernels serve `x`: one read and one write of the feature map fewer
+    /// forward, two reads and a write fewer backward, than batch norm then ReLU.
     pub fn forward_train(&self, x: Tensor<4>, relu: bool) -> Tensor<4> {
         check_channels(&self.name, self.field_type.channels(), &x);
         let dims = x.dims();
