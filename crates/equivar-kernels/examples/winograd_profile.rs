@@ -1,7 +1,8 @@
 //! Times one Winograd kernel on a layer at batch 128, for perf:
-//! `cargo run --release -p equivar-kernels --example winograd_profile -- 28 forward|input|weight [f2|f4 [CHANNELS [BATCH]]]`
-//! (the forward's tiling: the one `Tiling::for_output` picks unless given; 40 channels in and
-//! out and batch 128 unless given).
+//! `cargo run --release -p equivar-kernels --example winograd_profile -- 28 forward|input|weight [f2|f4|f3x4 [CHANNELS [BATCH]]]`
+//! (the forward's tiling: the one `Tiling::for_output` picks unless given; `f3x4` runs a 4x4
+//! window without padding, the others a 3x3 window with padding 1; 40 channels in and out
+//! and batch 128 unless given).
 use equivar_kernels::conv::ConvShape;
 use equivar_kernels::winograd::{self as winograd_cpu, Tiling};
 
@@ -17,12 +18,17 @@ fn main() {
         None => Tiling::for_output(size, size),
         Some("f2") => Tiling::F2,
         Some("f4") => Tiling::F4,
-        Some(other) => panic!("tiling {other}: f2 or f4"),
+        Some("f3x4") => Tiling::F3x4,
+        Some(other) => panic!("tiling {other}: f2, f4 or f3x4"),
     };
     let channels: usize = args.next().map_or(40, |a| a.parse().expect("channels"));
     let batch: usize = args.next().map_or(128, |a| a.parse().expect("batch"));
     if size == 0 || channels == 0 || batch == 0 {
         eprintln!("SIZE, CHANNELS and BATCH must be at least 1");
+        std::process::exit(2);
+    }
+    if tiling == Tiling::F3x4 && pass == "weight" {
+        eprintln!("the filter gradient runs F(2x2, 3x3) on 3x3 windows only: use f2");
         std::process::exit(2);
     }
     let s = ConvShape {
@@ -31,9 +37,9 @@ fn main() {
         height: size,
         width: size,
         c_out: channels,
-        kernel: 3,
+        kernel: tiling.window(),
         stride: 1,
-        padding: 1,
+        padding: if tiling == Tiling::F3x4 { 0 } else { 1 },
         dilation: 1,
     };
     let x: Vec<f32> = (0..s.input_len()).map(|i| (i % 13) as f32 * 0.1).collect();
