@@ -5,7 +5,8 @@
 //!   its plan rule (output type, size and exactness from the input type and size, with a
 //!   clear error for an input it cannot take) and its construction as a burn module;
 //! - [`LayerModule`], on the burn module it builds: forward, export to plain burn layers and
-//!   lowering to the frozen model (each may be a clear [`EquivarError::NoLowering`]).
+//!   lowering to the frozen model (each may be a clear [`EquivarError::NoLowering`]), and
+//!   optionally a forward fused with the next layer (batch norm then ReLU in training).
 //!
 //! [`crate::plan`], [`crate::check`], [`crate::export`], [`crate::frozen`] and [`Net`] only
 //! delegate. A new layer kind is one file here plus one line in each of the two registries
