@@ -149,7 +149,7 @@ pub(super) unsafe fn transform_input(
     rows: Range<usize>,
     v: &mut [f32],
 ) {
-    let n = rows.len() * tiles.cols + TB;
+    let n = tiles.stride(rows.len());
     let (h, w, p) = (s.height, s.width, s.padding);
     check_rows(s.batch, tiles, &rows);
     assert_eq!(x.len(), s.input_len(), "x is [B, in, H, W]");
@@ -256,7 +256,7 @@ pub(super) unsafe fn transform_output(
     out: &mut [f32],
 ) {
     let (ho, wo) = (s.out_height(), s.out_width());
-    let n = rows.len() * tiles.cols + TB;
+    let n = tiles.stride(rows.len());
     check_rows(s.batch, tiles, &rows);
     assert!(m.len() >= 16 * s.c_out * n, "M holds 16 x out x n values");
     assert_eq!(bias.len(), s.c_out, "one bias per output channel");
@@ -322,7 +322,7 @@ pub(super) unsafe fn transform_output_grad(
     dm: &mut [f32],
 ) {
     let (ho, wo) = (s.out_height(), s.out_width());
-    let n = rows.len() * tiles.cols + TB;
+    let n = tiles.stride(rows.len());
     check_rows(s.batch, tiles, &rows);
     assert_eq!(dy.len(), s.output_len(), "dy is [B, out, H', W']");
     assert!(dm.len() >= 16 * s.c_out * n, "dM holds 16 x out x n values");
@@ -607,7 +607,7 @@ mod tests {
             let x = values(s.input_len(), 1);
             let all = 0..batch * tiles.rows;
             for rows in [all.clone(), 1..all.end.min(3)] {
-                let n = rows.len() * tiles.cols + TB;
+                let n = tiles.stride(rows.len());
                 let (mut want, mut got) = (vec![0.0; 16 * s.c_in * n], vec![0.0; 16 * s.c_in * n]);
                 plain::transform_input(&s, &x, &tiles, rows.clone(), &mut want);
                 // SAFETY: checked above.

@@ -165,7 +165,7 @@ pub(super) fn transform_input_with_step<const STEP: usize>(
             "a block's run fits the buffer"
         )
     };
-    let n = rows.len() * tiles.cols + TB;
+    let n = tiles.stride(rows.len());
     let plane_len = s.height * s.width;
     let mut buf = [0.0f32; RUN];
     for ci in 0..s.c_in {
@@ -233,7 +233,7 @@ pub(super) fn transform_output_with<const OUT: usize>(
     at: impl Fn([Lanes; ALPHA]) -> [Lanes; OUT],
 ) {
     let (ho, wo) = (s.out_height(), s.out_width());
-    let n = rows.len() * tiles.cols + TB;
+    let n = tiles.stride(rows.len());
     for co in 0..s.c_out {
         for (r, row) in rows.clone().enumerate() {
             let (image, tile_row) = (row / tiles.rows, row % tiles.rows);

@@ -2,7 +2,7 @@
 
 use crate::conv::{ConvShape, Wanted, reference};
 use crate::test_util::{as_f64, relative_error, values};
-use crate::winograd::{self, Tiling};
+use crate::winograd::{self, TB, TileGrid, Tiling, spreads};
 
 const TOL: f64 = 1e-5;
 
@@ -237,4 +237,54 @@ fn the_tiling_follows_the_waste_at_the_border() {
         assert_eq!(Tiling::for_output(size, size), want, "{size} x {size}");
     }
     assert_eq!(Tiling::for_output(28, 14), Tiling::F4, "28 x 14: 64%");
+}
+
+/// A task's rows of V and M, and its planes, spread over the L1 cache's sets, also where the
+/// tiles alone would put them a power of two apart (36 rows of 14 tiles and TB of slack make
+/// 512 values); the stride stays within 64 values of that.
+#[test]
+fn task_rows_and_planes_spread_over_the_cache_sets() {
+    assert!(!spreads(512) && !spreads(40 * 512) && !spreads(1024));
+    assert!(spreads(16 * 33) && spreads(16 * 40) && !spreads(16 * 48));
+    for (channels, size) in [(40, 28), (16, 28), (64, 28), (3, 14), (128, 56)] {
+        let s = ConvShape {
+            batch: 128,
+            c_in: channels,
+            height: size,
+            width: size,
+            c_out: 40,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            dilation: 1,
+        };
+        let tiles = TileGrid::new(&s, Tiling::F2);
+        for rows in 1..=80 {
+            let (least, n) = (rows * tiles.cols + TB, tiles.stride(rows));
+            assert!(
+                (least..least + 64).contains(&n),
+                "{channels} x {size}: {n} for {rows} rows"
+            );
+            assert!(
+                spreads(n) && spreads(channels * n) && spreads(40 * n),
+                "{channels} x {size}: {n}"
+            );
+        }
+    }
+    let grid = TileGrid::new(
+        &ConvShape {
+            batch: 1,
+            c_in: 40,
+            height: 28,
+            width: 28,
+            c_out: 40,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            dilation: 1,
+        },
+        Tiling::F2,
+    );
+    assert_eq!(36 * grid.cols + TB, 512);
+    assert_ne!(grid.stride(36), 512);
 }

@@ -66,7 +66,7 @@ pub(in super::super) unsafe fn transform_input(
     rows: Range<usize>,
     v: &mut [f32],
 ) {
-    let n = rows.len() * tiles.cols + TB;
+    let n = tiles.stride(rows.len());
     let (h, w, p) = (s.height, s.width, s.padding);
     check_rows(s.batch, tiles, &rows);
     assert_eq!(x.len(), s.input_len(), "x is [B, in, H, W]");
@@ -182,7 +182,7 @@ pub(in super::super) unsafe fn transform_output(
     out: &mut [f32],
 ) {
     let (ho, wo) = (s.out_height(), s.out_width());
-    let n = rows.len() * tiles.cols + TB;
+    let n = tiles.stride(rows.len());
     check_rows(s.batch, tiles, &rows);
     assert!(
         m.len() >= ALPHA * ALPHA * s.c_out * n,
@@ -248,7 +248,7 @@ pub(in super::super) unsafe fn transform_output(
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::{TB, TileGrid, Tiling};
+    use super::super::super::{TileGrid, Tiling};
     use super::*;
     use crate::test_util::values;
 
@@ -296,7 +296,7 @@ mod tests {
             let x = values(s.input_len(), 1);
             let all = 0..batch * tiles.rows;
             for rows in [all.clone(), 1..all.end.min(3)] {
-                let n = rows.len() * tiles.cols + TB;
+                let n = tiles.stride(rows.len());
                 let len = ALPHA * ALPHA * s.c_in * n;
                 let (mut want, mut got) = (vec![0.0; len], vec![0.0; len]);
                 super::super::transform_input(&s, &x, &tiles, rows.clone(), &mut want);
