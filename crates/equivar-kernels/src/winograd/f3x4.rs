@@ -52,28 +52,7 @@ fn at<T: Combine>(m: [T; ALPHA]) -> [T; SIZE] {
 
 /// `U[xi][out][in] = (G g G^T)[xi]` for `weight [out, in, 4, 4]` (in f64, rounded once).
 pub(super) fn transform_filter(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
-    let taps = WINDOW * WINDOW;
-    let mut u = vec![0.0f32; ALPHA * ALPHA * c_out * c_in];
-    for co in 0..c_out {
-        for ci in 0..c_in {
-            let g = &weight[(co * c_in + ci) * taps..][..taps];
-            // G g: ALPHA rows of WINDOW, then (G g) G^T.
-            let gg: [[f64; WINDOW]; ALPHA] = std::array::from_fn(|i| {
-                std::array::from_fn(|kx| {
-                    (0..WINDOW)
-                        .map(|ky| G[i][ky] * g[ky * WINDOW + kx] as f64)
-                        .sum()
-                })
-            });
-            for (i, row) in gg.iter().enumerate() {
-                for (j, gj) in G.iter().enumerate() {
-                    let sum: f64 = row.iter().zip(gj).map(|(a, b)| a * b).sum();
-                    u[((i * ALPHA + j) * c_out + co) * c_in + ci] = sum as f32;
-                }
-            }
-        }
-    }
-    u
+    f4::transform_filter_with(weight, c_out, c_in, &G)
 }
 
 /// `V[xi][ci][t] = (B^T d B)[xi]` for the 6x6 patch of each 3x3 output tile.

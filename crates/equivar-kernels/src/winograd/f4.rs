@@ -115,16 +115,27 @@ pub(super) fn at<T: Combine>(m: [T; ALPHA]) -> [T; SIZE] {
 
 /// `U[xi][out][in] = (G g G^T)[xi]` for `weight [out, in, 3, 3]` (in f64, rounded once).
 pub(super) fn transform_filter(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
+    transform_filter_with(weight, c_out, c_in, &G)
+}
+
+/// `U[xi][out][in] = (G g G^T)[xi]` for `weight [out, in, R, R]` and a 6 x R matrix `g_matrix`
+/// (in f64, rounded once): F(4x4, 3x3)'s filters and F(3x3, 4x4)'s.
+pub(super) fn transform_filter_with<const R: usize>(
+    weight: &[f32],
+    c_out: usize,
+    c_in: usize,
+    g_matrix: &[[f64; R]; ALPHA],
+) -> Vec<f32> {
     let mut u = vec![0.0f32; ALPHA * ALPHA * c_out * c_in];
     for co in 0..c_out {
         for ci in 0..c_in {
-            let g = &weight[(co * c_in + ci) * 9..][..9];
-            for (i, gi) in G.iter().enumerate() {
-                for (j, gj) in G.iter().enumerate() {
+            let g = &weight[(co * c_in + ci) * R * R..][..R * R];
+            for (i, gi) in g_matrix.iter().enumerate() {
+                for (j, gj) in g_matrix.iter().enumerate() {
                     let mut sum = 0.0f64;
                     for (ky, a) in gi.iter().enumerate() {
                         for (kx, b) in gj.iter().enumerate() {
-                            sum += a * g[ky * 3 + kx] as f64 * b;
+                            sum += a * g[ky * R + kx] as f64 * b;
                         }
                     }
                     u[((i * ALPHA + j) * c_out + co) * c_in + ci] = sum as f32;

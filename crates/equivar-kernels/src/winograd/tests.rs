@@ -10,76 +10,90 @@ fn error(got: &[f32], want: &[f32]) -> f64 {
     relative_error(got, &as_f64(want), 1.0)
 }
 
-/// Winograd F(2x2, 3x3), forward, input and filter gradients, against the plain loops: odd and even sizes (partial tiles at the
-/// border), padding 0-2, several images and channel counts, chunks split across 1-3 threads.
-#[test]
-fn winograd_forward_matches_the_reference_loops() {
+/// `check(pool, s)` for each shape `(batch, c_in, c_out, height, width, padding)` of a
+/// `kernel x kernel` window, stride 1, in pools of 1 and 3 threads (tasks split across them).
+fn on_each_shape(
+    kernel: usize,
+    shapes: &[(usize, usize, usize, usize, usize, usize)],
+    check: impl Fn(&rayon::ThreadPool, &ConvShape),
+) {
     for threads in [1, 3] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        for (batch, c_in, c_out, height, width, padding) in [
-            (1, 1, 1, 3, 3, 0),
-            (2, 3, 5, 7, 9, 1),
-            (3, 8, 6, 14, 14, 1),
-            (1, 40, 40, 28, 28, 1),
-            (2, 4, 3, 6, 5, 2),
-            (2, 5, 7, 11, 8, 0),
-        ] {
+        for &(batch, c_in, c_out, height, width, padding) in shapes {
             let s = ConvShape {
                 batch,
                 c_in,
                 height,
                 width,
                 c_out,
-                kernel: 3,
+                kernel,
                 stride: 1,
                 padding,
                 dilation: 1,
             };
-            let x: Vec<f32> = (0..s.input_len())
-                .map(|i| ((i * 7) % 13) as f32 * 0.2 - 1.2)
-                .collect();
-            let w: Vec<f32> = (0..s.weight_len())
-                .map(|i| ((i * 3) % 7) as f32 * 0.1 - 0.3)
-                .collect();
-            let b: Vec<f32> = (0..c_out).map(|i| 0.5 - i as f32 * 0.1).collect();
-            let filter = winograd::WinogradFilter::new(&w, c_out, c_in);
-            let want = reference::forward(&s, &x, &w, Some(&b));
-            for tiling in [Tiling::F2, Tiling::F4] {
-                let got =
-                    pool.install(|| winograd::forward_tiled(&s, &x, &filter, &b, |_| {}, tiling));
-                let e = error(&got, &want);
-                assert!(e <= TOL, "{tiling:?}, {threads} threads, {s:?}: {e:.2e}");
-            }
-            // The input gradient as a Winograd convolution of dy.
-            let dy: Vec<f32> = (0..s.output_len())
-                .map(|i| ((i * 5) % 9) as f32 * 0.25 - 1.0)
-                .collect();
-            let wanted = Wanted {
-                input: true,
-                weight: true,
-                bias: false,
-            };
-            let want = reference::backward(&s, &x, &w, &dy, wanted);
-            for tiling in [Tiling::F2, Tiling::F4] {
-                let got = pool.install(|| winograd::input_grad_tiled(&s, &w, &dy, tiling));
-                let e = error(&got, want.input.as_ref().unwrap());
-                assert!(
-                    e <= TOL,
-                    "input gradient, {tiling:?}, {threads} threads, {s:?}: {e:.2e}"
-                );
-            }
-            // The filter gradient, summed over tiles in the Winograd domain.
-            let got = pool.install(|| winograd::weight_grad(&s, &x, &dy));
-            let e = error(&got, want.weight.as_ref().unwrap());
-            assert!(
-                e <= TOL,
-                "filter gradient, {threads} threads, {s:?}: {e:.2e}"
-            );
+            check(&pool, &s);
         }
     }
+}
+
+/// Winograd F(2x2, 3x3) and F(4x4, 3x3), forward, input and filter gradients, against the
+/// plain loops: odd and even sizes (partial tiles at the border), padding 0-2, several images
+/// and channel counts, chunks split across 1-3 threads.
+#[test]
+fn winograd_forward_matches_the_reference_loops() {
+    let shapes = [
+        (1, 1, 1, 3, 3, 0),
+        (2, 3, 5, 7, 9, 1),
+        (3, 8, 6, 14, 14, 1),
+        (1, 40, 40, 28, 28, 1),
+        (2, 4, 3, 6, 5, 2),
+        (2, 5, 7, 11, 8, 0),
+    ];
+    on_each_shape(3, &shapes, |pool, s| {
+        let threads = pool.current_num_threads();
+        let x: Vec<f32> = (0..s.input_len())
+            .map(|i| ((i * 7) % 13) as f32 * 0.2 - 1.2)
+            .collect();
+        let w: Vec<f32> = (0..s.weight_len())
+            .map(|i| ((i * 3) % 7) as f32 * 0.1 - 0.3)
+            .collect();
+        let b: Vec<f32> = (0..s.c_out).map(|i| 0.5 - i as f32 * 0.1).collect();
+        let filter = winograd::WinogradFilter::new(&w, s.c_out, s.c_in);
+        let want = reference::forward(s, &x, &w, Some(&b));
+        for tiling in [Tiling::F2, Tiling::F4] {
+            let got = pool.install(|| winograd::forward_tiled(s, &x, &filter, &b, |_| {}, tiling));
+            let e = error(&got, &want);
+            assert!(e <= TOL, "{tiling:?}, {threads} threads, {s:?}: {e:.2e}");
+        }
+        // The input gradient as a Winograd convolution of dy.
+        let dy: Vec<f32> = (0..s.output_len())
+            .map(|i| ((i * 5) % 9) as f32 * 0.25 - 1.0)
+            .collect();
+        let wanted = Wanted {
+            input: true,
+            weight: true,
+            bias: false,
+        };
+        let want = reference::backward(s, &x, &w, &dy, wanted);
+        for tiling in [Tiling::F2, Tiling::F4] {
+            let got = pool.install(|| winograd::input_grad_tiled(s, &w, &dy, tiling));
+            let e = error(&got, want.input.as_ref().unwrap());
+            assert!(
+                e <= TOL,
+                "input gradient, {tiling:?}, {threads} threads, {s:?}: {e:.2e}"
+            );
+        }
+        // The filter gradient, summed over tiles in the Winograd domain.
+        let got = pool.install(|| winograd::weight_grad(s, &x, &dy));
+        let e = error(&got, want.weight.as_ref().unwrap());
+        assert!(
+            e <= TOL,
+            "filter gradient, {threads} threads, {s:?}: {e:.2e}"
+        );
+    });
 }
 
 /// Winograd F(3x3, 4x4) for 4x4 windows, forward and input gradient, against the plain loops:
@@ -87,54 +101,39 @@ fn winograd_forward_matches_the_reference_loops() {
 /// `abusing-p4`'s last conv (40 -> 40 channels, 14 x 14 -> 11 x 11), 1-3 threads.
 #[test]
 fn winograd_4x4_windows_match_the_reference_loops() {
-    for threads in [1, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        for (batch, c_in, c_out, height, width, padding) in [
-            (1, 1, 1, 4, 4, 0),
-            (2, 3, 5, 7, 9, 1),
-            (3, 40, 40, 14, 14, 0),
-            (2, 4, 3, 6, 5, 2),
-            (1, 5, 7, 11, 8, 3),
-            (2, 9, 8, 20, 17, 0),
-        ] {
-            let s = ConvShape {
-                batch,
-                c_in,
-                height,
-                width,
-                c_out,
-                kernel: 4,
-                stride: 1,
-                padding,
-                dilation: 1,
-            };
-            let x = values(s.input_len(), 21);
-            let w = values(s.weight_len(), 22);
-            let b = values(c_out, 23);
-            let filter = winograd::WinogradFilter::new(&w, c_out, c_in);
-            assert_eq!(filter.kernel, 4);
-            let want = reference::forward(&s, &x, &w, Some(&b));
-            let got = pool.install(|| winograd::forward(&s, &x, &filter, &b, |_| {}));
-            let e = error(&got, &want);
-            assert!(e <= TOL, "forward, {threads} threads, {s:?}: {e:.2e}");
-            let dy = values(s.output_len(), 24);
-            let wanted = Wanted {
-                input: true,
-                weight: false,
-                bias: false,
-            };
-            let want = reference::backward(&s, &x, &w, &dy, wanted);
-            let got = pool.install(|| winograd::input_grad(&s, &w, &dy));
-            let e = error(&got, want.input.as_ref().unwrap());
-            assert!(
-                e <= TOL,
-                "input gradient, {threads} threads, {s:?}: {e:.2e}"
-            );
-        }
-    }
+    let shapes = [
+        (1, 1, 1, 4, 4, 0),
+        (2, 3, 5, 7, 9, 1),
+        (3, 40, 40, 14, 14, 0),
+        (2, 4, 3, 6, 5, 2),
+        (1, 5, 7, 11, 8, 3),
+        (2, 9, 8, 20, 17, 0),
+    ];
+    on_each_shape(4, &shapes, |pool, s| {
+        let threads = pool.current_num_threads();
+        let x = values(s.input_len(), 21);
+        let w = values(s.weight_len(), 22);
+        let b = values(s.c_out, 23);
+        let filter = winograd::WinogradFilter::new(&w, s.c_out, s.c_in);
+        assert_eq!(filter.kernel, 4);
+        let want = reference::forward(s, &x, &w, Some(&b));
+        let got = pool.install(|| winograd::forward(s, &x, &filter, &b, |_| {}));
+        let e = error(&got, &want);
+        assert!(e <= TOL, "forward, {threads} threads, {s:?}: {e:.2e}");
+        let dy = values(s.output_len(), 24);
+        let wanted = Wanted {
+            input: true,
+            weight: false,
+            bias: false,
+        };
+        let want = reference::backward(s, &x, &w, &dy, wanted);
+        let got = pool.install(|| winograd::input_grad(s, &w, &dy));
+        let e = error(&got, want.input.as_ref().unwrap());
+        assert!(
+            e <= TOL,
+            "input gradient, {threads} threads, {s:?}: {e:.2e}"
+        );
+    });
     // Which passes take it: the forward of 4x4 windows; not the input gradient (computed
     // above, but with too little margin to the tolerance) nor the filter gradient (F2 only).
     let s = ConvShape {
