@@ -529,7 +529,7 @@ impl TileGrid {
     /// of slack, and then the fewest more (under 64) for the rows of a plane (`n` apart) and
     /// the planes (`channels x n` apart) to spread over the sets of the L1 cache. At n = 512
     /// (the filter gradient of a 28 x 28 layer) all 16 planes began in one set, and the pass
-    /// ran 17-30% slower for 16-64 channels.
+    /// ran 17-30% slower for 16-64 channels (AMD Zen 3).
     fn stride(&self, rows: usize) -> usize {
         let least = rows * self.cols + TB;
         (least..least + 64)
@@ -539,8 +539,8 @@ impl TileGrid {
 }
 
 /// Whether 16 rows `stride` floats apart start in at least 8 different sets of a 64-set L1
-/// cache of 64-byte lines (those of x86 CPUs since Skylake and Zen): at most two rows in a
-/// set, within its 8 ways, where rows a power of two apart would all fall in one or two.
+/// cache of 64-byte lines (x86 CPUs since Skylake and Zen: 32 KB of 8 ways, or 48 KB of 12):
+/// at most two rows in a set, where rows a power of two apart would all fall in one or two.
 fn spreads(stride: usize) -> bool {
     const SETS: usize = 64;
     const FLOATS_PER_LINE: usize = 16;
