@@ -78,8 +78,9 @@ pub(super) fn transform_output(
     f4::transform_output_with(s, (m, bias), tiles, rows, out, at::<Lanes>)
 }
 
-/// The same transforms built for AVX2 and FMA: the lanes of [`TB`](super::TB) tiles become
-/// 8-wide registers (no hand-written intrinsics; the plain versions are the reference).
+/// The same transforms for AVX2 and FMA: the input transform is F4's intrinsics with 3 for
+/// its step; the output transform is the plain one built for AVX2 (the lanes of
+/// [`TB`](super::TB) tiles become 8-wide registers). The plain versions are the reference.
 #[cfg(target_arch = "x86_64")]
 pub(super) mod avx2 {
     use super::*;
@@ -96,7 +97,8 @@ pub(super) mod avx2 {
         rows: Range<usize>,
         v: &mut [f32],
     ) {
-        f4::transform_input_with_step::<SIZE>(s, x, tiles, rows, v)
+        // SAFETY: the same CPU features.
+        unsafe { f4::avx2::transform_input_with_step::<SIZE>(s, x, tiles, rows, v) }
     }
 
     /// See [`super::transform_output`].

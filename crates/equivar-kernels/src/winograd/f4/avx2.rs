@@ -41,14 +41,18 @@ impl Combine for Reg {
     }
 }
 
-/// Columns 0..4 of tiles l and l + 4 of a block, from `run` (tile l at `run[4 l]`), offset
+/// Columns 0..4 of tiles l and l + 4 of a block, from `run` (tile l at `run[STEP l]`), offset
 /// by `shift` values: one register per l in 0..4.
 #[inline(always)]
-unsafe fn load_pairs(run: *const f32, shift: usize, masks: &[__m256; 4]) -> [__m256; 4] {
-    // SAFETY: the caller makes run[shift..shift + 32] readable; AVX is enabled.
+unsafe fn load_pairs<const STEP: usize>(
+    run: *const f32,
+    shift: usize,
+    masks: &[__m256; 4],
+) -> [__m256; 4] {
+    // SAFETY: the caller makes run[shift..shift + 7 STEP + 4] readable; AVX is enabled.
     std::array::from_fn(|l| unsafe {
-        let low = run.add(SIZE * l + shift);
-        let pair = _mm256_loadu2_m128(low.add(SIZE * 4), low);
+        let low = run.add(STEP * l + shift);
+        let pair = _mm256_loadu2_m128(low.add(STEP * 4), low);
         _mm256_and_ps(pair, masks[l])
     })
 }
@@ -57,7 +61,6 @@ unsafe fn load_pairs(run: *const f32, shift: usize, masks: &[__m256; 4]) -> [__m
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
-#[allow(clippy::needless_range_loop)] // as in the plain version
 #[target_feature(enable = "avx2,fma")]
 pub(in super::super) unsafe fn transform_input(
     s: &ConvShape,
@@ -66,6 +69,27 @@ pub(in super::super) unsafe fn transform_input(
     rows: Range<usize>,
     v: &mut [f32],
 ) {
+    // SAFETY: the same CPU features.
+    unsafe { transform_input_with_step::<SIZE>(s, x, tiles, rows, v) }
+}
+
+/// [`transform_input`] for tiles `STEP` values apart, as
+/// [`super::transform_input_with_step`]: F(3x3, 4x4) transforms the same 6x6 patches, 3 apart.
+/// The second set of loads starts 4 columns in, so its first two lanes hold columns 4 and 5
+/// for either step.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
+#[allow(clippy::needless_range_loop)] // as in the plain version
+#[target_feature(enable = "avx2,fma")]
+pub(in super::super) unsafe fn transform_input_with_step<const STEP: usize>(
+    s: &ConvShape,
+    x: &[f32],
+    tiles: &TileGrid,
+    rows: Range<usize>,
+    v: &mut [f32],
+) {
+    const { assert!(7 * STEP + 8 <= RUN, "a block's loads lie within the run") };
     let n = tiles.stride(rows.len());
     let (h, w, p) = (s.height, s.width, s.padding);
     check_rows(s.batch, tiles, &rows);
@@ -80,11 +104,11 @@ pub(in super::super) unsafe fn transform_input(
     let masks: Vec<[[__m256; 4]; 2]> = (0..tiles.cols)
         .step_by(TB)
         .map(|c0| {
-            [0, SIZE].map(|shift| {
+            [0, 4].map(|shift| {
                 std::array::from_fn(|l| {
                     let inside: [i32; TB] = std::array::from_fn(|lane| {
-                        let tile = l + SIZE * (lane / 4);
-                        let padded = SIZE * (c0 + tile) + shift + lane % 4;
+                        let tile = l + 4 * (lane / 4);
+                        let padded = STEP * (c0 + tile) + shift + lane % 4;
                         -i32::from(padded >= p && padded < p + w)
                     });
                     // SAFETY: reads the TB values of `inside`.
@@ -105,23 +129,23 @@ pub(in super::super) unsafe fn transform_input(
                 // profile, against 2.9% as a loop).
                 let mut e = [[Reg::zero(); ALPHA]; ALPHA];
                 for (a, e_a) in e.iter_mut().enumerate() {
-                    let Some(y) = (SIZE * tile_row + a).checked_sub(p).filter(|&y| y < h) else {
+                    let Some(y) = (STEP * tile_row + a).checked_sub(p).filter(|&y| y < h) else {
                         continue;
                     };
-                    // The run's first value is x[from], image column 4 c0 - p of row y.
-                    let from = (plane + y * w + SIZE * c0).checked_sub(p);
+                    // The run's first value is x[from], image column STEP c0 - p of row y.
+                    let from = (plane + y * w + STEP * c0).checked_sub(p);
                     let run = match from.filter(|&from| from + RUN <= x.len()) {
                         Some(from) => x[from..][..RUN].as_ptr(),
                         None => {
                             let row = &x[plane + y * w..][..w];
-                            input_run(s, row, SIZE * c0, &mut line).as_ptr()
+                            input_run(s, row, STEP * c0, &mut line).as_ptr()
                         }
                     };
                     // SAFETY: reads run[0..RUN] (checked above); AVX2 is enabled here.
                     unsafe {
                         let [m0, m4] = &masks[block];
-                        let [r0, r1, r2, r3] = load_pairs(run, 0, m0);
-                        let [q0, q1, q2, q3] = load_pairs(run, SIZE, m4);
+                        let [r0, r1, r2, r3] = load_pairs::<STEP>(run, 0, m0);
+                        let [q0, q1, q2, q3] = load_pairs::<STEP>(run, 4, m4);
                         // Columns 0..4 of the eight tiles, then columns 4 and 5.
                         let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
                         let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
@@ -315,6 +339,52 @@ mod tests {
                 // SAFETY: checked above.
                 unsafe { transform_output(&s, &m, &bias, &tiles, rows.clone(), &mut got) };
                 assert_close(&got, &want, &format!("{s:?} Y"));
+            }
+        }
+    }
+
+    /// F(3x3, 4x4)'s input transform (these intrinsics with step 3) against the plain one, on
+    /// 4x4 windows: padding 0-3, partial blocks and tiles, rows ending in each part of a
+    /// block's columns.
+    #[test]
+    fn step_3_intrinsics_match_the_plain_transform() {
+        if !crate::has_avx2_fma() {
+            return;
+        }
+        for (batch, channels, size, padding) in [
+            (2, 3, (7, 9), 1),
+            (1, 2, (14, 14), 0),
+            (3, 1, (6, 21), 0),
+            (1, 2, (5, 4), 2),
+            (1, 1, (9, 38), 3),
+            (1, 2, (4, 70), 2),
+            (2, 2, (27, 26), 1),
+        ] {
+            let s = ConvShape {
+                kernel: 4,
+                ..shape(batch, channels, size, padding)
+            };
+            let tiles = TileGrid::new(&s, Tiling::F3x4);
+            let x = values(s.input_len(), 4);
+            let all = 0..batch * tiles.rows;
+            for rows in [all.clone(), 1..all.end.min(3)] {
+                let n = tiles.stride(rows.len());
+                let len = ALPHA * ALPHA * s.c_in * n;
+                let (mut want, mut got) = (vec![0.0; len], vec![0.0; len]);
+                super::super::transform_input_with_step::<3>(
+                    &s,
+                    &x,
+                    &tiles,
+                    rows.clone(),
+                    &mut want,
+                );
+                // SAFETY: checked above.
+                unsafe { transform_input_with_step::<3>(&s, &x, &tiles, rows.clone(), &mut got) };
+                let real = rows.len() * tiles.cols;
+                for line in 0..ALPHA * ALPHA * s.c_in {
+                    let (got, want) = (&got[line * n..][..real], &want[line * n..][..real]);
+                    assert_close(got, want, &format!("{s:?} V"));
+                }
             }
         }
     }
