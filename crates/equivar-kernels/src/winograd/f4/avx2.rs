@@ -2,10 +2,11 @@
 //! tiles, as [`super::super::avx2`] does for F2; the plain versions in the parent module are
 //! their reference.
 //!
-//! A block of eight tiles reads, per input row, columns `4 l .. 4 l + 6` of tile l. The loads
-//! take tiles l and l + 4 into one register (`[tile l | tile l + 4]`, four values each), so
-//! that a 4 x 4 transpose of unpacks puts column b of all eight tiles in order into one
-//! register; columns 4 and 5 are columns 0 and 1 of the next tile, loaded 4 values later.
+//! A block of eight tiles reads, per input row, columns `4 l .. 4 l + 6` of tile l (`3 l ..
+//! 3 l + 6` for F(3x3, 4x4), whose input transform this is too). The loads take tiles l and
+//! l + 4 into one register (`[tile l | tile l + 4]`, four values each), so that a 4 x 4
+//! transpose of unpacks puts column b of all eight tiles in order into one register; columns
+//! 4 and 5 come from a second set of such loads, 4 values further.
 
 use std::arch::x86_64::*;
 use std::ops::Range;
