@@ -15,9 +15,9 @@ use super::super::avx2::{check_rows, store_run};
 use super::super::{ConvShape, TB, TileGrid, input_run};
 use super::{ALPHA, Combine, RUN, SIZE, at, bt};
 
-/// A register of [`TB`] lanes for [`apply`].
+/// A register of [`TB`] lanes for the transforms' [`Combine`] arithmetic.
 #[derive(Clone, Copy)]
-struct Reg(__m256);
+pub(in super::super) struct Reg(pub(in super::super) __m256);
 
 impl Combine for Reg {
     #[inline(always)]
@@ -180,7 +180,7 @@ pub(in super::super) unsafe fn transform_input_with_step<const STEP: usize>(
 /// The low (`HIGH = false`) or high 64-bit halves of each 128-bit lane of `a` and `b`,
 /// interleaved.
 #[inline(always)]
-unsafe fn unpack_pd<const HIGH: bool>(a: __m256, b: __m256) -> __m256 {
+pub(in super::super) unsafe fn unpack_pd<const HIGH: bool>(a: __m256, b: __m256) -> __m256 {
     // SAFETY: AVX is enabled by the callers' target features.
     unsafe {
         let (a, b) = (_mm256_castps_pd(a), _mm256_castps_pd(b));
@@ -344,11 +344,12 @@ mod tests {
         }
     }
 
-    /// F(3x3, 4x4)'s input transform (these intrinsics with step 3) against the plain one, on
-    /// 4x4 windows: padding 0-3, partial blocks and tiles, rows ending in each part of a
-    /// block's columns.
+    /// F(3x3, 4x4)'s intrinsics (the input transform: these with step 3) against its plain
+    /// transforms, on 4x4 windows: padding 0-3, partial blocks and tiles, rows ending in each
+    /// part of a block's columns.
     #[test]
-    fn step_3_intrinsics_match_the_plain_transform() {
+    fn f3x4_intrinsics_match_the_plain_transforms() {
+        use super::super::super::f3x4;
         if !crate::has_avx2_fma() {
             return;
         }
@@ -385,6 +386,34 @@ mod tests {
                 for line in 0..ALPHA * ALPHA * s.c_in {
                     let (got, want) = (&got[line * n..][..real], &want[line * n..][..real]);
                     assert_close(got, want, &format!("{s:?} V"));
+                }
+
+                // The output transform writes exactly the task's rows: NaN elsewhere stays.
+                let m = values(ALPHA * ALPHA * s.c_out * n, 5);
+                let bias = values(s.c_out, 6);
+                let (mut want, mut got) = (vec![0.0; s.output_len()], vec![0.0; s.output_len()]);
+                f3x4::transform_output(&s, &m, &bias, &tiles, rows.clone(), &mut want);
+                got.fill(f32::NAN);
+                // SAFETY: checked above.
+                unsafe {
+                    f3x4::avx2::transform_output(&s, &m, &bias, &tiles, rows.clone(), &mut got)
+                };
+                let (ho, wo) = (s.out_height(), s.out_width());
+                for (at, (g, w)) in got.iter().zip(&want).enumerate() {
+                    let tile_row = (at / wo % ho) / f3x4::SIZE;
+                    let image = at / (wo * ho * s.c_out);
+                    let row = image * tiles.rows + tile_row;
+                    if rows.contains(&row) {
+                        assert!(
+                            (g - w).abs() <= 1e-6 * (1.0 + w.abs()),
+                            "{s:?} Y [{at}]: {g} vs {w}"
+                        );
+                    } else {
+                        assert!(
+                            g.is_nan(),
+                            "{s:?}: Y [{at}] written outside the task's rows"
+                        );
+                    }
                 }
             }
         }
