@@ -86,7 +86,7 @@ pub(super) mod avx2 {
     use std::arch::x86_64::*;
 
     use super::super::TB;
-    use super::super::avx2::{check_rows, store_run};
+    use super::super::avx2::store_run;
     use super::super::f4::avx2::{Reg, unpack_pd};
     use super::*;
 
@@ -106,16 +106,10 @@ pub(super) mod avx2 {
         unsafe { f4::avx2::transform_input_with_step::<SIZE>(s, x, tiles, rows, v) }
     }
 
-    /// See [`super::transform_output`]: F4's output transform for 3-wide tiles. A 4 x 4
-    /// transpose of unpacks (with a zero fourth row) puts each tile's three values of an
-    /// output row in a 128-bit half, `[tile l | tile l + 4]`. Tiles are stored left to right
-    /// with four-value stores, each fourth value overwritten by the next tile's store (in
-    /// this block or the next one of the same row); the stores that would pass the row's end
-    /// write exactly what lies inside it, so no task writes into another's rows.
+    /// See [`super::transform_output`]: F4's output transform for 3-wide tiles.
     ///
     /// # Safety
     /// The CPU must have AVX2 and FMA.
-    #[allow(clippy::needless_range_loop)] // row i of columns, as in F4's
     #[target_feature(enable = "avx2,fma")]
     pub(in super::super) unsafe fn transform_output(
         s: &ConvShape,
@@ -125,70 +119,47 @@ pub(super) mod avx2 {
         rows: Range<usize>,
         out: &mut [f32],
     ) {
-        let (ho, wo) = (s.out_height(), s.out_width());
-        let n = tiles.stride(rows.len());
-        check_rows(s.batch, tiles, &rows);
-        assert!(
-            m.len() >= ALPHA * ALPHA * s.c_out * n,
-            "M holds 36 x out x n values"
-        );
-        assert_eq!(bias.len(), s.c_out, "one bias per output channel");
-        assert_eq!(out.len(), s.output_len(), "out is [B, out, H', W']");
-        let (src, dst) = (m.as_ptr(), out.as_mut_ptr());
-        for (co, &bias) in bias.iter().enumerate() {
-            let b = _mm256_set1_ps(bias);
-            for (r, row) in rows.clone().enumerate() {
-                let (image, tile_row) = (row / tiles.rows, row % tiles.rows);
-                let plane = (image * s.c_out + co) * ho * wo;
-                for c0 in (0..tiles.cols).step_by(TB) {
-                    // SAFETY: reads lanes t0..t0 + TB < n of 36 rows of M; writes only output
-                    // positions checked against ho and wo.
-                    unsafe {
-                        let first = src.add(co * n + r * tiles.cols + c0);
-                        let mm: [Reg; ALPHA * ALPHA] = std::array::from_fn(|xi| {
-                            Reg(_mm256_loadu_ps(first.add(xi * s.c_out * n)))
-                        });
-                        // columns[j][i] = (A^T M)[i][j].
-                        let columns: [[Reg; SIZE]; ALPHA] =
-                            std::array::from_fn(|j| at(std::array::from_fn(|i| mm[i * ALPHA + j])));
-                        let x0 = SIZE * c0;
-                        for i in 0..SIZE {
-                            let oy = SIZE * tile_row + i;
-                            if oy >= ho {
-                                continue;
-                            }
-                            let y = at(std::array::from_fn(|j| columns[j][i]));
-                            let [y0, y1, y2] = y.map(|y| _mm256_add_ps(y.0, b));
-                            let zero = _mm256_setzero_ps();
-                            let (s0, s1) = (_mm256_unpacklo_ps(y0, y1), _mm256_unpackhi_ps(y0, y1));
-                            let (s2, s3) =
-                                (_mm256_unpacklo_ps(y2, zero), _mm256_unpackhi_ps(y2, zero));
-                            let pairs = [
-                                unpack_pd::<false>(s0, s2),
-                                unpack_pd::<true>(s0, s2),
-                                unpack_pd::<false>(s1, s3),
-                                unpack_pd::<true>(s1, s3),
-                            ];
-                            let line = dst.add(plane + oy * wo);
-                            for l in 0..TB {
-                                let x = x0 + SIZE * l;
-                                if x >= wo {
-                                    break;
-                                }
-                                let tile = if l < 4 {
-                                    _mm256_castps256_ps128(pairs[l])
-                                } else {
-                                    _mm256_extractf128_ps::<1>(pairs[l - 4])
-                                };
-                                if x + 4 <= wo {
-                                    _mm_storeu_ps(line.add(x), tile);
-                                } else {
-                                    let tile = _mm256_castps128_ps256(tile);
-                                    store_run(line.add(x), wo - x, tile, zero);
-                                }
-                            }
-                        }
-                    }
+        // SAFETY: the same CPU features.
+        unsafe {
+            f4::avx2::transform_output_with(s, (m, bias), tiles, rows, out, at::<Reg>, |l, r, y| {
+                store_row(l, r, y)
+            })
+        }
+    }
+
+    /// One output row of a block's eight 3-wide tiles to `line[0..rest]`. A 4 x 4 transpose
+    /// of unpacks (with a zero fourth row) puts each tile's three values in a 128-bit half,
+    /// `[tile l | tile l + 4]`. Tiles are stored left to right with four-value stores, each
+    /// fourth value overwritten by the next tile's store (in this block or the next one of
+    /// the same row); the stores that would pass the row's end write exactly what lies
+    /// inside it, so no task writes into another's rows.
+    #[inline(always)]
+    unsafe fn store_row(line: *mut f32, rest: usize, [y0, y1, y2]: [__m256; SIZE]) {
+        // SAFETY: every store lies within line..line + rest; AVX is enabled by the caller.
+        unsafe {
+            let zero = _mm256_setzero_ps();
+            let (s0, s1) = (_mm256_unpacklo_ps(y0, y1), _mm256_unpackhi_ps(y0, y1));
+            let (s2, s3) = (_mm256_unpacklo_ps(y2, zero), _mm256_unpackhi_ps(y2, zero));
+            let pairs = [
+                unpack_pd::<false>(s0, s2),
+                unpack_pd::<true>(s0, s2),
+                unpack_pd::<false>(s1, s3),
+                unpack_pd::<true>(s1, s3),
+            ];
+            for l in 0..TB {
+                let x = SIZE * l;
+                if x >= rest {
+                    break;
+                }
+                let tile = if l < 4 {
+                    _mm256_castps256_ps128(pairs[l])
+                } else {
+                    _mm256_extractf128_ps::<1>(pairs[l - 4])
+                };
+                if x + 4 <= rest {
+                    _mm_storeu_ps(line.add(x), tile);
+                } else {
+                    store_run(line.add(x), rest - x, _mm256_castps128_ps256(tile), zero);
                 }
             }
         }

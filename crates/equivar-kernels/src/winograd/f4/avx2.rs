@@ -196,7 +196,6 @@ pub(in super::super) unsafe fn unpack_pd<const HIGH: bool>(a: __m256, b: __m256)
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
-#[allow(clippy::needless_range_loop)] // as in the plain version
 #[target_feature(enable = "avx2,fma")]
 pub(in super::super) unsafe fn transform_output(
     s: &ConvShape,
@@ -205,6 +204,70 @@ pub(in super::super) unsafe fn transform_output(
     tiles: &TileGrid,
     rows: Range<usize>,
     out: &mut [f32],
+) {
+    // SAFETY: the same CPU features.
+    unsafe {
+        transform_output_with(
+            s,
+            (m, bias),
+            tiles,
+            rows,
+            out,
+            at::<Reg>,
+            |line, rest, y| store_row(line, rest, y),
+        )
+    }
+}
+
+/// One output row of a block's eight 4-wide tiles, `y[j]` holding column j of tiles 0..8,
+/// to `line[0..rest]` (`rest` values left in the output row).
+#[inline(always)]
+unsafe fn store_row(line: *mut f32, rest: usize, [y0, y1, y2, y3]: [__m256; SIZE]) {
+    // SAFETY: every store lies within line..line + rest; AVX is enabled by the caller.
+    unsafe {
+        // Interleave: column 4 l + j holds y_j[l]. The unpacks give [tile l | tile l + 4]
+        // per register; the lane swaps put tiles 0-1, 2-3, 4-5, 6-7 together.
+        let (s0, s1) = (_mm256_unpacklo_ps(y0, y1), _mm256_unpackhi_ps(y0, y1));
+        let (s2, s3) = (_mm256_unpacklo_ps(y2, y3), _mm256_unpackhi_ps(y2, y3));
+        let (o0, o1) = (unpack_pd::<false>(s0, s2), unpack_pd::<true>(s0, s2));
+        let (o2, o3) = (unpack_pd::<false>(s1, s3), unpack_pd::<true>(s1, s3));
+        let parts = [
+            _mm256_permute2f128_ps::<0x20>(o0, o1),
+            _mm256_permute2f128_ps::<0x20>(o2, o3),
+            _mm256_permute2f128_ps::<0x31>(o0, o1),
+            _mm256_permute2f128_ps::<0x31>(o2, o3),
+        ];
+        let mut rest = rest;
+        for (k, part) in parts.into_iter().enumerate() {
+            if rest >= TB {
+                _mm256_storeu_ps(line.add(k * TB), part);
+                rest -= TB;
+            } else {
+                // The row ends inside this part.
+                store_run(line.add(k * TB), rest, part, _mm256_setzero_ps());
+                break;
+            }
+        }
+    }
+}
+
+/// `Y = A^T M A + bias` for tiles `OUT` values wide (F4's 4, F(3x3, 4x4)'s 3), as
+/// [`super::transform_output_with`]: `at` is the tiling's `A^T`, and `store_row(line, rest,
+/// y)` writes one output row of a block's eight tiles (see [`store_row`]).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `store_row` writes only
+/// `line[0..rest]`.
+#[allow(clippy::needless_range_loop)] // row i of columns, as in the plain version
+#[target_feature(enable = "avx2,fma")]
+pub(in super::super) unsafe fn transform_output_with<const OUT: usize>(
+    s: &ConvShape,
+    (m, bias): (&[f32], &[f32]),
+    tiles: &TileGrid,
+    rows: Range<usize>,
+    out: &mut [f32],
+    at: impl Fn([Reg; ALPHA]) -> [Reg; OUT],
+    store_row: impl Fn(*mut f32, usize, [__m256; OUT]),
 ) {
     let (ho, wo) = (s.out_height(), s.out_width());
     let n = tiles.stride(rows.len());
@@ -229,41 +292,17 @@ pub(in super::super) unsafe fn transform_output(
                     let mm: [Reg; ALPHA * ALPHA] =
                         std::array::from_fn(|xi| Reg(_mm256_loadu_ps(first.add(xi * s.c_out * n))));
                     // columns[j][i] = (A^T M)[i][j].
-                    let columns: [[Reg; SIZE]; ALPHA] =
+                    let columns: [[Reg; OUT]; ALPHA] =
                         std::array::from_fn(|j| at(std::array::from_fn(|i| mm[i * ALPHA + j])));
-                    let x0 = SIZE * c0;
-                    for i in 0..SIZE {
-                        let oy = SIZE * tile_row + i;
+                    let x0 = OUT * c0;
+                    for i in 0..OUT {
+                        let oy = OUT * tile_row + i;
                         if oy >= ho {
                             continue;
                         }
                         let y = at(std::array::from_fn(|j| columns[j][i]));
-                        let [y0, y1, y2, y3] = y.map(|y| _mm256_add_ps(y.0, b));
-                        // Interleave: output column x0 + 4 l + j holds y_j[l]. The unpacks
-                        // give [tile l | tile l + 4] per register; the lane swaps put tiles
-                        // 0-1, 2-3, 4-5, 6-7 together.
-                        let (s0, s1) = (_mm256_unpacklo_ps(y0, y1), _mm256_unpackhi_ps(y0, y1));
-                        let (s2, s3) = (_mm256_unpacklo_ps(y2, y3), _mm256_unpackhi_ps(y2, y3));
-                        let (o0, o1) = (unpack_pd::<false>(s0, s2), unpack_pd::<true>(s0, s2));
-                        let (o2, o3) = (unpack_pd::<false>(s1, s3), unpack_pd::<true>(s1, s3));
-                        let parts = [
-                            _mm256_permute2f128_ps::<0x20>(o0, o1),
-                            _mm256_permute2f128_ps::<0x20>(o2, o3),
-                            _mm256_permute2f128_ps::<0x31>(o0, o1),
-                            _mm256_permute2f128_ps::<0x31>(o2, o3),
-                        ];
                         let line = dst.add(plane + oy * wo + x0);
-                        let mut rest = wo - x0;
-                        for (k, part) in parts.into_iter().enumerate() {
-                            if rest >= TB {
-                                _mm256_storeu_ps(line.add(k * TB), part);
-                                rest -= TB;
-                            } else {
-                                // The row ends inside this part.
-                                store_run(line.add(k * TB), rest, part, _mm256_setzero_ps());
-                                break;
-                            }
-                        }
+                        store_row(line, wo - x0, y.map(|y| _mm256_add_ps(y.0, b)));
                     }
                 }
             }
