@@ -25,9 +25,10 @@
 //! came within 1e-5 of the largest value.
 //!
 //! 4x4 windows run as F(3x3, 4x4) ([`f3x4`]): 3x3 tiles from the same 6x6 patches, 4
-//! products per output instead of 16, for the forward (rounding error 2.9e-6 of the largest
-//! output on a 40 -> 40 layer). Their input gradient, which [`input_grad`] also computes,
-//! and their filter gradient stay im2col + GEMM: see [`input_grad_suits`].
+//! products per output instead of 16, for the forward and, from a batch of
+//! [`MIN_BATCH_4X4_INPUT_GRAD`], the input gradient (rounding error up to 3.1e-6 and 2.6e-6 of
+//! the largest value on a 40 -> 40 layer, as F4's up to 2.6e-6). Their filter gradient stays
+//! im2col + GEMM.
 //!
 //! This is the cross-correlation that conv layers compute, as [`crate::conv`] does; the
 //! tests compare the two.
@@ -217,14 +218,25 @@ fn adjoint(s: &ConvShape) -> ConvShape {
     }
 }
 
-/// Whether this convolution's input gradient runs faster with [`input_grad`]: a 3x3 window,
-/// padding <= 2 and the adjoint convolution [`suits`] Winograd. Not a 4x4 window: as
-/// F(3x3, 4x4), `abusing-p4`'s last conv (adjoint 11 x 11 padded by 3, 25 tiles per image
-/// where the forward has 16) had 6.7e-6 of its largest value in rounding error, too close to
-/// the tests' 1e-5, for a gain of 0-12% over im2col + GEMM (AMD EPYC Zen 3, batch 128).
+/// Whether this convolution's input gradient runs faster with [`input_grad`]: padding below
+/// the window and the adjoint convolution [`suits`] Winograd; for a 4x4 window (as
+/// F(3x3, 4x4)), a batch of at least [`MIN_BATCH_4X4_INPUT_GRAD`].
 pub fn input_grad_suits(s: &ConvShape) -> bool {
-    s.kernel == 3 && s.padding <= 2 && suits(&adjoint(s))
+    let window = match s.kernel {
+        3 => true,
+        f3x4::WINDOW => s.batch >= MIN_BATCH_4X4_INPUT_GRAD,
+        _ => false,
+    };
+    window && s.padding < s.kernel && suits(&adjoint(s))
 }
+
+/// The batch from which a 4x4 window's input gradient runs faster as F(3x3, 4x4) than as
+/// im2col + GEMM. Below it, transforming the turned filter (36 positions per channel pair)
+/// costs more than the products save. `abusing-p4`'s last conv (40 -> 40, 14 x 14 -> 11 x 11;
+/// both gradients, AMD EPYC Zen 3, 2 threads, three runs): batch 8 1.2-2.2 ms as im2col
+/// against 1.6-2.3, batch 16 3.2-4.0 against 3.8-3.9, batch 32 6.3-7.7 against 5.8-6.6,
+/// batch 128 22-29 against 16-24 ms.
+pub const MIN_BATCH_4X4_INPUT_GRAD: usize = 32;
 
 /// The filter gradient of a 3x3, stride-1 convolution, `dW [out, in, 3, 3]`, from its input
 /// `x [B, in, H, W]` and output gradient `dy [B, out, H', W']`. The forward is linear in the

@@ -134,8 +134,8 @@ fn winograd_4x4_windows_match_the_reference_loops() {
             "input gradient, {threads} threads, {s:?}: {e:.2e}"
         );
     });
-    // Which passes take it: the forward of 4x4 windows; not the input gradient (computed
-    // above, but with too little margin to the tolerance) nor the filter gradient (F2 only).
+    // Which passes take it: the forward of 4x4 windows, the input gradient from a batch of
+    // MIN_BATCH_4X4_INPUT_GRAD, not the filter gradient (F2 only).
     let s = ConvShape {
         batch: 1,
         c_in: 40,
@@ -149,6 +149,18 @@ fn winograd_4x4_windows_match_the_reference_loops() {
     };
     assert!(winograd::suits(&s));
     assert!(!winograd::input_grad_suits(&s) && !winograd::weight_grad_suits(&s));
+    let batch = winograd::MIN_BATCH_4X4_INPUT_GRAD;
+    assert!(winograd::input_grad_suits(&ConvShape { batch, ..s }));
+    assert!(!winograd::input_grad_suits(&ConvShape {
+        batch: batch - 1,
+        ..s
+    }));
+    assert!(!winograd::input_grad_suits(&ConvShape {
+        batch,
+        padding: 4,
+        ..s
+    }));
+    assert!(!winograd::weight_grad_suits(&ConvShape { batch, ..s }));
     assert_eq!(Tiling::for_window(4, 11, 11), Tiling::F3x4);
     assert_eq!(Tiling::for_window(3, 28, 28), Tiling::F4);
     assert!(!winograd::suits(&ConvShape { kernel: 5, ..s }));

@@ -466,7 +466,7 @@ impl Backward<Flex, 3> for ConvBackward {
 }
 
 /// The gradients by im2col + GEMM + col2im, with Winograd where `fast` allows it and it
-/// pays: the input gradient is a 3x3 convolution too (its input has c_out channels), and the
+/// pays: the input gradient is a k x k convolution too (its input has c_out channels), and the
 /// filter gradient runs as Winograd where the forward does.
 fn direct_or_winograd_backward(
     s: &ConvShape,
