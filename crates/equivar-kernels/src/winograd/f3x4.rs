@@ -87,7 +87,7 @@ pub(super) mod avx2 {
 
     use super::super::TB;
     use super::super::avx2::store_run;
-    use super::super::f4::avx2::{Reg, unpack_pd};
+    use super::super::f4::avx2::unpack_pd;
     use super::*;
 
     /// See [`super::transform_input`].
@@ -119,11 +119,21 @@ pub(super) mod avx2 {
         rows: Range<usize>,
         out: &mut [f32],
     ) {
+        // Closures, not the functions themselves: a closure takes this function's target
+        // features, so `at`'s intrinsics inline. (Passed as `at::<Reg>`, its call shim was
+        // built without AVX in some builds: the F4 forward 3x slower.)
+        #[allow(clippy::redundant_closure)]
         // SAFETY: the same CPU features.
         unsafe {
-            f4::avx2::transform_output_with(s, (m, bias), tiles, rows, out, at::<Reg>, |l, r, y| {
-                store_row(l, r, y)
-            })
+            f4::avx2::transform_output_with(
+                s,
+                (m, bias),
+                tiles,
+                rows,
+                out,
+                |m| at(m),
+                |l, r, y| store_row(l, r, y),
+            )
         }
     }
 

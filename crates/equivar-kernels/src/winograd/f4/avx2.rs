@@ -205,6 +205,10 @@ pub(in super::super) unsafe fn transform_output(
     rows: Range<usize>,
     out: &mut [f32],
 ) {
+    // Closures, not the functions themselves: a closure takes this function's target
+    // features, so `at`'s intrinsics inline. (Passed as `at::<Reg>`, its call shim was
+    // built without AVX in some builds: the F4 forward 3x slower.)
+    #[allow(clippy::redundant_closure)]
     // SAFETY: the same CPU features.
     unsafe {
         transform_output_with(
@@ -213,7 +217,7 @@ pub(in super::super) unsafe fn transform_output(
             tiles,
             rows,
             out,
-            at::<Reg>,
+            |m| at(m),
             |line, rest, y| store_row(line, rest, y),
         )
     }
