@@ -881,18 +881,18 @@ impl Stages {
 }
 
 /// `du [out x in] +=` the sums `block(co, ci, rows, cols)` returns for each block of at most
-/// P x P (out, in) pairs from (co, ci): the outer loops of the filter gradient's products.
+/// R x C (out, in) pairs from (co, ci): the outer loops of the filter gradient's products.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn add_pair_blocks<const P: usize>(
+fn add_pair_blocks<const R: usize, const C: usize>(
     (c_out, c_in): (usize, usize),
     du: &mut [f32],
-    mut block: impl FnMut(usize, usize, usize, usize) -> [[f32; P]; P],
+    mut block: impl FnMut(usize, usize, usize, usize) -> [[f32; C]; R],
 ) {
-    for co in (0..c_out).step_by(P) {
-        let rows = (c_out - co).min(P);
-        for ci in (0..c_in).step_by(P) {
-            let cols = (c_in - ci).min(P);
+    for co in (0..c_out).step_by(R) {
+        let rows = (c_out - co).min(R);
+        for ci in (0..c_in).step_by(C) {
+            let cols = (c_in - ci).min(C);
             let sums = block(co, ci, rows, cols);
             for (r, sums_r) in sums.iter().enumerate().take(rows) {
                 for (c, sum) in sums_r.iter().enumerate().take(cols) {

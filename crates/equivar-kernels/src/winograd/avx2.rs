@@ -451,8 +451,8 @@ unsafe fn block<const R: usize, const C: usize>(
 }
 
 /// `du [out x in] += dm [out x n] . v [in x n]^T` over the first `tiles` columns: the filter
-/// gradient's product, a dot product along the tiles for each (out, in) pair, in blocks of 3 x 3
-/// pairs (9 accumulators, 3 + 3 rows loaded per register of tiles).
+/// gradient's product, a dot product along the tiles for each (out, in) pair, in blocks of
+/// [`ROWS_OUT`] x [`COLS_IN`] pairs.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
@@ -466,37 +466,43 @@ pub(super) unsafe fn multiply_transposed(
     assert!(tiles <= n, "rows of n values hold the tiles");
     assert!(dm.len() >= c_out * n && v.len() >= c_in * n && du.len() >= c_out * c_in);
     let (dm_ptr, v_ptr) = (dm.as_ptr(), v.as_ptr());
-    super::add_pair_blocks::<PAIRS>((c_out, c_in), du, |co, ci, rows, cols| {
+    super::add_pair_blocks::<ROWS_OUT, COLS_IN>((c_out, c_in), du, |co, ci, rows, cols| {
         // SAFETY: rows co..co + rows of dm and ci..ci + cols of v, columns < tiles.
         unsafe {
             let (a, b) = (dm_ptr.add(co * n), v_ptr.add(ci * n));
-            match (rows, cols) {
-                (3, 3) => dot_block::<3, 3>(a, b, n, tiles),
-                (3, 2) => dot_block::<3, 2>(a, b, n, tiles),
-                (3, _) => dot_block::<3, 1>(a, b, n, tiles),
-                (2, 3) => dot_block::<2, 3>(a, b, n, tiles),
-                (2, 2) => dot_block::<2, 2>(a, b, n, tiles),
-                (2, _) => dot_block::<2, 1>(a, b, n, tiles),
-                (_, 3) => dot_block::<1, 3>(a, b, n, tiles),
-                (_, 2) => dot_block::<1, 2>(a, b, n, tiles),
-                (_, _) => dot_block::<1, 1>(a, b, n, tiles),
+            macro_rules! run {
+                ($(($r:literal, $c:literal))*) => {
+                    match (rows, cols) {
+                        $(($r, $c) => dot_block::<$r, $c>(a, b, n, tiles),)*
+                        _ => unreachable!("1 <= rows <= ROWS_OUT, 1 <= cols <= COLS_IN"),
+                    }
+                };
+            }
+            run! {
+                (4, 3) (4, 2) (4, 1) (3, 3) (3, 2) (3, 1) (2, 3) (2, 2) (2, 1) (1, 3) (1, 2) (1, 1)
             }
         }
     });
 }
 
-/// Output pairs per side of a [`multiply_transposed`] block.
-const PAIRS: usize = 3;
+/// Output channels (rows of dm) per [`multiply_transposed`] block: 4 x 3 pairs take 12
+/// accumulators, 3 rows of v in registers and one of dm at a time. With the rows of dm in L1
+/// while those of v stream from L2 (the inner loop is over input channels), that is one L2
+/// load per 4 FMAs (3 x 3: one per 3); the filter gradient ran 3-6% faster (40 -> 40
+/// channels, batch 128, 28 x 28 and 14 x 14, alternating in one process).
+const ROWS_OUT: usize = 4;
+/// Input channels (rows of v) per block.
+const COLS_IN: usize = 3;
 
 /// `sum_t a[r][t] b[c][t]` for R rows of a and C rows of b, t < tiles (the last register
-/// masked), as `[[f32; 3]; 3]` (entries past R x C are 0).
+/// masked), as `[[f32; COLS_IN]; ROWS_OUT]` (entries past R x C are 0).
 #[inline(always)]
 unsafe fn dot_block<const R: usize, const C: usize>(
     a: *const f32,
     b: *const f32,
     n: usize,
     tiles: usize,
-) -> [[f32; PAIRS]; PAIRS] {
+) -> [[f32; COLS_IN]; ROWS_OUT] {
     // SAFETY: the caller keeps rows R of a and C of b, columns < tiles, in range; the masked
     // loads touch no memory past `tiles`.
     unsafe {
@@ -510,9 +516,15 @@ unsafe fn dot_block<const R: usize, const C: usize>(
         };
         let whole = tiles - tiles % TB;
         for t in (0..whole).step_by(TB) {
-            let x = std::array::from_fn(|r| _mm256_loadu_ps(a.add(r * n + t)));
-            let y = std::array::from_fn(|c| _mm256_loadu_ps(b.add(c * n + t)));
-            step(&mut acc, x, y);
+            // The C rows of b in registers, each row of a loaded as its FMAs need it: 12
+            // accumulators, 3 + 1 operands.
+            let y: [__m256; C] = std::array::from_fn(|c| _mm256_loadu_ps(b.add(c * n + t)));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let xr = _mm256_loadu_ps(a.add(r * n + t));
+                for (acc, &yc) in acc_r.iter_mut().zip(&y) {
+                    *acc = _mm256_fmadd_ps(xr, yc, *acc);
+                }
+            }
         }
         if whole < tiles {
             // The last register's lanes past the tiles cleared (they lie in the slack).
@@ -523,7 +535,7 @@ unsafe fn dot_block<const R: usize, const C: usize>(
             let y = std::array::from_fn(|c| load(b.add(c * n + whole)));
             step(&mut acc, x, y);
         }
-        let mut sums = [[0.0f32; PAIRS]; PAIRS];
+        let mut sums = [[0.0f32; COLS_IN]; ROWS_OUT];
         for (sums_r, acc_r) in sums.iter_mut().zip(&acc) {
             for (sum, a) in sums_r.iter_mut().zip(acc_r) {
                 // Halves, then pairs, then the last two lanes.
@@ -583,7 +595,15 @@ mod tests {
     /// blocks on both sides, tile counts with and without a masked last register.
     #[test]
     fn multiply_transposed_matches_the_plain_product() {
-        let cases = [(40, 40, 126), (7, 5, 8), (4, 8, 17), (1, 1, 3), (2, 3, 0)];
+        let cases = [
+            (40, 40, 126),
+            (7, 5, 8),
+            (4, 8, 17),
+            (6, 7, 23),
+            (5, 4, 9),
+            (1, 1, 3),
+            (2, 3, 0),
+        ];
         check_transposed_product(plain::multiply_transposed_by_gemm, &cases, TB);
         if crate::has_avx2_fma() {
             check_transposed_product(multiply_transposed, &cases, TB);

@@ -114,7 +114,7 @@ pub(super) unsafe fn multiply_transposed(
     assert!(tiles <= n, "rows of n values hold the tiles");
     assert!(dm.len() >= c_out * n && v.len() >= c_in * n && du.len() >= c_out * c_in);
     let (dm_ptr, v_ptr) = (dm.as_ptr(), v.as_ptr());
-    super::add_pair_blocks::<PAIRS>((c_out, c_in), du, |co, ci, rows, cols| {
+    super::add_pair_blocks::<PAIRS, PAIRS>((c_out, c_in), du, |co, ci, rows, cols| {
         // SAFETY: rows co..co + rows of dm and ci..ci + cols of v, columns < tiles.
         unsafe {
             let (a, b) = (dm_ptr.add(co * n), v_ptr.add(ci * n));
