@@ -539,20 +539,10 @@ struct Share<'a> {
     input_grad: Option<&'a mut [f32]>,
 }
 
-/// The backward pass for the gradients in `wanted`, from the output gradient `dy`: im2col +
-/// GEMM, with the filter gradient of stride-1 windows from [`filter_grad`] where it suits.
+/// The backward pass for the gradients in `wanted`, from the output gradient `dy`.
 pub fn backward(s: &ConvShape, x: &[f32], weight: &[f32], dy: &[f32], wanted: Wanted) -> ConvGrads {
     check_lengths(s, x, weight);
     assert_eq!(dy.len(), s.output_len(), "conv2d: output-gradient length");
-    if wanted.weight && filter_grad::suits(s) {
-        let others = Wanted {
-            weight: false,
-            ..wanted
-        };
-        let mut grads = backward(s, x, weight, dy, others);
-        grads.weight = Some(filter_grad::filter_grad(s, x, dy));
-        return grads;
-    }
     let (k, n) = (s.patch_len(), s.out_pixels());
     let parallelism = gemm_parallelism(s.batch);
     let mut input_grad = wanted.input.then(|| vec![0.0f32; s.input_len()]);
@@ -675,7 +665,7 @@ fn sum_into(total: Option<Vec<f32>>, part: Option<Vec<f32>>) -> Option<Vec<f32>>
     }
 }
 
-mod filter_grad;
+pub mod filter_grad;
 #[cfg(test)]
 pub(crate) mod reference;
 #[cfg(test)]

@@ -27,8 +27,8 @@
 //! 4x4 windows run as F(3x3, 4x4) ([`f3x4`]): 3x3 tiles from the same 6x6 patches, 4
 //! products per output instead of 16, for the forward and, from a batch of
 //! [`MIN_BATCH_4X4_INPUT_GRAD`], the input gradient (rounding error up to 3.1e-6 and 2.6e-6 of
-//! the largest value on a 40 -> 40 layer, as F4's up to 2.6e-6). Their filter gradient stays
-//! im2col + GEMM.
+//! the largest value on a 40 -> 40 layer, as F4's up to 2.6e-6). Their filter gradient is
+//! not Winograd: [`crate::conv::filter_grad`] computes it.
 //!
 //! This is the cross-correlation that conv layers compute, as [`crate::conv`] does; the
 //! tests compare the two.

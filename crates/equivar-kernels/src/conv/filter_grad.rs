@@ -25,33 +25,36 @@ const VECTORS: usize = 2;
 /// Window columns per block.
 const COLUMNS: usize = 4;
 
-/// Whether [`filter_grad`] computes this convolution's filter gradient, and faster than
-/// im2col + GEMM: stride 1, no dilation, a window of at least 4 x 4 over at least
-/// [`MIN_CHANNELS`] input channels, on a CPU with AVX2 and FMA (the plain build multiplies and
-/// adds apart, at SSE2's 4 lanes). Measured at batch 128 (AMD EPYC Zen 3, 2 threads, three
-/// runs each): a 4x4 window, 40 -> 40 channels, 14 x 14 took 9.1-9.6 ms here against
-/// 13.8-14.9 ms as im2col + GEMM; but a 3x3 window over 8 channels (28 x 28, 40 out) 9.8-13.3
-/// against 8.3-12.6 ms, and over 1 channel (the lifting conv) 2.9-4.3 against 2.2-2.5 ms:
-/// with few products per pixel, the transpose of dy costs more than the GEMM's packing.
-pub(crate) fn suits(s: &ConvShape) -> bool {
+/// Whether [`compute`] takes this convolution's filter gradient, faster than im2col + GEMM:
+/// stride 1, no dilation, a window of at least 4 x 4 over at least [`MIN_CHANNELS`] input
+/// channels, on a CPU with AVX2 and FMA (the plain build multiplies and adds apart, at SSE2's
+/// 4 lanes). Measured at batch 128 on 14 x 14 inputs (AMD EPYC Zen 3, 2 threads, runs of each
+/// alternating): a 4x4 window, 40 -> 40 channels, took 9.1-9.6 ms here against 13.8-14.9 ms
+/// as im2col + GEMM; 16 -> 16 channels 1.0-2.1 against 2.6-4.9; a 5x5 window 13.4-14.5
+/// against 12.7-18.8; a 7x7 window 10.4-14.2 against 17.4-23.8. But a 3x3 window over 8
+/// channels (28 x 28, 40 out) took 9.8-13.3 against 8.3-12.6 ms, and over 1 channel (the
+/// lifting conv) 2.9-4.3 against 2.2-2.5 ms: with few products per pixel, the transpose of dy
+/// costs more than the GEMM's packing.
+pub fn suits(s: &ConvShape) -> bool {
     suits_geometry(s) && s.kernel >= 4 && s.c_in >= MIN_CHANNELS && Isa::detect().uses_avx2()
 }
 
 /// Input channels from which [`suits`] takes a convolution.
-pub(crate) const MIN_CHANNELS: usize = 8;
+pub const MIN_CHANNELS: usize = 8;
 
 fn suits_geometry(s: &ConvShape) -> bool {
     s.stride == 1 && s.dilation == 1 && s.kernel > 1
 }
 
-/// `dW [out, in, k, k]` of a convolution [`suits`] allows, from its input `x [B, in, H, W]`
-/// and output gradient `dy [B, out, H', W']`; each thread sums its own run of images.
-pub(crate) fn filter_grad(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    filter_grad_with(Isa::detect(), s, x, dy)
+/// `dW [out, in, k, k]` of a stride-1 convolution without dilation, from its input
+/// `x [B, in, H, W]` and output gradient `dy [B, out, H', W']`; each thread sums its own run of
+/// images. Any window and channel count ([`suits`] says where it is the faster way).
+pub fn compute(s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    compute_with(Isa::detect(), s, x, dy)
 }
 
-/// [`filter_grad`] with a given build of the kernel.
-pub(crate) fn filter_grad_with(isa: Isa, s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
+/// [`compute`] with a given build of the kernel.
+pub(crate) fn compute_with(isa: Isa, s: &ConvShape, x: &[f32], dy: &[f32]) -> Vec<f32> {
     assert!(
         suits_geometry(s),
         "stride 1, no dilation, a window over one pixel"
@@ -363,7 +366,7 @@ mod tests {
                 };
                 let want = reference::backward(&s, &x, &w, &dy, wanted).weight.unwrap();
                 for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
-                    let got = pool.install(|| filter_grad_with(isa, &s, &x, &dy));
+                    let got = pool.install(|| compute_with(isa, &s, &x, &dy));
                     let e = relative_error(&got, &as_f64(&want), 1.0);
                     assert!(e <= 1e-5, "{isa:?}, {threads} threads, {s:?}: {e:.2e}");
                 }

@@ -467,7 +467,8 @@ impl Backward<Flex, 3> for ConvBackward {
 
 /// The gradients by im2col + GEMM + col2im, with Winograd where `fast` allows it and it
 /// pays: the input gradient is a k x k convolution too (its input has c_out channels), and the
-/// filter gradient runs as Winograd where the forward does.
+/// filter gradient runs as Winograd where the forward does (3x3 windows), as outer products
+/// over output pixels for larger windows ([`conv::filter_grad`]).
 fn direct_or_winograd_backward(
     s: &ConvShape,
     (x, weight, dy): (&[f32], &[f32], &[f32]),
@@ -476,6 +477,7 @@ fn direct_or_winograd_backward(
 ) -> conv::ConvGrads {
     let winograd_dx = fast && wanted.input && winograd::input_grad_suits(s);
     let winograd_dw = fast && wanted.weight && winograd::weight_grad_suits(s);
+    let outer_dw = fast && wanted.weight && !winograd_dw && conv::filter_grad::suits(s);
     let mut g = conv::backward(
         s,
         x,
@@ -483,7 +485,7 @@ fn direct_or_winograd_backward(
         dy,
         Wanted {
             input: wanted.input && !winograd_dx,
-            weight: wanted.weight && !winograd_dw,
+            weight: wanted.weight && !winograd_dw && !outer_dw,
             bias: wanted.bias,
         },
     );
@@ -492,6 +494,8 @@ fn direct_or_winograd_backward(
     }
     if winograd_dw {
         g.weight = Some(winograd::weight_grad(s, x, dy));
+    } else if outer_dw {
+        g.weight = Some(conv::filter_grad::compute(s, x, dy));
     }
     g
 }
