@@ -59,6 +59,8 @@ pub(crate) fn compute_with(isa: Isa, s: &ConvShape, x: &[f32], dy: &[f32]) -> Ve
         suits_geometry(s),
         "stride 1, no dilation, a window over one pixel"
     );
+    // A window larger than the padded input would leave no output pixels.
+    s.validate().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(x.len(), s.input_len(), "x is [B, in, H, W]");
     assert_eq!(dy.len(), s.output_len(), "dy is [B, out, H', W']");
     let k = s.kernel;
@@ -372,6 +374,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "needs at least 5 pixels after padding")]
+    fn a_window_larger_than_the_input_is_refused() {
+        let s = ConvShape {
+            batch: 1,
+            c_in: 1,
+            height: 3,
+            width: 3,
+            c_out: 1,
+            kernel: 5,
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+        };
+        compute(&s, &[0.0; 9], &[]);
     }
 
     #[test]
