@@ -2,6 +2,8 @@
 
 use proptest::test_runner::{Config, RngSeed, TestRunner};
 
+use crate::conv::ConvShape;
+
 /// Largest difference, relative to the reference's largest magnitude (at least `floor`).
 pub fn relative_error(got: &[f32], want: &[f64], floor: f64) -> f64 {
     assert_eq!(got.len(), want.len(), "lengths differ");
@@ -37,4 +39,33 @@ pub fn runner(cases: u32) -> TestRunner {
         config.rng_seed = RngSeed::Fixed(0xC0_2026);
     }
     TestRunner::new(config)
+}
+
+/// `check(pool, s)` for each shape `(batch, c_in, c_out, height, width, padding)` of a
+/// `kernel x kernel` window, stride 1, in pools of 1 and 3 threads (tasks split across them).
+pub fn on_each_shape(
+    kernel: usize,
+    shapes: &[(usize, usize, usize, usize, usize, usize)],
+    check: impl Fn(&rayon::ThreadPool, &ConvShape),
+) {
+    for threads in [1, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for &(batch, c_in, c_out, height, width, padding) in shapes {
+            let s = ConvShape {
+                batch,
+                c_in,
+                height,
+                width,
+                c_out,
+                kernel,
+                stride: 1,
+                padding,
+                dilation: 1,
+            };
+            check(&pool, &s);
+        }
+    }
 }

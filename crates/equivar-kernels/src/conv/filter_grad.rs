@@ -325,39 +325,29 @@ mod avx2 {
 mod tests {
     use super::*;
     use crate::conv::{Wanted, reference};
-    use crate::test_util::{as_f64, relative_error, values};
+    use crate::test_util::{as_f64, on_each_shape, relative_error, values};
 
     /// Each build against the f64 loops: windows 2-5, padding 0 to k - 1 and beyond,
     /// channel counts off the vector width, non-square images, 1-3 threads.
     #[test]
     fn filter_grad_matches_the_reference_loops() {
-        let shapes = [
-            // (batch, in, out, h, w, k, padding)
-            (1, 1, 1, 4, 4, 4, 0),
-            (3, 40, 40, 14, 14, 4, 0),
-            (2, 3, 13, 9, 7, 3, 1),
-            (2, 5, 24, 8, 11, 2, 0),
-            (1, 2, 9, 6, 6, 5, 2),
-            (4, 7, 17, 10, 5, 4, 3),
-            (2, 1, 40, 12, 12, 3, 1),
+        // Per window: (batch, in, out, h, w, padding).
+        let shapes: [(usize, &[_]); 4] = [
+            (2, &[(2, 5, 24, 8, 11, 0)]),
+            (3, &[(2, 3, 13, 9, 7, 1), (2, 1, 40, 12, 12, 1)]),
+            (
+                4,
+                &[
+                    (1, 1, 1, 4, 4, 0),
+                    (3, 40, 40, 14, 14, 0),
+                    (4, 7, 17, 10, 5, 3),
+                ],
+            ),
+            (5, &[(1, 2, 9, 6, 6, 2)]),
         ];
-        for threads in [1, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            for &(batch, c_in, c_out, height, width, kernel, padding) in &shapes {
-                let s = ConvShape {
-                    batch,
-                    c_in,
-                    height,
-                    width,
-                    c_out,
-                    kernel,
-                    stride: 1,
-                    padding,
-                    dilation: 1,
-                };
+        for (kernel, shapes) in shapes {
+            on_each_shape(kernel, shapes, |pool, s| {
+                let threads = pool.current_num_threads();
                 let x = values(s.input_len(), 31);
                 let w = values(s.weight_len(), 32);
                 let dy = values(s.output_len(), 33);
@@ -366,13 +356,13 @@ mod tests {
                     weight: true,
                     bias: false,
                 };
-                let want = reference::backward(&s, &x, &w, &dy, wanted).weight.unwrap();
+                let want = reference::backward(s, &x, &w, &dy, wanted).weight.unwrap();
                 for isa in Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
-                    let got = pool.install(|| compute_with(isa, &s, &x, &dy));
+                    let got = pool.install(|| compute_with(isa, s, &x, &dy));
                     let e = relative_error(&got, &as_f64(&want), 1.0);
                     assert!(e <= 1e-5, "{isa:?}, {threads} threads, {s:?}: {e:.2e}");
                 }
-            }
+            });
         }
     }
 

@@ -1,42 +1,13 @@
 //! Winograd F(2x2, 3x3) and F(4x4, 3x3) against the convolution's plain f64 loops.
 
 use crate::conv::{ConvShape, Wanted, reference};
-use crate::test_util::{as_f64, relative_error, values};
+use crate::test_util::{as_f64, on_each_shape, relative_error, values};
 use crate::winograd::{self, TB, TileGrid, Tiling, spreads};
 
 const TOL: f64 = 1e-5;
 
 fn error(got: &[f32], want: &[f32]) -> f64 {
     relative_error(got, &as_f64(want), 1.0)
-}
-
-/// `check(pool, s)` for each shape `(batch, c_in, c_out, height, width, padding)` of a
-/// `kernel x kernel` window, stride 1, in pools of 1 and 3 threads (tasks split across them).
-fn on_each_shape(
-    kernel: usize,
-    shapes: &[(usize, usize, usize, usize, usize, usize)],
-    check: impl Fn(&rayon::ThreadPool, &ConvShape),
-) {
-    for threads in [1, 3] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        for &(batch, c_in, c_out, height, width, padding) in shapes {
-            let s = ConvShape {
-                batch,
-                c_in,
-                height,
-                width,
-                c_out,
-                kernel,
-                stride: 1,
-                padding,
-                dilation: 1,
-            };
-            check(&pool, &s);
-        }
-    }
 }
 
 /// Winograd F(2x2, 3x3) and F(4x4, 3x3), forward, input and filter gradients, against the
